@@ -1,0 +1,119 @@
+"""The producer API: submit agent steps, wait for their results, manage budgets and dead
+letters. ``AsyncResult(step_id)`` is a plain Celery result: the step's own id."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import redis
+from celery import Celery
+from celery.result import AsyncResult
+from pydantic import ValidationError
+
+from policies.budgets import BudgetState
+from policies.tiers import TierTable, load_tier_table
+from queues.app import create_app
+from queues.bus import CeleryBus
+from queues.messages import AgentStep, Envelope, StepResult
+from queues.settings import Settings
+from queues.topology import Stage
+from workers.stores.budget import RedisBudgetStore
+from workers.stores.dead_letters import DeadLetter, list_dead, remove_dead
+from workers.stores.redis_stores import RedisFinalizeGuard, read_ledger
+
+
+class InvalidStep(ValueError):
+    """A step that cannot be submitted; the message names the field and what is wrong."""
+
+
+def to_step(obj: AgentStep | Mapping[str, Any]) -> AgentStep:
+    if isinstance(obj, AgentStep):
+        return obj
+    try:
+        return AgentStep.model_validate(obj)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"field '{'.'.join(str(p) for p in err['loc']) or '(step)'}': {err['msg']}"
+            for err in exc.errors()
+        )
+        raise InvalidStep(f"invalid step: {problems}") from exc
+
+
+class Fleet:
+    def __init__(self, settings: Settings, table: TierTable | None = None) -> None:
+        self.settings = settings
+        self.table = table or load_tier_table(settings.tier_table)
+        self.app: Celery = create_app(settings, self.table.names)
+        self.bus = CeleryBus(self.app)
+        self.redis = redis.Redis.from_url(settings.store_url)
+        self.budgets = RedisBudgetStore(self.redis, settings.session_budget_usd)
+
+    def submit(self, step: AgentStep | Mapping[str, Any]) -> AsyncResult:
+        env = Envelope(step=to_step(step))
+        self.bus.send(Stage.cache, env)
+        return self.app.AsyncResult(env.step.step_id)
+
+    def submit_many(self, steps: Iterable[AgentStep | Mapping[str, Any]]) -> list[AsyncResult]:
+        envelopes = [Envelope(step=to_step(s)) for s in steps]  # validate all before sending any
+        self.bus.send_many(Stage.cache, envelopes)
+        return [self.app.AsyncResult(e.step.step_id) for e in envelopes]
+
+    def wait(
+        self,
+        results: list[AsyncResult],
+        timeout: float | None = 300.0,
+        on_result: Callable[[StepResult], None] | None = None,
+        poll_s: float = 0.01,
+    ) -> list[StepResult]:
+        """Results in submission order; ``on_result`` is called as each one lands.
+
+        Polls the backend with MGET (no pub/sub subscriptions left behind to clean up)."""
+        by_id: dict[str, StepResult] = {}
+        ids = [r.id for r in results]
+        for task_id, meta in self.app.backend.get_many(ids, timeout=timeout, interval=poll_s):
+            if meta["status"] != "SUCCESS":
+                raise RuntimeError(f"step {task_id} ended {meta['status']}: {meta.get('result')}")
+            result = StepResult.model_validate(meta["result"])
+            by_id[str(task_id)] = result
+            if on_result:
+                on_result(result)
+        return [by_id[i] for i in ids]
+
+    def set_session_budget(self, tenant: str, session_id: str, hard_usd: float | None) -> None:
+        self.budgets.set_limit(tenant, session_id, hard_usd)
+
+    def session_budget(self, tenant: str, session_id: str) -> BudgetState:
+        return self.budgets.state(tenant, session_id)
+
+    def ledger(self) -> list[dict[str, Any]]:
+        return read_ledger(self.redis, self.settings.ledger_stream)
+
+    def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
+        return list(list_dead(self.redis, limit))
+
+    def replay_dead(self, limit: int = 1000) -> tuple[list[AsyncResult], list[DeadLetter]]:
+        """Resubmit dead-lettered steps from scratch; letters without an envelope stay."""
+        replayed, kept = [], []
+        guard = RedisFinalizeGuard(self.redis, self.settings.result_ttl_s)
+        for letter in self.dead_letters(limit):
+            if not letter.record.get("envelope"):
+                kept.append(letter)
+                continue
+            step = Envelope.from_wire(letter.record["envelope"]).step
+            if not remove_dead(self.redis, letter):
+                continue  # another operator replayed it first
+            self.app.AsyncResult(step.step_id).forget()
+            guard.forget(step.step_id)
+            replayed.append(self.submit(step))
+        return replayed, kept
+
+    def close(self) -> None:
+        self.redis.close()
+        self.app.close()
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,126 @@
+"""The whole fleet on one machine: a private Redis and each worker group as its own
+``celery -A workers.app worker`` process, stopped cleanly (also on Ctrl-C)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from celery import Celery
+
+from policies.tiers import load_tier_table
+from queues.app import create_app
+from queues.settings import Settings
+from queues.topology import NOOP, WorkerGroup, worker_groups
+from producers.embedded import EmbeddedRedis
+
+NOOP_GROUP = WorkerGroup("noop", (NOOP,))
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Settings as the TIERFLEET_* variables a worker process reads back."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"TIERFLEET_{name.upper()}"] = str(value)
+    return env
+
+
+class LocalFleet:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        groups: Sequence[str] | None = None,
+        extra_groups: Sequence[WorkerGroup] = (),
+        log_dir: Path | None = None,
+    ) -> None:
+        self.base_settings = settings or Settings()
+        self.only = set(groups) if groups is not None else None
+        self.extra_groups = list(extra_groups)
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="tierfleet-logs-"))
+        self.redis: EmbeddedRedis | None = None
+        self.settings = self.base_settings
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._app: Celery | None = None
+
+    def groups(self) -> list[WorkerGroup]:
+        table = load_tier_table(self.settings.tier_table)
+        groups = worker_groups(table.names, self.settings.batch_flush_every) + self.extra_groups
+        return [g for g in groups if self.only is None or g.name in self.only]
+
+    def start(self, *, own_redis: bool = True) -> LocalFleet:
+        if own_redis:
+            self.redis = EmbeddedRedis().start()
+            self.settings = self.base_settings.model_copy(
+                update={"broker_url": self.redis.url, "result_backend": None, "redis_url": None}
+            )
+        self.start_groups(self.groups())
+        return self
+
+    def start_groups(self, groups: Sequence[WorkerGroup], timeout_s: float = 60.0) -> None:
+        env = {**os.environ, **settings_env(self.settings)}
+        tag = f"tf{os.getpid()}"
+        for group in groups:
+            args = group.celery_args()
+            args[args.index("-n") + 1] = f"{group.name}@{tag}"
+            log = (self.log_dir / f"{group.name}.log").open("ab")
+            self.processes[group.name] = subprocess.Popen(
+                [sys.executable, "-m", *args, "-P", "solo", "--without-gossip",
+                 "--without-mingle", "--loglevel", "WARNING"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.wait_ready([f"{g.name}@{tag}" for g in groups], timeout_s)
+
+    def wait_ready(self, names: list[str], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        pending = set(names)
+        while pending:
+            for name, proc in self.processes.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"worker {name} exited; see {self.log_dir / name}.log")
+            replies = self.app.control.ping(destination=sorted(pending), timeout=0.5)
+            for reply in replies:
+                pending -= set(reply)
+            if pending and time.monotonic() > deadline:
+                raise RuntimeError(f"workers not ready: {sorted(pending)}; logs in {self.log_dir}")
+
+    @property
+    def app(self) -> Celery:
+        if self._app is None:
+            self._app = create_app(self.settings, load_tier_table(self.settings.tier_table).names)
+        return self._app
+
+    def stop_group(self, name: str, *, kill: bool = False) -> None:
+        proc = self.processes.pop(name)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def stop(self) -> None:
+        for proc in self.processes.values():  # warm shutdown for all at once, then wait
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name in list(self.processes):
+            self.stop_group(name)
+        if self._app is not None:
+            self._app.close()
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+
+    def __enter__(self) -> LocalFleet:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

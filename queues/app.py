@@ -1,0 +1,42 @@
+"""The Celery app factory: Settings in, a configured app out. Connects to nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from celery import Celery
+
+from queues.settings import Settings
+from queues.topology import INGRESS, declare_queues
+
+
+def create_app(settings: Settings, tiers: Sequence[str]) -> Celery:
+    app = Celery("tierfleet", broker=settings.broker_url, backend=settings.backend_url)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        # Late acks + requeue on a lost worker: a crash redelivers the step, and finalize is
+        # idempotent, so nothing is lost and nothing is counted twice.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # Only finalize stores a result (under the step's own id); stage hops store nothing.
+        task_ignore_result=True,
+        result_expires=settings.result_ttl_s,
+        result_extended=True,
+        task_queues=declare_queues(tiers),
+        task_default_queue=INGRESS,
+        task_create_missing_queues=False,
+        task_send_sent_event=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            # Above the longest task, or Redis redelivers a step that is still running.
+            "visibility_timeout": settings.visibility_timeout_s,
+            # Poll a worker's queues in the order given (-Q): lanes drain interactive first.
+            "queue_order_strategy": "priority",
+        },
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+    )
+    return app

@@ -1,0 +1,225 @@
+"""The one message schema that travels the fleet, as frozen pydantic models (JSON on the wire).
+
+An ``AgentStep`` is what a producer submits: one LLM call inside an agent's loop. The fleet
+wraps it in an ``Envelope`` that only grows: each stage returns a new envelope with its
+decision and cost entries appended, so the full history of a step rides with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from enum import StrEnum
+from typing import Any, Literal
+
+from jsonschema import SchemaError
+from jsonschema.validators import validator_for
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$"
+
+
+class Lane(StrEnum):
+    """Latency classes; each is its own queue per tier, consumed in this order."""
+
+    interactive = "interactive"
+    standard = "standard"
+    batch = "batch"
+
+
+class StepStatus(StrEnum):
+    ok = "ok"
+    budget_exceeded = "budget_exceeded"
+    dead_lettered = "dead_lettered"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FunctionCall(Frozen):
+    name: str = Field(min_length=1)
+    arguments: str = "{}"
+
+
+class ToolCall(Frozen):
+    id: str = Field(min_length=1)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ChatMessage(Frozen):
+    """One message in OpenAI chat format, tool calls and tool results included."""
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: tuple[ToolCall, ...] | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _shape_fits_role(self) -> ChatMessage:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs tool_call_id")
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        if self.content is None and not self.tool_calls:
+            raise ValueError(f"a {self.role} message needs content")
+        return self
+
+    def text(self) -> str:
+        """The message's text as a model reads it (content parts and tool calls flattened)."""
+        parts: list[str] = []
+        if isinstance(self.content, str):
+            parts.append(self.content)
+        elif self.content:
+            parts.extend(str(p.get("text", "")) for p in self.content)
+        for call in self.tool_calls or ():
+            parts.append(f"{call.function.name}({call.function.arguments})")
+        return "\n".join(parts)
+
+
+def prompt_version_of(messages: tuple[ChatMessage, ...], tools: tuple[dict[str, Any], ...]) -> str:
+    """Hash of the static prefix: the leading system/developer messages and the tool schemas."""
+    prefix = [m.model_dump(mode="json") for m in leading_system(messages)]
+    blob = json.dumps({"system": prefix, "tools": list(tools)}, sort_keys=True)
+    return "pv-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def leading_system(messages: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]:
+    n = 0
+    while n < len(messages) and messages[n].role in ("system", "developer"):
+        n += 1
+    return messages[:n]
+
+
+class AgentStep(Frozen):
+    """One LLM call of an agent, as a producer submits it."""
+
+    step_id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=IDENT_PATTERN)
+    tenant: str = Field(pattern=IDENT_PATTERN)
+    agent: str = Field(pattern=IDENT_PATTERN)
+    workflow: str = Field(default="default", pattern=IDENT_PATTERN)
+    session_id: str = Field(pattern=IDENT_PATTERN)
+    messages: tuple[ChatMessage, ...] = Field(min_length=1)
+    tools: tuple[dict[str, Any], ...] = ()
+    task_kind: str = Field(default="chat", pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    response_schema: dict[str, Any] | None = None
+    max_output_tokens: int = Field(default=512, ge=1, le=65536)
+    lane: Lane = Lane.standard
+    prompt_version: str = Field(default="", max_length=128)
+    # Evaluation labels (e.g. a simulated difficulty, a replay prompt id). Only simulated and
+    # replay providers and the benchmark scorers read them; no routing or acceptance policy may.
+    labels: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("response_schema")
+    @classmethod
+    def _schema_is_valid(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        if schema is not None:
+            try:
+                validator_for(schema).check_schema(schema)
+            except SchemaError as exc:
+                raise ValueError(f"not a valid JSON schema: {exc.message}") from exc
+        return schema
+
+    @model_validator(mode="after")
+    def _complete(self) -> AgentStep:
+        if self.messages[-1].role == "assistant" and not self.messages[-1].tool_calls:
+            raise ValueError("messages end with an assistant answer: nothing left to ask")
+        if not self.prompt_version:
+            object.__setattr__(self, "prompt_version", prompt_version_of(self.messages, self.tools))
+        return self
+
+
+class Decision(Frozen):
+    stage: str
+    what: str
+    why: str
+    at: float = Field(default_factory=time.time)
+
+
+class CostEntry(Frozen):
+    """One paid (or free) model call made for a step; failed attempts stay on the bill."""
+
+    tier: str
+    model: str
+    provider: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    tokens_cached: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    accepted: bool = False
+    simulated: bool = False
+
+
+class Envelope(Frozen):
+    """An AgentStep plus everything the fleet has done with it so far. It only grows."""
+
+    step: AgentStep
+    submitted_at: float = Field(default_factory=time.time)
+    tier: str | None = None
+    attempt: int = 0  # cascade escalations so far
+    retries: int = 0  # transient-failure retries at the current tier
+    cache_key: str | None = None
+    prompt: tuple[ChatMessage, ...] | None = None  # the compressed request, once compressed
+    decisions: tuple[Decision, ...] = ()
+    costs: tuple[CostEntry, ...] = ()
+
+    @property
+    def request(self) -> tuple[ChatMessage, ...]:
+        return self.prompt if self.prompt is not None else self.step.messages
+
+    def decide(self, stage: str, what: str, why: str, **update: Any) -> Envelope:
+        decision = Decision(stage=stage, what=what, why=why)
+        return self.model_copy(update={"decisions": (*self.decisions, decision), **update})
+
+    def charge(self, entry: CostEntry) -> Envelope:
+        return self.model_copy(update={"costs": (*self.costs, entry)})
+
+    def to_wire(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_wire(cls, raw: str | bytes | dict[str, Any]) -> Envelope:
+        if isinstance(raw, dict):
+            return cls.model_validate(raw)
+        return cls.model_validate_json(raw)
+
+
+class Outcome(Frozen):
+    """How a step ended, handed to finalize with the envelope."""
+
+    status: StepStatus
+    answer: str | None = None
+    tier: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    cache_hit: bool = False
+    cached_from: str | None = None
+    correct: bool | None = None  # ground truth where the provider knows it (simulated, replay)
+    reason: str = ""
+
+
+class StepResult(Frozen):
+    """What a producer gets back from ``AsyncResult(step_id)``."""
+
+    step_id: str
+    status: StepStatus
+    answer: str | None = None
+    tier: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    cost_usd: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    tokens_cached: int = 0
+    cache_hit: bool = False
+    escalations: int = 0
+    latency_ms: float = 0.0
+    correct: bool | None = None
+    simulated: bool = False
+    reason: str = ""
+    decisions: tuple[Decision, ...] = ()

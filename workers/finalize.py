@@ -1,0 +1,118 @@
+"""The finalize stage (tf.finalize), run under the step's own task id: its return value is
+the step's result in the Celery result backend. It appends the ledger entry, writes the exact
+cache, frees leftover budget reservations and parks dead letters, once per step even when
+the message is delivered twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from celery import Celery, Task
+from pydantic import ValidationError
+
+from queues.messages import Envelope, Outcome, StepResult, StepStatus
+from queues.topology import TASK_NAMES, Stage
+from workers.errors import MalformedMessage
+from workers.logs import bound_step
+from workers.runtime import LazyRuntime, Runtime
+from workers.stage import dead_letter_raw, parse_envelope
+from workers.stores.dead_letters import dead_record
+
+log = structlog.get_logger("tierfleet.finalize")
+
+
+def result_of(env: Envelope, outcome: Outcome, now: float) -> StepResult:
+    costs = env.costs
+    return StepResult(
+        step_id=env.step.step_id,
+        status=outcome.status,
+        answer=outcome.answer,
+        tier=outcome.tier,
+        model=outcome.model,
+        provider=outcome.provider,
+        cost_usd=sum(c.cost_usd for c in costs),
+        tokens_in=sum(c.tokens_in for c in costs),
+        tokens_out=sum(c.tokens_out for c in costs),
+        tokens_cached=sum(c.tokens_cached for c in costs),
+        cache_hit=outcome.cache_hit,
+        escalations=env.attempt,
+        latency_ms=max(0.0, (now - env.submitted_at) * 1000),
+        correct=outcome.correct,
+        simulated=outcome.provider == "simulated" or any(c.simulated for c in costs),
+        reason=outcome.reason,
+        decisions=env.decisions,
+    )
+
+
+def ledger_entry(env: Envelope, result: StepResult, now: float) -> dict[str, Any]:
+    step = env.step
+    return {
+        "ts": now,
+        "step_id": step.step_id,
+        "tenant": step.tenant,
+        "agent": step.agent,
+        "workflow": step.workflow,
+        "session_id": step.session_id,
+        "task_kind": step.task_kind,
+        "lane": step.lane.value,
+        "status": result.status.value,
+        "tier": result.tier,
+        "model": result.model,
+        "provider": result.provider,
+        "tokens_in": result.tokens_in,
+        "tokens_out": result.tokens_out,
+        "tokens_cached": result.tokens_cached,
+        "cost_usd": result.cost_usd,
+        "latency_ms": result.latency_ms,
+        "cache_hit": result.cache_hit,
+        "escalations": result.escalations,
+        "attempts": len(env.costs),
+        "simulated": result.simulated,
+        "correct": result.correct,
+        "reason": result.reason,
+    }
+
+
+def handle(env: Envelope, outcome: Outcome, rt: Runtime) -> StepResult:
+    now = rt.clock()
+    result = result_of(env, outcome, now)
+    if rt.finalized.done(env.step.step_id):
+        log.info("finalize_repeated")
+        return result
+    rt.ledger.append(ledger_entry(env, result, now))
+    if outcome.status is StepStatus.ok and not outcome.cache_hit and env.cache_key:
+        rt.cache.put(
+            env.cache_key,
+            {"answer": outcome.answer, "tier": outcome.tier, "model": outcome.model,
+             "provider": outcome.provider, "correct": outcome.correct,
+             "step_id": env.step.step_id},
+        )
+    rt.budgets.release_step(env)
+    if outcome.status is StepStatus.dead_lettered:
+        last_stage = env.decisions[-1].stage if env.decisions else "finalize"
+        rt.dead.put(dead_record(step_id=env.step.step_id, stage=last_stage,
+                                reason=outcome.reason, envelope=env.to_wire()))
+    rt.finalized.mark(env.step.step_id)
+    log.info("finalized", status=result.status.value, cost_usd=result.cost_usd,
+             tier=result.tier, cache_hit=result.cache_hit)
+    return result
+
+
+def finalize_raw(raw_env: Any, raw_outcome: Any, rt: Runtime) -> dict[str, Any] | None:
+    try:
+        env = parse_envelope(raw_env)
+        outcome = Outcome.model_validate_json(raw_outcome)
+    except (MalformedMessage, ValidationError, TypeError, ValueError) as exc:
+        dead_letter_raw(rt, "finalize", raw_env, f"malformed finalize message: {exc}")
+        return None
+    with bound_step(env, "finalize"):
+        return handle(env, outcome, rt).model_dump(mode="json")
+
+
+def register(app: Celery, runtime: LazyRuntime) -> Task:
+    @app.task(name=TASK_NAMES[Stage.finalize], ignore_result=False)
+    def finalize_stage(raw_env: str, raw_outcome: str) -> dict[str, Any] | None:
+        return finalize_raw(raw_env, raw_outcome, runtime())
+
+    return finalize_stage

@@ -1,0 +1,56 @@
+"""Assembles the worker-side app: the Celery app from ``queues`` plus every stage's task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init, worker_ready
+
+from policies.tiers import load_tier_table
+from queues.app import create_app
+from queues.settings import Settings
+from queues.topology import NOOP, NOOP_TASK, Stage
+from workers import cache, classify, compress, finalize, infer
+from workers.logs import configure_logging
+from workers.runtime import LazyRuntime, build_runtime
+from workers.stage import Handler, register_stage
+
+# The plain stages, by name: each is a handler over (envelope, runtime).
+STAGE_HANDLERS: dict[Stage, Handler] = {
+    Stage.cache: cache.handle,
+    Stage.compress: compress.handle,
+    Stage.classify: classify.handle,
+}
+
+
+def warm(runtime: LazyRuntime) -> None:
+    """Open connections and load the tokenizer before the first step, not during it."""
+    runtime().counter.count_many(["warm up"])
+
+
+def build_worker_app(settings: Settings) -> Celery:
+    table = load_tier_table(settings.tier_table)
+    app = create_app(settings, table.names)
+    runtime = LazyRuntime(settings, lambda: build_runtime(app, settings, table))
+    for stage, handler in STAGE_HANDLERS.items():
+        register_stage(app, runtime, stage, handler)
+    infer.register(app, runtime)
+    finalize.register(app, runtime)
+
+    @app.task(name=NOOP_TASK, queue=NOOP)
+    def noop() -> None:
+        """The broker's floor, for ``tierfleet bench fleet``."""
+
+    configure_logging(settings.log_level, settings.log_json)
+
+    @worker_process_init.connect(weak=False)
+    def _init_process(**_: Any) -> None:
+        configure_logging(settings.log_level, settings.log_json)
+        warm(runtime)
+
+    @worker_ready.connect(weak=False)
+    def _ready(**_: Any) -> None:
+        warm(runtime)  # the solo pool runs tasks in the main process: warm it there
+
+    return app

@@ -1,0 +1,92 @@
+"""The Protocols behind which all I/O sits. Real adapters live in ``providers`` and
+``stores``; tests pass plain functions and small in-memory classes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from policies.budgets import BudgetState
+from policies.tiers import ModelSpec
+from queues.messages import ChatMessage, Envelope, Outcome, StepResult
+from queues.topology import Stage
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    step_id: str
+    model: ModelSpec
+    messages: tuple[ChatMessage, ...]
+    tools: tuple[dict[str, Any], ...]
+    response_schema: dict[str, Any] | None
+    max_output_tokens: int
+    task_kind: str
+    # Evaluation labels: read only by the simulated and replay providers.
+    labels: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    tokens_cached: int = 0
+    confidence: float | None = None  # what the provider reports; None when it reports none
+    billed_usd: float | None = None  # set when the provider states the bill (replay)
+    correct: bool | None = None  # ground truth, known to simulated and replay only
+    simulated: bool = False
+
+
+class Provider(Protocol):
+    """A model API. One call answers a micro-batch; the result list matches the requests."""
+
+    name: str
+
+    def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion]: ...
+
+
+class Bus(Protocol):
+    def send(self, stage: Stage, env: Envelope, *, countdown: float | None = None) -> None: ...
+
+    def finalize(self, env: Envelope, outcome: Outcome) -> None: ...
+
+
+class BudgetStore(Protocol):
+    def reserve(self, env: Envelope, reservation: str, amount_nano: int) -> BudgetState | None:
+        """Reserve atomically; None when the hard limit refuses it (state says why)."""
+        ...
+
+    def settle(self, env: Envelope, reservation: str, actual_nano: int) -> None: ...
+
+    def release_step(self, env: Envelope) -> int: ...
+
+    def state(self, tenant: str, session_id: str) -> BudgetState: ...
+
+
+class ExactCache(Protocol):
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def put(self, key: str, entry: dict[str, Any]) -> None: ...
+
+
+class Ledger(Protocol):
+    def append(self, entry: dict[str, Any]) -> None: ...
+
+
+class Finalized(Protocol):
+    """Guards finalize against a redelivered message doing its side effects twice."""
+
+    def done(self, step_id: str) -> bool: ...
+
+    def mark(self, step_id: str) -> None: ...
+
+
+class DeadLetters(Protocol):
+    def put(self, record: dict[str, Any]) -> None: ...
+
+
+class Results(Protocol):
+    """Stores a step's result under its id, for steps that cannot reach finalize."""
+
+    def store(self, result: StepResult) -> None: ...

@@ -1,0 +1,97 @@
+"""Everything a stage needs, built once per worker process (after the fork, never at import)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+from celery import Celery
+
+from policies.compression import CompressionPlan
+from policies.tiers import ModelSpec, TierTable
+from policies.tokens import TokenCounter
+from queues.bus import CeleryBus
+from queues.settings import Settings
+from workers.ports import (
+    BudgetStore,
+    Bus,
+    DeadLetters,
+    ExactCache,
+    Finalized,
+    Ledger,
+    Provider,
+    Results,
+)
+from workers.providers import build_provider
+from workers.stores.budget import RedisBudgetStore
+from workers.stores.dead_letters import BrokerDeadLetters
+from workers.stores.redis_stores import (
+    BackendResults,
+    RedisExactCache,
+    RedisFinalizeGuard,
+    StreamLedger,
+)
+from workers.tokenizer import BpeCounter
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    table: TierTable
+    counter: TokenCounter
+    bus: Bus
+    budgets: BudgetStore
+    cache: ExactCache
+    ledger: Ledger
+    finalized: Finalized
+    dead: DeadLetters
+    results: Results
+    provider_factory: Callable[[str], Provider]
+    clock: Callable[[], float] = time.time
+    _providers: dict[str, Provider] = field(default_factory=dict)
+
+    def provider_for(self, model: ModelSpec) -> Provider:
+        if model.provider not in self._providers:
+            self._providers[model.provider] = self.provider_factory(model.provider)
+        return self._providers[model.provider]
+
+    @property
+    def compression_plan(self) -> CompressionPlan:
+        return CompressionPlan(
+            keep_last=self.settings.keep_last_messages,
+            tool_result_max_tokens=self.settings.tool_result_max_tokens,
+        )
+
+
+def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
+    client = redis.Redis.from_url(settings.store_url)
+    counter = BpeCounter(settings.tokenizer_encoding)
+    return Runtime(
+        settings=settings,
+        table=table,
+        counter=counter,
+        bus=CeleryBus(app),
+        budgets=RedisBudgetStore(client, settings.session_budget_usd),
+        cache=RedisExactCache(client, settings.cache_ttl_s),
+        ledger=StreamLedger(client, settings.ledger_stream, settings.ledger_maxlen),
+        finalized=RedisFinalizeGuard(client, settings.result_ttl_s),
+        dead=BrokerDeadLetters(app),
+        results=BackendResults(app),
+        provider_factory=lambda name: build_provider(name, settings, counter),
+    )
+
+
+class LazyRuntime:
+    """Builds the runtime on first use, so connections open in the worker process itself."""
+
+    def __init__(self, settings: Settings, build: Callable[[], Runtime]) -> None:
+        self.settings = settings
+        self._build = build
+        self._runtime: Runtime | None = None
+
+    def __call__(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = self._build()
+        return self._runtime

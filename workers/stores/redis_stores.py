@@ -1,0 +1,80 @@
+"""Small Redis stores: the cost ledger (a stream), the exact cache, the finalize guard and
+step results written outside finalize."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+from celery import Celery
+from celery import states as celery_states
+
+from queues.messages import StepResult
+
+
+class StreamLedger:
+    """Every finished step appends one entry; the stream survives worker and Flower restarts."""
+
+    def __init__(self, client: redis.Redis, stream: str, maxlen: int) -> None:
+        self.client, self.stream, self.maxlen = client, stream, maxlen
+
+    def append(self, entry: dict[str, Any]) -> None:
+        fields = {k: json.dumps(v) for k, v in entry.items()}
+        self.client.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+
+
+def read_ledger(client: redis.Redis, stream: str) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
+    last = "-"
+    while True:
+        batch = client.xrange(stream, min=last, max="+", count=5000)
+        if last != "-":
+            batch = batch[1:]
+        if not batch:
+            return entries
+        for entry_id, fields in batch:
+            entries.append({k.decode(): json.loads(v) for k, v in fields.items()})
+            last = entry_id.decode()
+
+
+class RedisExactCache:
+    def __init__(self, client: redis.Redis, ttl_s: int) -> None:
+        self.client, self.ttl_s = client, ttl_s
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        raw = self.client.get(key)
+        return json.loads(raw) if raw else None  # type: ignore[arg-type]
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        self.client.set(key, json.dumps(entry), ex=self.ttl_s)
+
+
+class RedisFinalizeGuard:
+    """Marks a step finalized once its side effects (ledger, cache, budget) are done, so a
+    redelivered finalize skips them. Marked after the effects: a crash in between repeats a
+    ledger entry (reports keep one per step) rather than losing it."""
+
+    def __init__(self, client: redis.Redis, ttl_s: int) -> None:
+        self.client, self.ttl_s = client, ttl_s
+
+    def done(self, step_id: str) -> bool:
+        return bool(self.client.exists(f"tf:final:{step_id}"))
+
+    def mark(self, step_id: str) -> None:
+        self.client.set(f"tf:final:{step_id}", 1, ex=self.ttl_s)
+
+    def forget(self, step_id: str) -> None:
+        self.client.delete(f"tf:final:{step_id}")
+
+
+class BackendResults:
+    """Writes a result into the Celery result backend under the step id."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def store(self, result: StepResult) -> None:
+        self.app.backend.store_result(
+            result.step_id, result.model_dump(mode="json"), celery_states.SUCCESS
+        )
