@@ -184,6 +184,7 @@ def register(app: Celery, runtime: LazyRuntime) -> Task:
         flush_interval=settings.batch_flush_interval_s,
     )
     def infer_stage(requests: list[SimpleRequest]) -> None:
+        log.debug("micro_batch", size=len(requests), ids=[r.id for r in requests])
         handle_batch([r.args[0] if r.args else None for r in requests], runtime())
 
     return infer_stage

@@ -1,0 +1,54 @@
+"""The all-frontier baseline: the same steps, uncompressed and uncached, each sent once to the
+top tier's model through the same provider adapter. Savings are always shown beside it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from policies.tiers import TierTable
+from queues.messages import AgentStep
+from queues.settings import Settings
+from workers.ports import CompletionRequest
+from workers.providers import build_provider
+from workers.tokenizer import BpeCounter
+
+
+@dataclass(frozen=True)
+class Baseline:
+    model: str
+    steps: int
+    cost_usd: float
+    correct: int
+    known: int  # steps whose correctness the provider knows
+
+    @property
+    def quality(self) -> float | None:
+        return self.correct / self.known if self.known else None
+
+
+def frontier_baseline(
+    steps: Sequence[AgentStep], table: TierTable, settings: Settings, chunk: int = 64
+) -> Baseline:
+    model = table.model_of(table.top.name)
+    counter = BpeCounter(settings.tokenizer_encoding)
+    provider = build_provider(model.provider, settings.model_copy(update={"simulated_latency_ms": 0}),
+                              counter)
+    cost, correct, known = 0.0, 0, 0
+    for start in range(0, len(steps), chunk):
+        batch = steps[start:start + chunk]
+        requests = [
+            CompletionRequest(
+                step_id=s.step_id, model=model, messages=s.messages, tools=s.tools,
+                response_schema=s.response_schema, max_output_tokens=s.max_output_tokens,
+                task_kind=s.task_kind, labels=dict(s.labels),
+            )
+            for s in batch
+        ]
+        for answer in provider.complete(requests):
+            billed = answer.billed_usd
+            cost += billed if billed is not None else model.cost(answer.tokens_in, answer.tokens_out)
+            if answer.correct is not None:
+                known += 1
+                correct += int(answer.correct)
+    return Baseline(model.name, len(steps), cost, correct, known)

@@ -1,0 +1,168 @@
+"""The ``tierfleet`` command: demo, run, report, dead letters, benchmarks, worker commands."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from policies.tiers import load_tier_table
+from producers.fleet import Fleet
+from producers.local_fleet import LocalFleet
+from producers.report import render, render_attribution, summarize, unique_steps
+from producers.runner import run_with_progress
+from producers.workloads import generate_workload, read_jsonl, write_jsonl
+from queues.settings import Settings
+from queues.topology import worker_groups
+
+app = typer.Typer(help="tierfleet: run AI-agent LLM steps at the lowest cost that keeps quality.",
+                  no_args_is_help=True)
+dead_app = typer.Typer(help="Inspect and replay dead-lettered steps.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print figures and write JSON.", no_args_is_help=True)
+app.add_typer(dead_app, name="dead")
+app.add_typer(bench_app, name="bench")
+console = Console()
+
+OutOption = Annotated[Path | None, typer.Option("--out", help="write the figures as JSON here")]
+
+
+def _stop_on_sigterm() -> None:
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _write(out: Path | None, figures: dict[str, Any]) -> None:
+    if out is not None:
+        out.write_text(json.dumps(figures, indent=2))
+        console.print(f"written to {out}")
+
+
+@app.command()
+def demo(
+    sessions: Annotated[int, typer.Option(help="generated agent sessions")] = 40,
+    seed: Annotated[int, typer.Option(help="workload seed")] = 7,
+    replay: Annotated[Path | None, typer.Option(
+        help="RouterBench CSV file or folder: answer with recorded real-model outcomes")] = None,
+    steps: Annotated[int, typer.Option(help="prompts to replay with --replay")] = 300,
+    latency_ms: Annotated[float, typer.Option(help="simulated provider latency per call")] = 20.0,
+    write_workload: Annotated[Path | None, typer.Option(
+        help="also write the generated workload as JSONL (for `tierfleet run`)")] = None,
+    out: OutOption = None,
+) -> None:
+    """Start the whole fleet on embedded defaults, run an agent workload, report savings."""
+    from producers.demo import demo_settings, demo_workload, run_demo
+
+    _stop_on_sigterm()
+    settings = demo_settings(Settings(simulated_latency_ms=latency_ms), replay)
+    workload = demo_workload(sessions, seed, replay, steps)
+    if write_workload:
+        write_jsonl(workload.steps, write_workload)
+    try:
+        run_demo(settings, workload, console, out)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: the fleet was shut down[/]")
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def run(
+    workload: Annotated[Path, typer.Argument(help="JSONL file, one AgentStep per line")],
+    embedded: Annotated[bool, typer.Option(
+        help="start a private fleet for this run instead of using TIERFLEET_BROKER_URL")] = False,
+    out: OutOption = None,
+) -> None:
+    """Submit a workload (sessions in order, side by side) and report what it cost."""
+    _stop_on_sigterm()
+    steps = read_jsonl(workload)
+    settings = Settings()
+    local = LocalFleet(settings).start() if embedded else None
+    try:
+        with Fleet(local.settings if local else settings) as fleet:
+            results = run_with_progress(fleet, steps)
+            ids = {r.step_id for r in results}
+            summary = summarize(e for e in fleet.ledger() if e["step_id"] in ids)
+    finally:
+        if local:
+            local.stop()
+    render(summary, console, title=f"tierfleet run {workload.name}")
+    _write(out, summary)
+
+
+@app.command()
+def report(out: OutOption = None, top: int = 10) -> None:
+    """Everything in the ledger: totals, quality, model mix, cost by tenant/agent/workflow/session."""
+    with Fleet(Settings()) as fleet:
+        entries = unique_steps(fleet.ledger())
+    summary = summarize(entries)
+    render(summary, console)
+    render_attribution(entries, console, top=top)
+    _write(out, summary)
+
+
+@dead_app.command("list")
+def dead_list(limit: int = 100) -> None:
+    """Dead-lettered steps, oldest first, with the stage and reason."""
+    with Fleet(Settings()) as fleet:
+        letters = fleet.dead_letters(limit)
+    table = Table(title=f"tf.dead: {len(letters)} dead letters")
+    for col in ("step_id", "stage", "reason", "replayable"):
+        table.add_column(col)
+    for letter in letters:
+        r = letter.record
+        table.add_row(str(r.get("step_id")), r["stage"], r["reason"], "yes" if r.get("envelope") else "no")
+    console.print(table)
+
+
+@dead_app.command("replay")
+def dead_replay(limit: int = 100, wait: bool = True) -> None:
+    """Resubmit dead-lettered steps from the start of the fleet."""
+    with Fleet(Settings()) as fleet:
+        replayed, kept = fleet.replay_dead(limit)
+        console.print(f"replayed {len(replayed)}; {len(kept)} without an envelope stay in tf.dead")
+        if wait and replayed:
+            for result in fleet.wait(replayed):
+                console.print(f"{result.step_id}: {result.status.value} {result.reason}")
+
+
+@bench_app.command("fleet")
+def bench_fleet_cmd(
+    steps: Annotated[int, typer.Option(help="steps for the throughput run")] = 2000,
+    out: OutOption = None,
+) -> None:
+    """Steps/s end to end and per-step overhead, beside Celery's no-op floor."""
+    from producers.bench.fleet import bench_fleet
+
+    figures = bench_fleet(steps, Settings())
+    console.print_json(json.dumps(figures))
+    _write(out, figures)
+
+
+@app.command()
+def workers() -> None:
+    """The celery command that starts each worker group (for your own process manager)."""
+    settings = Settings()
+    table = load_tier_table(settings.tier_table)
+    for group in worker_groups(table.names, settings.batch_flush_every):
+        console.print(f"[bold]{group.name}[/]: {' '.join(group.celery_args())}")
+
+
+@app.command()
+def workload(
+    out: Annotated[Path, typer.Argument(help="where to write the JSONL")],
+    sessions: int = 40,
+    seed: int = 7,
+) -> None:
+    """Write the generated demo workload as JSONL."""
+    write_jsonl(generate_workload(sessions, seed).steps, out)
+    console.print(f"wrote {out}")
+
+
+def main() -> None:
+    app()

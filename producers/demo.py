@@ -1,0 +1,60 @@
+"""``tierfleet demo``: the whole fleet on embedded defaults, a generated agent workload, and
+a report of cost beside the all-frontier baseline, quality beside quality."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from policies.tiers import load_tier_table
+from producers.baseline import frontier_baseline
+from producers.fleet import Fleet
+from producers.local_fleet import LocalFleet
+from producers.report import render, summarize
+from producers.runner import run_with_progress
+from producers.workloads import Workload, generate_workload, routerbench_workload
+from queues.settings import Settings
+
+ROUTERBENCH_TABLE = Path(__file__).resolve().parent.parent / "policies" / "tables" / "routerbench.toml"
+
+
+def demo_settings(base: Settings, replay: Path | None) -> Settings:
+    if replay is None:
+        return base
+    return base.model_copy(update={"tier_table": ROUTERBENCH_TABLE, "replay_data": replay})
+
+
+def run_demo(
+    settings: Settings,
+    workload: Workload,
+    console: Console,
+    out: Path | None = None,
+) -> dict[str, Any]:
+    table = load_tier_table(settings.tier_table)
+    console.print(f"[bold]tierfleet demo[/]: {len(workload.steps)} steps in "
+                  f"{len(workload.sessions)} sessions; tiers {', '.join(table.names)} "
+                  f"(table {table.version})")
+    with LocalFleet(settings) as local:
+        console.print(f"fleet up: redis {local.settings.broker_url}, "
+                      f"{len(local.processes)} worker processes (logs: {local.log_dir})")
+        with Fleet(local.settings, table) as fleet:
+            results = run_with_progress(fleet, workload)
+            ids = {r.step_id for r in results}
+            entries = [e for e in fleet.ledger() if e["step_id"] in ids]
+    console.print("fleet stopped; computing the all-frontier baseline ...")
+    baseline = frontier_baseline(workload.steps, table, settings)
+    summary = summarize(entries, baseline)
+    render(summary, console, title="tierfleet demo")
+    if out is not None:
+        out.write_text(json.dumps(summary, indent=2))
+        console.print(f"report written to {out}")
+    return summary
+
+
+def demo_workload(sessions: int, seed: int, replay: Path | None, steps: int) -> Workload:
+    if replay is not None:
+        return routerbench_workload(replay, limit=steps, seed=seed)
+    return generate_workload(sessions=sessions, seed=seed)

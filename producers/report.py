@@ -1,0 +1,117 @@
+"""Reports over the cost ledger: totals, quality, model mix, latency, and attribution by
+tenant, agent, workflow and session."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from producers.baseline import Baseline
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return float(ordered[rank])
+
+
+def unique_steps(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per step (a redelivered finalize may have written two)."""
+    return list({e["step_id"]: e for e in entries}.values())
+
+
+def attribute(entries: Sequence[dict[str, Any]], key: str) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = defaultdict(lambda: {"steps": 0, "cost_usd": 0.0,
+                                                             "tokens_in": 0, "tokens_out": 0})
+    for e in entries:
+        row = out[str(e.get(key))]
+        row["steps"] += 1
+        row["cost_usd"] += e["cost_usd"]
+        row["tokens_in"] += e["tokens_in"]
+        row["tokens_out"] += e["tokens_out"]
+    return dict(out)
+
+
+def summarize(entries: Iterable[dict[str, Any]], baseline: Baseline | None = None) -> dict[str, Any]:
+    steps = unique_steps(entries)
+    n = len(steps)
+    cost = sum(e["cost_usd"] for e in steps)
+    known = [e for e in steps if e["correct"] is not None or e["status"] != "ok"]
+    good = sum(1 for e in known if e["status"] == "ok" and e["correct"])
+    latencies = [e["latency_ms"] for e in steps]
+    summary: dict[str, Any] = {
+        "steps": n,
+        "simulated": any(e["simulated"] for e in steps),
+        "cost": round(cost, 8),
+        "quality": round(good / len(known), 4) if known else None,
+        "cache_hit_rate": round(sum(e["cache_hit"] for e in steps) / n, 4) if n else 0.0,
+        "escalations": sum(e["escalations"] for e in steps),
+        "escalated_steps": sum(1 for e in steps if e["escalations"]),
+        "budget_stops": sum(1 for e in steps if e["status"] == "budget_exceeded"),
+        "dead_letters": sum(1 for e in steps if e["status"] == "dead_lettered"),
+        "model_mix": dict(Counter(e["model"] or "(none)" for e in steps).most_common()),
+        "tokens_in": sum(e["tokens_in"] for e in steps),
+        "tokens_out": sum(e["tokens_out"] for e in steps),
+        "tokens_cached": sum(e["tokens_cached"] for e in steps),
+        "latency_p50_ms": round(percentile(latencies, 50), 1),
+        "latency_p95_ms": round(percentile(latencies, 95), 1),
+    }
+    if baseline is not None:
+        summary.update(
+            frontier_model=baseline.model,
+            frontier_cost=round(baseline.cost_usd, 8),
+            frontier_quality=round(baseline.quality, 4) if baseline.quality is not None else None,
+            savings_pct=round(100 * (1 - cost / baseline.cost_usd), 2) if baseline.cost_usd else 0.0,
+        )
+    return summary
+
+
+def _quality(value: float | None) -> str:
+    return "n/a (no labels)" if value is None else f"{value:.1%}"
+
+
+def render(summary: dict[str, Any], console: Console, title: str = "tierfleet report") -> None:
+    label = " [SIMULATED provider: illustrative numbers]" if summary.get("simulated") else ""
+    table = Table(title=title + label, show_header=False)
+    table.add_row("steps", str(summary["steps"]))
+    if "frontier_cost" in summary:
+        table.add_row("cost (fleet)", f"${summary['cost']:.4f}  quality {_quality(summary['quality'])}")
+        table.add_row(f"cost (all {summary['frontier_model']})",
+                      f"${summary['frontier_cost']:.4f}  quality "
+                      f"{_quality(summary['frontier_quality'])}")
+        table.add_row("savings", f"{summary['savings_pct']:.1f}% at the quality shown above")
+    else:
+        table.add_row("cost", f"${summary['cost']:.4f}  quality {_quality(summary['quality'])}")
+    table.add_row("cache hit rate", f"{summary['cache_hit_rate']:.1%}")
+    table.add_row("escalations", f"{summary['escalations']} ({summary['escalated_steps']} steps)")
+    table.add_row("budget stops", str(summary["budget_stops"]))
+    table.add_row("dead letters", str(summary["dead_letters"]))
+    table.add_row("latency p50 / p95", f"{summary['latency_p50_ms']:.0f} / "
+                  f"{summary['latency_p95_ms']:.0f} ms")
+    table.add_row("tokens in / out / cached",
+                  f"{summary['tokens_in']} / {summary['tokens_out']} / {summary['tokens_cached']}")
+    console.print(table)
+    mix = Table(title="model mix")
+    mix.add_column("model")
+    mix.add_column("steps", justify="right")
+    for model, count in summary["model_mix"].items():
+        mix.add_row(model, str(count))
+    console.print(mix)
+
+
+def render_attribution(entries: Sequence[dict[str, Any]], console: Console, top: int = 10) -> None:
+    for key in ("tenant", "agent", "workflow", "session_id"):
+        rows = sorted(attribute(entries, key).items(), key=lambda kv: -kv[1]["cost_usd"])[:top]
+        table = Table(title=f"cost by {key}")
+        for col in (key, "steps", "cost $", "tokens in", "tokens out"):
+            table.add_column(col, justify="left" if col == key else "right")
+        for name, row in rows:
+            table.add_row(name, str(int(row["steps"])), f"{row['cost_usd']:.6f}",
+                          str(int(row["tokens_in"])), str(int(row["tokens_out"])))
+        console.print(table)

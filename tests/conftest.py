@@ -1,0 +1,22 @@
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from producers.embedded import EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    """A redis-server the tests start on a free port (never one that happens to run)."""
+    with EmbeddedRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port, db=15)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()

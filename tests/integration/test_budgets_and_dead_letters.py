@@ -1,0 +1,76 @@
+"""Hard budgets under concurrency and dead letters, through the real fleet."""
+
+import json
+import uuid
+
+import pytest
+
+from policies.tiers import NANO
+from queues.messages import StepStatus
+from queues.topology import INGRESS, TASK_NAMES, Stage
+from tests.integration.test_step_path import make_step
+
+pytestmark = pytest.mark.integration
+
+
+def test_32_concurrent_steps_never_overspend_the_session_hard_limit(fleet):
+    session = f"budget-{uuid.uuid4().hex[:8]}"
+    limit = 0.004
+    fleet.set_session_budget("acme", session, limit)
+    steps = [make_step(session_id=session, max_output_tokens=2000) for _ in range(32)]
+    results = fleet.wait(fleet.submit_many(steps), timeout=120)
+
+    statuses = [r.status for r in results]
+    assert len(results) == 32  # every step answered: nothing lost
+    assert StepStatus.ok in statuses and StepStatus.budget_exceeded in statuses
+    state = fleet.session_budget("acme", session)
+    assert state.spent_nano <= state.limit_nano == round(limit * NANO)
+    assert state.reserved_nano == 0  # every reservation settled or released
+    paid = sum(r.cost_usd for r in results)
+    assert abs(paid * NANO - state.spent_nano) <= len(results)  # rounding only
+    stopped = [r for r in results if r.status is StepStatus.budget_exceeded]
+    assert all("hard budget refuses" in r.reason for r in stopped)
+    ledger = {e["step_id"]: e for e in fleet.ledger()}
+    assert all(ledger[r.step_id]["status"] == "budget_exceeded" for r in stopped)
+
+
+def test_malformed_messages_land_in_tf_dead_and_the_worker_stays_up(fleet):
+    marker = uuid.uuid4().hex
+    fleet.app.send_task(TASK_NAMES[Stage.cache], args=[f"not json {marker}"], queue=INGRESS,
+                        ignore_result=True)
+    bad_id = f"bad-{marker}"
+    fleet.app.send_task(TASK_NAMES[Stage.cache], queue=INGRESS, ignore_result=True,
+                        args=[json.dumps({"step": {"step_id": bad_id, "tenant": "acme"}})])
+
+    [answered] = fleet.wait([fleet.app.AsyncResult(bad_id)], timeout=60)
+    assert answered.status is StepStatus.dead_lettered and "step.agent" in answered.reason
+    [ok] = fleet.wait([fleet.submit(make_step())], timeout=60)  # the worker is still up
+    assert ok.status is StepStatus.ok
+
+    letters = {letter.record["raw"]: letter.record for letter in fleet.dead_letters()
+               if marker in (letter.record["raw"] or "")}
+    assert len(letters) == 2
+    assert all(r["stage"] == "cache" and r["reason"].startswith("malformed envelope")
+               for r in letters.values())
+
+
+def test_top_tier_rejection_is_dead_lettered_and_replayable(fleet):
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    # Every tier gets difficulty 1.0 wrong; a wrong structured answer is malformed half the time.
+    for _ in range(40):
+        step = make_step(response_schema=schema, labels={"difficulty": 1.0}, task_kind="extract")
+        [result] = fleet.wait([fleet.submit(step)], timeout=60)
+        if result.status is StepStatus.dead_lettered:
+            break
+    else:
+        raise AssertionError("no step was dead-lettered in 40 tries")
+    assert result.reason.startswith("top tier frontier rejected")
+    assert result.escalations == 2 and result.cost_usd > 0
+    mine = [d for d in fleet.dead_letters() if d.record["step_id"] == step.step_id]
+    assert len(mine) == 1 and mine[0].record["envelope"]
+
+    replayed, _ = fleet.replay_dead()
+    ids = [r.id for r in replayed]
+    assert step.step_id in ids
+    again = dict(zip(ids, fleet.wait(replayed, timeout=60), strict=True))[step.step_id]
+    assert again.status is StepStatus.dead_lettered and again.reason == result.reason

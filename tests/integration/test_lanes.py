@@ -1,0 +1,67 @@
+"""Lanes are separate queues drained in strict order: interactive, standard, batch."""
+
+import time
+import uuid
+
+import pytest
+
+from producers.fleet import Fleet
+from producers.local_fleet import LocalFleet
+from queues.messages import Envelope
+from queues.topology import Stage
+from tests.integration.conftest import settings_for
+from tests.integration.test_step_path import make_step
+
+pytestmark = pytest.mark.integration
+
+
+def finish_order(fleet: Fleet, ids: set[str]) -> list[str]:
+    entries = [e for e in fleet.ledger() if e["step_id"] in ids]
+    return [e["step_id"] for e in sorted(entries, key=lambda e: e["ts"])]
+
+
+def wait_for_progress(fleet: Fleet, stream: str, steps: int) -> int:
+    deadline = time.monotonic() + 60
+    while (done := int(fleet.redis.xlen(stream))) < steps:
+        assert time.monotonic() < deadline, "the backlog is not moving"
+        time.sleep(0.005)
+    return done
+
+
+def test_interactive_overtakes_a_batch_backlog(redis_server):
+    # A fleet of its own (Redis db 1), its cheap-tier worker started only once a backlog waits.
+    settings = settings_for(redis_server, db=1, simulated_latency_ms=40.0, batch_flush_every=8)
+    # Every inference tier runs: a rare low-confidence answer escalates and must finish too.
+    local = LocalFleet(settings, groups=["infer-cheap", "infer-mid", "infer-frontier", "finalize"])
+    with Fleet(settings) as fleet:
+        fleet.redis.flushdb()
+
+        def at_cheap(lane: str, n: int) -> list[Envelope]:
+            return [Envelope(step=make_step(lane=lane, session_id=f"lane-{uuid.uuid4().hex[:6]}",
+                                            labels={"difficulty": 0.0}),
+                             tier="cheap") for _ in range(n)]
+
+        batch, standard = at_cheap("batch", 120), at_cheap("standard", 40)
+        fleet.bus.send_many(Stage.infer, batch)
+        fleet.bus.send_many(Stage.infer, standard)
+        try:
+            local.start(own_redis=False)
+            done_before = wait_for_progress(fleet, settings.ledger_stream, 24)
+            [urgent] = at_cheap("interactive", 1)
+            fleet.bus.send(Stage.infer, urgent)
+            handles = [fleet.app.AsyncResult(e.step.step_id) for e in batch + standard + [urgent]]
+            fleet.wait(handles, timeout=120)
+        finally:
+            local.stop()
+
+        batch_ids = {e.step.step_id for e in batch}
+        standard_ids = {e.step.step_id for e in standard}
+        order = finish_order(fleet, batch_ids | standard_ids | {urgent.step.step_id})
+        position = {sid: i for i, sid in enumerate(order)}
+        # The interactive step overtook the backlog still waiting (over 100 steps): at most the
+        # micro-batches already fetched (prefetch = flush_every) ran before it.
+        assert position[urgent.step.step_id] <= done_before + 3 * settings.batch_flush_every
+        # Standard drained before batch, although batch was queued first.
+        last_standard = max(position[s] for s in standard_ids)
+        batch_before = sum(1 for s in batch_ids if position[s] < last_standard)
+        assert batch_before <= 16, f"{batch_before} batch steps ran before standard finished"

@@ -1,0 +1,61 @@
+import csv
+from pathlib import Path
+
+import pytest
+
+from policies.tiers import ModelSpec
+from workers.errors import PermanentError
+from workers.ports import CompletionRequest
+from workers.providers.replay import ReplayProvider, read_routerbench
+from workers.tokenizer import BpeCounter
+from tests.doubles import step
+
+MODELS = ["gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat"]
+
+
+def write_csv(path: Path) -> None:
+    header = ["", "sample_id", "prompt", "eval_name", *MODELS,
+              *[m + "|model_response" for m in MODELS], *[m + "|total_cost" for m in MODELS],
+              "oracle_model_to_route_to"]
+    rows = [
+        ["0", "q1", "['Pick A or B. Answer:']", "arc-challenge", "1.0", "0.0", "['A']", "['B\\n']",
+         "0.003", "0.0001", "mixtral"],
+        ["1", "q2", "['Another?']", "arc-challenge", "", "1.0", "['A']", "['A']", "0.003",
+         "0.0001", "x"],
+    ]
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def request(sample: str, model: str) -> CompletionRequest:
+    s = step(labels={"replay_id": sample}, task_kind="multiple_choice")
+    spec = ModelSpec(model, "replay", 1, 1, 1)
+    return CompletionRequest(s.step_id, spec, s.messages, (), None, 16, s.task_kind, dict(s.labels))
+
+
+def test_reads_rows_and_drops_empty_scores(tmp_path):
+    write_csv(tmp_path / "x_train.csv")
+    rows = list(read_routerbench(tmp_path))
+    assert [r.sample_id for r in rows] == ["q1"]
+    assert rows[0].prompt == "Pick A or B. Answer:"
+    assert rows[0].outcomes["mistralai/mixtral-8x7b-chat"].response == "B\n"
+
+
+def test_returns_recorded_response_correctness_and_cost(tmp_path):
+    write_csv(tmp_path / "x.csv")
+    provider = ReplayProvider(tmp_path / "x.csv", BpeCounter())
+    big, small = provider.complete([request("q1", MODELS[0]), request("q1", MODELS[1])])
+    assert (big.text, big.correct, big.billed_usd) == ("A", True, 0.003)
+    assert (small.text, small.correct, small.billed_usd) == ("B\n", False, 0.0001)
+    assert not big.simulated and big.confidence is None
+
+
+def test_unknown_prompt_or_model_is_permanent(tmp_path):
+    write_csv(tmp_path / "x.csv")
+    provider = ReplayProvider(tmp_path / "x.csv", BpeCounter())
+    with pytest.raises(PermanentError, match="replay_id='nope'"):
+        provider.complete([request("nope", MODELS[0])])
+    with pytest.raises(PermanentError, match="no model"):
+        provider.complete([request("q1", "claude-9")])

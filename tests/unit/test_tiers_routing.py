@@ -1,0 +1,79 @@
+import pytest
+
+from policies.routing import route_by_rules
+from policies.tiers import (
+    ModelSpec,
+    load_tier_table,
+    parse_tier_table,
+    reservation_usd,
+    to_nano,
+    to_nano_up,
+)
+from queues.settings import DEFAULT_TIER_TABLE
+
+TABLE = load_tier_table(DEFAULT_TIER_TABLE)
+
+
+def test_tiers_come_in_escalation_order_from_the_table():
+    assert TABLE.names == ["cheap", "mid", "frontier"]
+    assert TABLE.next_tier("cheap") == "mid" and TABLE.next_tier("frontier") is None
+    assert TABLE.model_of("frontier").name == "sim/gpt-4o"
+
+
+@pytest.mark.parametrize(
+    ("tokens_in", "tokens_out", "cached", "expected"),
+    [
+        (1_000_000, 0, 0, 2.50),
+        (0, 1_000_000, 0, 10.00),
+        (1_000_000, 0, 1_000_000, 1.25),
+        (1000, 100, 400, (600 * 2.5 + 400 * 1.25 + 100 * 10) / 1e6),
+    ],
+)
+def test_cost_applies_input_cached_and_output_prices(tokens_in, tokens_out, cached, expected):
+    assert TABLE.model_of("frontier").cost(tokens_in, tokens_out, cached) == pytest.approx(expected)
+
+
+def test_reservation_is_the_worst_case_and_rounds_up():
+    model = ModelSpec("m", "simulated", 1.0, 2.0, 0.5)
+    assert reservation_usd(model, 1000, 500) == pytest.approx((1000 + 1000) / 1e6)
+    assert to_nano_up(1e-9 * 1.2) == 2 and to_nano(1e-9 * 1.2) == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "tokens", "schema", "tier"),
+    [
+        ("chat", 100, False, "cheap"),
+        ("code", 100, False, "mid"),
+        ("reason", 100, False, "frontier"),
+        ("unknown_kind", 100, False, "cheap"),
+        ("chat", 50_000, False, "mid"),
+        ("code", 50_000, False, "frontier"),
+        ("reason", 50_000, False, "frontier"),
+    ],
+)
+def test_rule_router(kind, tokens, schema, tier):
+    route = route_by_rules(TABLE, task_kind=kind, prompt_tokens=tokens, has_schema=schema)
+    assert route.tier == tier
+    assert f"task_kind={kind}" in route.why
+
+
+def test_schema_floor_raises_the_tier():
+    data = {
+        "tiers": {"a": {"rank": 0, "model": "x"}, "b": {"rank": 1, "model": "x"}},
+        "models": {"x": {"provider": "simulated", "input_per_mtok": 1, "output_per_mtok": 1}},
+        "routing": {"schema_min_tier": "b"},
+    }
+    table = parse_tier_table(data)
+    route = route_by_rules(table, task_kind="chat", prompt_tokens=10, has_schema=True)
+    assert route.tier == "b" and "schema" in route.why
+
+
+def test_table_naming_an_unknown_model_or_tier_is_refused():
+    with pytest.raises(ValueError, match="not in"):
+        parse_tier_table({"tiers": {"a": {"rank": 0, "model": "nope"}}, "models": {}})
+    with pytest.raises(ValueError, match="routing names tier"):
+        parse_tier_table({
+            "tiers": {"a": {"rank": 0, "model": "x"}},
+            "models": {"x": {"provider": "p", "input_per_mtok": 1, "output_per_mtok": 1}},
+            "routing": {"task_kind": {"chat": "zzz"}},
+        })

@@ -1,0 +1,102 @@
+import json
+
+from policies.caching import exact_key
+from queues.messages import StepStatus
+from queues.topology import Stage
+from workers import cache, classify, compress
+from workers.errors import PermanentError, TransientError
+from workers.stage import run_stage
+from tests.doubles import envelope, make_runtime
+
+
+def test_cache_miss_goes_to_compress_with_its_key():
+    rt, bus, _ = make_runtime()
+    env = envelope()
+    cache.handle(env, rt)
+    [(stage, sent, _)] = bus.sent
+    assert stage is Stage.compress
+    assert sent.cache_key == exact_key(env.step)
+    assert sent.decisions[-1].what == "miss"
+
+
+def test_cache_hit_finishes_at_zero_cost():
+    rt, bus, stores = make_runtime()
+    env = envelope()
+    stores.cache[exact_key(env.step)] = {"answer": "20 kg", "tier": "cheap", "model": "m",
+                                         "provider": "simulated", "correct": True, "step_id": "old"}
+    cache.handle(env, rt)
+    assert not bus.sent
+    [(done, outcome)] = bus.finalized
+    assert outcome.cache_hit and outcome.answer == "20 kg" and outcome.cached_from == "old"
+    assert done.costs == ()
+
+
+def test_compress_trims_and_passes_the_prompt_on():
+    rt, bus, _ = make_runtime(tool_result_max_tokens=50)
+    env = envelope(messages=[
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "look it up"},
+        {"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c", "content": json.dumps(list(range(500)))},
+        {"role": "user", "content": "and?"},
+    ])
+    compress.handle(env, rt)
+    [(stage, sent, _)] = bus.sent
+    assert stage is Stage.classify
+    assert sent.prompt is not None and sent.prompt[0] == env.step.messages[0]
+    assert "cut" in str(sent.prompt[3].content)
+    assert sent.decisions[-1].what == "compressed"
+    assert sent.step == env.step  # the submitted step itself never changes
+
+
+def test_classify_sets_the_tier_and_says_why():
+    rt, bus, _ = make_runtime()
+    classify.handle(envelope(task_kind="code"), rt)
+    [(stage, sent, _)] = bus.sent
+    assert (stage, sent.tier) == (Stage.infer, "mid")
+    assert "task_kind=code" in sent.decisions[-1].why
+
+
+def _run(raw, handler, retries=0):
+    rt, bus, stores = make_runtime()
+    delays: list[float] = []
+    run_stage(rt, "cache", raw, handler, retries=retries, retry=delays.append)
+    return bus, stores, delays
+
+
+def test_malformed_message_is_dead_lettered_and_its_producer_answered():
+    bus, stores, _ = _run("{not json", cache.handle)
+    assert stores.dead[0]["reason"].startswith("malformed envelope")
+    assert stores.results == []  # no step id to answer to
+
+    bad = {"step": {"step_id": "abc123", "tenant": "acme"}}
+    bus, stores, _ = _run(json.dumps(bad), cache.handle)
+    assert "step.agent" in stores.dead[0]["reason"]
+    [result] = stores.results
+    assert result.step_id == "abc123" and result.status is StepStatus.dead_lettered
+
+
+def test_transient_error_retries_with_backoff_then_dead_letters():
+    def flaky(env, rt):
+        raise TransientError("redis timeout")
+
+    _, _, delays = _run(envelope().to_wire(), flaky, retries=1)
+    assert len(delays) == 1 and 0.5 <= delays[0] <= 1.0
+    bus, _, delays = _run(envelope().to_wire(), flaky, retries=4)
+    assert not delays
+    [(_, outcome)] = bus.finalized
+    assert outcome.status is StepStatus.dead_lettered and "retries exhausted" in outcome.reason
+
+
+def test_permanent_error_and_bugs_dead_letter_with_the_reason():
+    def permanent(env, rt):
+        raise PermanentError("unknown model")
+
+    def bug(env, rt):
+        raise KeyError("oops")
+
+    for handler, reason in ((permanent, "unknown model"), (bug, "internal error: KeyError")):
+        bus, _, _ = _run(envelope().to_wire(), handler)
+        [(env, outcome)] = bus.finalized
+        assert outcome.status is StepStatus.dead_lettered and reason in outcome.reason
+        assert env.decisions[-1].what == "dead_letter"
