@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/tierfleet demo
 
-test: install
+test: install lint
 	$(BIN)/pytest -q
 
 lint: install

@@ -62,11 +62,11 @@ def compress(
     counter: TokenCounter, messages: Sequence[ChatMessage], plan: CompressionPlan
 ) -> tuple[tuple[ChatMessage, ...], CompressionReport]:
     prefix = leading_system(tuple(messages))
-    body = list(messages[len(prefix):])
+    body = list(messages[len(prefix) :])
 
     # The opening user message states the task: it stays even when the middle goes.
     opening = [body[0]] if body and body[0].role == "user" else []
-    rest = body[len(opening):]
+    rest = body[len(opening) :]
     start = window_start(rest, plan.keep_last)
     dropped = rest[:start]
     kept = rest[start:]
@@ -76,7 +76,9 @@ def compress(
     out: list[ChatMessage] = []
     for msg in kept:
         if msg.role == "tool" and isinstance(msg.content, str):
-            text, cut = trim_text(counter, msg.content, plan.tool_result_max_tokens, plan.head_share)
+            text, cut = trim_text(
+                counter, msg.content, plan.tool_result_max_tokens, plan.head_share
+            )
             if cut:
                 msg = msg.model_copy(update={"content": text})
                 trimmed += 1

@@ -93,7 +93,9 @@ def parse_tier_table(data: dict[str, Any]) -> TierTable:
     tiers = tuple(
         sorted(
             (
-                Tier(name, int(t["rank"]), str(t["model"]), float(t.get("accept_min_confidence", 0)))
+                Tier(
+                    name, int(t["rank"]), str(t["model"]), float(t.get("accept_min_confidence", 0))
+                )
                 for name, t in data["tiers"].items()
             ),
             key=lambda t: t.rank,

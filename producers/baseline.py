@@ -32,22 +32,30 @@ def frontier_baseline(
 ) -> Baseline:
     model = table.model_of(table.top.name)
     counter = BpeCounter(settings.tokenizer_encoding)
-    provider = build_provider(model.provider, settings.model_copy(update={"simulated_latency_ms": 0}),
-                              counter)
+    provider = build_provider(
+        model.provider, settings.model_copy(update={"simulated_latency_ms": 0}), counter
+    )
     cost, correct, known = 0.0, 0, 0
     for start in range(0, len(steps), chunk):
-        batch = steps[start:start + chunk]
+        batch = steps[start : start + chunk]
         requests = [
             CompletionRequest(
-                step_id=s.step_id, model=model, messages=s.messages, tools=s.tools,
-                response_schema=s.response_schema, max_output_tokens=s.max_output_tokens,
-                task_kind=s.task_kind, labels=dict(s.labels),
+                step_id=s.step_id,
+                model=model,
+                messages=s.messages,
+                tools=s.tools,
+                response_schema=s.response_schema,
+                max_output_tokens=s.max_output_tokens,
+                task_kind=s.task_kind,
+                labels=dict(s.labels),
             )
             for s in batch
         ]
         for answer in provider.complete(requests):
             billed = answer.billed_usd
-            cost += billed if billed is not None else model.cost(answer.tokens_in, answer.tokens_out)
+            cost += (
+                billed if billed is not None else model.cost(answer.tokens_in, answer.tokens_out)
+            )
             if answer.correct is not None:
                 known += 1
                 correct += int(answer.correct)

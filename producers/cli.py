@@ -20,8 +20,10 @@ from producers.workloads import generate_workload, read_jsonl, write_jsonl
 from queues.settings import Settings
 from queues.topology import worker_groups
 
-app = typer.Typer(help="tierfleet: run AI-agent LLM steps at the lowest cost that keeps quality.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="tierfleet: run AI-agent LLM steps at the lowest cost that keeps quality.",
+    no_args_is_help=True,
+)
 dead_app = typer.Typer(help="Inspect and replay dead-lettered steps.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print figures and write JSON.", no_args_is_help=True)
 app.add_typer(dead_app, name="dead")
@@ -48,12 +50,18 @@ def _write(out: Path | None, figures: dict[str, Any]) -> None:
 def demo(
     sessions: Annotated[int, typer.Option(help="generated agent sessions")] = 40,
     seed: Annotated[int, typer.Option(help="workload seed")] = 7,
-    replay: Annotated[Path | None, typer.Option(
-        help="RouterBench CSV file or folder: answer with recorded real-model outcomes")] = None,
+    replay: Annotated[
+        Path | None,
+        typer.Option(
+            help="RouterBench CSV file or folder: answer with recorded real-model outcomes"
+        ),
+    ] = None,
     steps: Annotated[int, typer.Option(help="prompts to replay with --replay")] = 300,
     latency_ms: Annotated[float, typer.Option(help="simulated provider latency per call")] = 20.0,
-    write_workload: Annotated[Path | None, typer.Option(
-        help="also write the generated workload as JSONL (for `tierfleet run`)")] = None,
+    write_workload: Annotated[
+        Path | None,
+        typer.Option(help="also write the generated workload as JSONL (for `tierfleet run`)"),
+    ] = None,
     out: OutOption = None,
 ) -> None:
     """Start the whole fleet on embedded defaults, run an agent workload, report savings."""
@@ -74,8 +82,12 @@ def demo(
 @app.command()
 def run(
     workload: Annotated[Path, typer.Argument(help="JSONL file, one AgentStep per line")],
-    embedded: Annotated[bool, typer.Option(
-        help="start a private fleet for this run instead of using TIERFLEET_BROKER_URL")] = False,
+    embedded: Annotated[
+        bool,
+        typer.Option(
+            help="start a private fleet for this run instead of using TIERFLEET_BROKER_URL"
+        ),
+    ] = False,
     out: OutOption = None,
 ) -> None:
     """Submit a workload (sessions in order, side by side) and report what it cost."""
@@ -97,7 +109,7 @@ def run(
 
 @app.command()
 def report(out: OutOption = None, top: int = 10) -> None:
-    """Everything in the ledger: totals, quality, model mix, cost by tenant/agent/workflow/session."""
+    """The whole ledger: totals, quality, model mix, cost by tenant/agent/workflow/session."""
     with Fleet(Settings()) as fleet:
         entries = unique_steps(fleet.ledger())
     summary = summarize(entries)
@@ -116,7 +128,9 @@ def dead_list(limit: int = 100) -> None:
         table.add_column(col)
     for letter in letters:
         r = letter.record
-        table.add_row(str(r.get("step_id")), r["stage"], r["reason"], "yes" if r.get("envelope") else "no")
+        table.add_row(
+            str(r.get("step_id")), r["stage"], r["reason"], "yes" if r.get("envelope") else "no"
+        )
     console.print(table)
 
 

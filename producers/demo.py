@@ -18,7 +18,9 @@ from producers.runner import run_with_progress
 from producers.workloads import Workload, generate_workload, routerbench_workload
 from queues.settings import Settings
 
-ROUTERBENCH_TABLE = Path(__file__).resolve().parent.parent / "policies" / "tables" / "routerbench.toml"
+ROUTERBENCH_TABLE = (
+    Path(__file__).resolve().parent.parent / "policies" / "tables" / "routerbench.toml"
+)
 
 
 def demo_settings(base: Settings, replay: Path | None) -> Settings:
@@ -34,12 +36,16 @@ def run_demo(
     out: Path | None = None,
 ) -> dict[str, Any]:
     table = load_tier_table(settings.tier_table)
-    console.print(f"[bold]tierfleet demo[/]: {len(workload.steps)} steps in "
-                  f"{len(workload.sessions)} sessions; tiers {', '.join(table.names)} "
-                  f"(table {table.version})")
+    console.print(
+        f"[bold]tierfleet demo[/]: {len(workload.steps)} steps in "
+        f"{len(workload.sessions)} sessions; tiers {', '.join(table.names)} "
+        f"(table {table.version})"
+    )
     with LocalFleet(settings) as local:
-        console.print(f"fleet up: redis {local.settings.broker_url}, "
-                      f"{len(local.processes)} worker processes (logs: {local.log_dir})")
+        console.print(
+            f"fleet up: redis {local.settings.broker_url}, "
+            f"{len(local.processes)} worker processes (logs: {local.log_dir})"
+        )
         with Fleet(local.settings, table) as fleet:
             results = run_with_progress(fleet, workload)
             ids = {r.step_id for r in results}

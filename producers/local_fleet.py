@@ -15,10 +15,10 @@ from pathlib import Path
 from celery import Celery
 
 from policies.tiers import load_tier_table
+from producers.embedded import EmbeddedRedis
 from queues.app import create_app
 from queues.settings import Settings
 from queues.topology import NOOP, WorkerGroup, worker_groups
-from producers.embedded import EmbeddedRedis
 
 NOOP_GROUP = WorkerGroup("noop", (NOOP,))
 
@@ -72,9 +72,21 @@ class LocalFleet:
             args[args.index("-n") + 1] = f"{group.name}@{tag}"
             log = (self.log_dir / f"{group.name}.log").open("ab")
             self.processes[group.name] = subprocess.Popen(
-                [sys.executable, "-m", *args, "-P", "solo", "--without-gossip",
-                 "--without-mingle", "--loglevel", "WARNING"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    *args,
+                    "-P",
+                    "solo",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.wait_ready([f"{g.name}@{tag}" for g in groups], timeout_s)
 

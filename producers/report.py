@@ -27,8 +27,9 @@ def unique_steps(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def attribute(entries: Sequence[dict[str, Any]], key: str) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = defaultdict(lambda: {"steps": 0, "cost_usd": 0.0,
-                                                             "tokens_in": 0, "tokens_out": 0})
+    out: dict[str, dict[str, float]] = defaultdict(
+        lambda: {"steps": 0, "cost_usd": 0.0, "tokens_in": 0, "tokens_out": 0}
+    )
     for e in entries:
         row = out[str(e.get(key))]
         row["steps"] += 1
@@ -38,7 +39,9 @@ def attribute(entries: Sequence[dict[str, Any]], key: str) -> dict[str, dict[str
     return dict(out)
 
 
-def summarize(entries: Iterable[dict[str, Any]], baseline: Baseline | None = None) -> dict[str, Any]:
+def summarize(
+    entries: Iterable[dict[str, Any]], baseline: Baseline | None = None
+) -> dict[str, Any]:
     steps = unique_steps(entries)
     n = len(steps)
     cost = sum(e["cost_usd"] for e in steps)
@@ -55,7 +58,7 @@ def summarize(entries: Iterable[dict[str, Any]], baseline: Baseline | None = Non
         "escalated_steps": sum(1 for e in steps if e["escalations"]),
         "budget_stops": sum(1 for e in steps if e["status"] == "budget_exceeded"),
         "dead_letters": sum(1 for e in steps if e["status"] == "dead_lettered"),
-        "model_mix": dict(Counter(e["model"] or "(none)" for e in steps).most_common()),
+        "model_mix": dict(Counter(e["model"] or "(no answer)" for e in steps).most_common()),
         "tokens_in": sum(e["tokens_in"] for e in steps),
         "tokens_out": sum(e["tokens_out"] for e in steps),
         "tokens_cached": sum(e["tokens_cached"] for e in steps),
@@ -67,7 +70,9 @@ def summarize(entries: Iterable[dict[str, Any]], baseline: Baseline | None = Non
             frontier_model=baseline.model,
             frontier_cost=round(baseline.cost_usd, 8),
             frontier_quality=round(baseline.quality, 4) if baseline.quality is not None else None,
-            savings_pct=round(100 * (1 - cost / baseline.cost_usd), 2) if baseline.cost_usd else 0.0,
+            savings_pct=round(100 * (1 - cost / baseline.cost_usd), 2)
+            if baseline.cost_usd
+            else 0.0,
         )
     return summary
 
@@ -81,10 +86,13 @@ def render(summary: dict[str, Any], console: Console, title: str = "tierfleet re
     table = Table(title=title + label, show_header=False)
     table.add_row("steps", str(summary["steps"]))
     if "frontier_cost" in summary:
-        table.add_row("cost (fleet)", f"${summary['cost']:.4f}  quality {_quality(summary['quality'])}")
-        table.add_row(f"cost (all {summary['frontier_model']})",
-                      f"${summary['frontier_cost']:.4f}  quality "
-                      f"{_quality(summary['frontier_quality'])}")
+        table.add_row(
+            "cost (fleet)", f"${summary['cost']:.4f}  quality {_quality(summary['quality'])}"
+        )
+        table.add_row(
+            f"cost (all {summary['frontier_model']})",
+            f"${summary['frontier_cost']:.4f}  quality {_quality(summary['frontier_quality'])}",
+        )
         table.add_row("savings", f"{summary['savings_pct']:.1f}% at the quality shown above")
     else:
         table.add_row("cost", f"${summary['cost']:.4f}  quality {_quality(summary['quality'])}")
@@ -92,10 +100,13 @@ def render(summary: dict[str, Any], console: Console, title: str = "tierfleet re
     table.add_row("escalations", f"{summary['escalations']} ({summary['escalated_steps']} steps)")
     table.add_row("budget stops", str(summary["budget_stops"]))
     table.add_row("dead letters", str(summary["dead_letters"]))
-    table.add_row("latency p50 / p95", f"{summary['latency_p50_ms']:.0f} / "
-                  f"{summary['latency_p95_ms']:.0f} ms")
-    table.add_row("tokens in / out / cached",
-                  f"{summary['tokens_in']} / {summary['tokens_out']} / {summary['tokens_cached']}")
+    table.add_row(
+        "latency p50 / p95", f"{summary['latency_p50_ms']:.0f} / {summary['latency_p95_ms']:.0f} ms"
+    )
+    table.add_row(
+        "tokens in / out / cached",
+        f"{summary['tokens_in']} / {summary['tokens_out']} / {summary['tokens_cached']}",
+    )
     console.print(table)
     mix = Table(title="model mix")
     mix.add_column("model")
@@ -112,6 +123,11 @@ def render_attribution(entries: Sequence[dict[str, Any]], console: Console, top:
         for col in (key, "steps", "cost $", "tokens in", "tokens out"):
             table.add_column(col, justify="left" if col == key else "right")
         for name, row in rows:
-            table.add_row(name, str(int(row["steps"])), f"{row['cost_usd']:.6f}",
-                          str(int(row["tokens_in"])), str(int(row["tokens_out"])))
+            table.add_row(
+                name,
+                str(int(row["steps"])),
+                f"{row['cost_usd']:.6f}",
+                str(int(row["tokens_in"])),
+                str(int(row["tokens_out"])),
+            )
         console.print(table)

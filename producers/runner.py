@@ -28,7 +28,9 @@ def run_workload(
     return results
 
 
-def run_with_progress(fleet: Fleet, workload: Workload, *, transient: bool = False) -> list[StepResult]:
+def run_with_progress(
+    fleet: Fleet, workload: Workload, *, transient: bool = False
+) -> list[StepResult]:
     columns = (TextColumn("[bold]steps"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=transient) as progress:
         task = progress.add_task("steps", total=len(workload.steps))

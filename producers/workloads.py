@@ -41,12 +41,25 @@ class Workload:
 
 # Difficulty ranges by task kind: the simulated models' capabilities are 0.55 / 0.75 / 0.92.
 DIFFICULTY = {
-    "classify": (0.0, 0.6), "extract": (0.1, 0.7), "chat": (0.0, 0.65),
-    "tool_call": (0.2, 0.8), "summarize": (0.1, 0.7), "code": (0.3, 0.9),
-    "plan": (0.35, 0.95), "reason": (0.5, 1.0),
+    "classify": (0.0, 0.6),
+    "extract": (0.1, 0.7),
+    "chat": (0.0, 0.65),
+    "tool_call": (0.2, 0.8),
+    "summarize": (0.1, 0.7),
+    "code": (0.3, 0.9),
+    "plan": (0.35, 0.95),
+    "reason": (0.5, 1.0),
 }
-MAX_TOKENS = {"classify": 64, "extract": 256, "chat": 400, "tool_call": 200, "summarize": 500,
-              "code": 1200, "plan": 800, "reason": 1000}
+MAX_TOKENS = {
+    "classify": 64,
+    "extract": 256,
+    "chat": 400,
+    "tool_call": 200,
+    "summarize": 500,
+    "code": 1200,
+    "plan": 800,
+    "reason": 1000,
+}
 FAQ = [
     "What is the checked baggage allowance for economy passengers?",
     "Can I change my flight within 24 hours of booking?",
@@ -68,8 +81,11 @@ RESERVATION_TOOL = {
     "function": {
         "name": "get_reservation_details",
         "description": "Look up a reservation by its six-character id.",
-        "parameters": {"type": "object", "properties": {"reservation_id": {"type": "string"}},
-                       "required": ["reservation_id"]},
+        "parameters": {
+            "type": "object",
+            "properties": {"reservation_id": {"type": "string"}},
+            "required": ["reservation_id"],
+        },
     },
 }
 
@@ -79,35 +95,68 @@ def policy_text(rng: random.Random, rules: int) -> str:
     lines = ["You are an airline customer-service agent. Follow the policy exactly."]
     for i in range(rules):
         topic = rng.choice(topics)
-        lines.append(f"{i + 1}. For {topic}, confirm the user id and reservation id, explain the "
-                     f"fee of ${rng.randint(0, 300)}, and ask for explicit confirmation first.")
+        lines.append(
+            f"{i + 1}. For {topic}, confirm the user id and reservation id, explain the "
+            f"fee of ${rng.randint(0, 300)}, and ask for explicit confirmation first."
+        )
     return "\n".join(lines)
 
 
 def reservation_json(rng: random.Random, rid: str, flights: int) -> str:
-    return json.dumps({
-        "reservation_id": rid, "user_id": f"user_{rng.randint(1000, 9999)}",
-        "cabin": rng.choice(["basic_economy", "economy", "business"]),
-        "flights": [{"flight_number": f"HAT{rng.randint(100, 999)}", "date": f"2024-05-{d + 1:02d}",
-                     "origin": rng.choice(["JFK", "SFO", "ORD", "LAX"]),
-                     "destination": rng.choice(["SEA", "BOS", "MIA", "DEN"]),
-                     "price": rng.randint(80, 900), "status": "available"}
-                    for d in range(flights)],
-        "payment_history": [{"payment_id": f"credit_card_{rng.randint(10**6, 10**7)}",
-                             "amount": rng.randint(50, 2000)} for _ in range(flights)],
-    }, indent=1)
+    return json.dumps(
+        {
+            "reservation_id": rid,
+            "user_id": f"user_{rng.randint(1000, 9999)}",
+            "cabin": rng.choice(["basic_economy", "economy", "business"]),
+            "flights": [
+                {
+                    "flight_number": f"HAT{rng.randint(100, 999)}",
+                    "date": f"2024-05-{d + 1:02d}",
+                    "origin": rng.choice(["JFK", "SFO", "ORD", "LAX"]),
+                    "destination": rng.choice(["SEA", "BOS", "MIA", "DEN"]),
+                    "price": rng.randint(80, 900),
+                    "status": "available",
+                }
+                for d in range(flights)
+            ],
+            "payment_history": [
+                {
+                    "payment_id": f"credit_card_{rng.randint(10**6, 10**7)}",
+                    "amount": rng.randint(50, 2000),
+                }
+                for _ in range(flights)
+            ],
+        },
+        indent=1,
+    )
 
 
-def _step(rng: random.Random, session: dict[str, Any], messages: list[dict[str, Any]], kind: str,
-          *, difficulty: float | None = None, **extra: Any) -> AgentStep:
+def _step(
+    rng: random.Random,
+    session: dict[str, Any],
+    messages: list[dict[str, Any]],
+    kind: str,
+    *,
+    difficulty: float | None = None,
+    **extra: Any,
+) -> AgentStep:
     low, high = DIFFICULTY[kind]
-    return AgentStep.model_validate({
-        **session, "messages": list(messages), "task_kind": kind,
-        "max_output_tokens": MAX_TOKENS[kind],
-        "labels": {"difficulty": round(difficulty if difficulty is not None
-                                       else rng.uniform(low, high), 3)},
-        **extra,
-    })
+    return AgentStep.model_validate(
+        {
+            **session,
+            # Seeded ids: the simulated provider seeds its noise by step id, so a seed replays.
+            "step_id": f"{session['session_id']}-m{len(messages)}",
+            "messages": list(messages),
+            "task_kind": kind,
+            "max_output_tokens": MAX_TOKENS[kind],
+            "labels": {
+                "difficulty": round(
+                    difficulty if difficulty is not None else rng.uniform(low, high), 3
+                )
+            },
+            **extra,
+        }
+    )
 
 
 def support_session(rng: random.Random, session: dict[str, Any], system: str) -> list[AgentStep]:
@@ -120,15 +169,36 @@ def support_session(rng: random.Random, session: dict[str, Any], system: str) ->
     msgs.append({"role": "assistant", "content": "Here is the policy on that. Anything else?"})
     for turn in range(rng.randint(1, 3)):
         rid = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(6))
-        msgs.append({"role": "user", "content": f"Please change my reservation {rid} to a later flight."})
+        msgs.append(
+            {"role": "user", "content": f"Please change my reservation {rid} to a later flight."}
+        )
         steps.append(_step(rng, session, msgs, "tool_call", tools=[RESERVATION_TOOL]))
         call_id = f"call_{rid}_{turn}"
-        msgs.append({"role": "assistant", "tool_calls": [{"id": call_id, "type": "function",
-                     "function": {"name": "get_reservation_details",
-                                  "arguments": json.dumps({"reservation_id": rid})}}]})
-        msgs.append({"role": "tool", "tool_call_id": call_id,
-                     "content": reservation_json(rng, rid, rng.randint(2, 14))})
-        steps.append(_step(rng, session, msgs, rng.choice(["chat", "plan"]), tools=[RESERVATION_TOOL]))
+        msgs.append(
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {
+                            "name": "get_reservation_details",
+                            "arguments": json.dumps({"reservation_id": rid}),
+                        },
+                    }
+                ],
+            }
+        )
+        msgs.append(
+            {
+                "role": "tool",
+                "tool_call_id": call_id,
+                "content": reservation_json(rng, rid, rng.randint(2, 14)),
+            }
+        )
+        steps.append(
+            _step(rng, session, msgs, rng.choice(["chat", "plan"]), tools=[RESERVATION_TOOL])
+        )
         msgs.append({"role": "assistant", "content": f"I found {rid}. Shall I proceed?"})
     return steps
 
@@ -159,12 +229,21 @@ def generate_workload(sessions: int = 40, seed: int = 7) -> Workload:
         tenant = tenants[i % len(tenants)]
         sid = f"s{seed}-{i:04d}"
         if rng.random() < 0.6:
-            meta = {"tenant": tenant, "agent": "airline-support", "workflow": "rebooking",
-                    "session_id": sid}
+            meta = {
+                "tenant": tenant,
+                "agent": "airline-support",
+                "workflow": "rebooking",
+                "session_id": sid,
+            }
             out.append(support_session(rng, meta, system))
         else:
-            meta = {"tenant": tenant, "agent": "ops-desk", "workflow": "triage",
-                    "session_id": sid, "lane": rng.choice([Lane.standard, Lane.batch])}
+            meta = {
+                "tenant": tenant,
+                "agent": "ops-desk",
+                "workflow": "triage",
+                "session_id": sid,
+                "lane": rng.choice([Lane.standard, Lane.batch]),
+            }
             out.append(desk_session(rng, meta))
         if rng.random() < 0.1:
             budgets[(tenant, sid)] = 0.002  # a tight hard limit: some of its steps stop
@@ -198,9 +277,19 @@ def routerbench_workload(data: Path, limit: int, seed: int = 7) -> Workload:
     sessions = []
     for i, row in enumerate(rows[:limit]):
         kind = "code" if row.eval_name == "mbpp" else "multiple_choice"
-        sessions.append([AgentStep(
-            tenant="bench", agent=row.eval_name.replace("-", "_"), workflow="routerbench",
-            session_id=f"rb-{i:05d}", messages=({"role": "user", "content": row.prompt},),  # type: ignore[arg-type]
-            task_kind=kind, max_output_tokens=1024, labels={"replay_id": row.sample_id},
-        )])
+        sessions.append(
+            [
+                AgentStep(
+                    step_id=f"rb-{i:05d}-{row.sample_id}",
+                    tenant="bench",
+                    agent=row.eval_name.replace("-", "_"),
+                    workflow="routerbench",
+                    session_id=f"rb-{i:05d}",
+                    messages=({"role": "user", "content": row.prompt},),
+                    task_kind=kind,
+                    max_output_tokens=1024,
+                    labels={"replay_id": row.sample_id},
+                )
+            ]
+        )
     return Workload(sessions)

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     tool_result_max_tokens: int = 600
 
     batch_flush_every: int = 16
-    batch_flush_interval_s: float = 0.02
+    batch_flush_interval_s: float = 0.005  # a lone step waits this long for company
 
     max_transient_retries: int = 4
     retry_backoff_s: float = 0.5

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from queues.messages import Lane
 
@@ -77,10 +77,16 @@ class WorkerGroup:
 
     def celery_args(self, app_module: str = "workers.app") -> list[str]:
         return [
-            "celery", "-A", app_module, "worker",
-            "-Q", ",".join(self.queues),
-            "-n", f"{self.name}@%h",
-            "--prefetch-multiplier", str(self.prefetch_multiplier),
+            "celery",
+            "-A",
+            app_module,
+            "worker",
+            "-Q",
+            ",".join(self.queues),
+            "-n",
+            f"{self.name}@%h",
+            "--prefetch-multiplier",
+            str(self.prefetch_multiplier),
         ]
 
 

@@ -171,6 +171,7 @@ def step(**overrides: Any) -> AgentStep:
 
 
 def envelope(**overrides: Any) -> Envelope:
-    env_fields = {k: overrides.pop(k) for k in ("tier", "attempt", "retries", "cache_key")
-                  if k in overrides}
+    env_fields = {
+        k: overrides.pop(k) for k in ("tier", "attempt", "retries", "cache_key") if k in overrides
+    }
     return Envelope(step=step(**overrides), submitted_at=1_999_999_999.0, **env_fields)

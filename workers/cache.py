@@ -14,8 +14,9 @@ def handle(env: Envelope, rt: Runtime) -> None:
     if hit is None:
         rt.bus.send(Stage.compress, env.decide("cache", "miss", "no exact entry", cache_key=key))
         return
-    env = env.decide("cache", "exact_hit", f"same request answered by step {hit['step_id']}",
-                     cache_key=key)
+    env = env.decide(
+        "cache", "exact_hit", f"same request answered by step {hit['step_id']}", cache_key=key
+    )
     rt.bus.finalize(
         env,
         Outcome(
@@ -29,4 +30,3 @@ def handle(env: Envelope, rt: Runtime) -> None:
             correct=hit.get("correct"),
         ),
     )
-

@@ -16,5 +16,6 @@ def handle(env: Envelope, rt: Runtime) -> None:
         prompt_tokens=prompt_tokens(rt.counter, env.request),
         has_schema=env.step.response_schema is not None,
     )
-    rt.bus.send(Stage.infer, env.decide("classify", f"tier={route.tier}", route.why, tier=route.tier))
-
+    rt.bus.send(
+        Stage.infer, env.decide("classify", f"tier={route.tier}", route.why, tier=route.tier)
+    )

@@ -13,4 +13,3 @@ def handle(env: Envelope, rt: Runtime) -> None:
     prompt, report = compress(rt.counter, env.step.messages, rt.compression_plan)
     what = "compressed" if report.changed else "unchanged"
     rt.bus.send(Stage.classify, env.decide("compress", what, report.describe(), prompt=prompt))
-

@@ -84,18 +84,34 @@ def handle(env: Envelope, outcome: Outcome, rt: Runtime) -> StepResult:
     if outcome.status is StepStatus.ok and not outcome.cache_hit and env.cache_key:
         rt.cache.put(
             env.cache_key,
-            {"answer": outcome.answer, "tier": outcome.tier, "model": outcome.model,
-             "provider": outcome.provider, "correct": outcome.correct,
-             "step_id": env.step.step_id},
+            {
+                "answer": outcome.answer,
+                "tier": outcome.tier,
+                "model": outcome.model,
+                "provider": outcome.provider,
+                "correct": outcome.correct,
+                "step_id": env.step.step_id,
+            },
         )
     rt.budgets.release_step(env)
     if outcome.status is StepStatus.dead_lettered:
         last_stage = env.decisions[-1].stage if env.decisions else "finalize"
-        rt.dead.put(dead_record(step_id=env.step.step_id, stage=last_stage,
-                                reason=outcome.reason, envelope=env.to_wire()))
+        rt.dead.put(
+            dead_record(
+                step_id=env.step.step_id,
+                stage=last_stage,
+                reason=outcome.reason,
+                envelope=env.to_wire(),
+            )
+        )
     rt.finalized.mark(env.step.step_id)
-    log.info("finalized", status=result.status.value, cost_usd=result.cost_usd,
-             tier=result.tier, cache_hit=result.cache_hit)
+    log.info(
+        "finalized",
+        status=result.status.value,
+        cost_usd=result.cost_usd,
+        tier=result.tier,
+        cache_hit=result.cache_hit,
+    )
     return result
 
 

@@ -89,22 +89,40 @@ def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime)
     )
     env = env.charge(
         CostEntry(
-            tier=tier, model=model.name, provider=model.provider,
-            tokens_in=answer.tokens_in, tokens_out=answer.tokens_out,
-            tokens_cached=answer.tokens_cached, cost_usd=cost, latency_ms=latency_ms,
-            accepted=verdict.accepted, simulated=answer.simulated,
+            tier=tier,
+            model=model.name,
+            provider=model.provider,
+            tokens_in=answer.tokens_in,
+            tokens_out=answer.tokens_out,
+            tokens_cached=answer.tokens_cached,
+            cost_usd=cost,
+            latency_ms=latency_ms,
+            accepted=verdict.accepted,
+            simulated=answer.simulated,
         )
     )
     step = next_after(rt.table, tier, verdict)
     if step.action == "accept":
         rt.bus.finalize(
             env.decide("infer", "accept", step.why),
-            Outcome(status=StepStatus.ok, answer=answer.text, tier=tier, model=model.name,
-                    provider=model.provider, correct=answer.correct),
+            Outcome(
+                status=StepStatus.ok,
+                answer=answer.text,
+                tier=tier,
+                model=model.name,
+                provider=model.provider,
+                correct=answer.correct,
+            ),
         )
     elif step.action == "escalate":
-        escalated = env.decide("infer", f"escalate->{step.tier}", step.why,
-                               tier=step.tier, attempt=env.attempt + 1, retries=0)
+        escalated = env.decide(
+            "infer",
+            f"escalate->{step.tier}",
+            step.why,
+            tier=step.tier,
+            attempt=env.attempt + 1,
+            retries=0,
+        )
         rt.bus.send(Stage.infer, escalated)
     else:
         dead_letter(rt, env, "infer", step.why)
@@ -115,8 +133,9 @@ def _retry_or_dead(item: Admitted, exc: Exception, rt: Runtime) -> None:
     env = item.env
     if isinstance(exc, TransientError) and env.retries < rt.settings.max_transient_retries:
         delay = retry_delay(rt, env.retries)
-        retried = env.decide("infer", "retry", f"transient: {exc}; again in {delay:.2f}s",
-                             retries=env.retries + 1)
+        retried = env.decide(
+            "infer", "retry", f"transient: {exc}; again in {delay:.2f}s", retries=env.retries + 1
+        )
         rt.bus.send(Stage.infer, retried, countdown=delay)
     elif isinstance(exc, TransientError):
         dead_letter(rt, env, "infer", f"retries exhausted ({env.retries}): {exc}")

@@ -111,7 +111,10 @@ def register_stage(app: Celery, runtime: LazyRuntime, stage: Stage, handler: Han
     @app.task(name=TASK_NAMES[stage], bind=True)
     def stage_task(self: Task, raw: str) -> None:
         run_stage(
-            runtime(), stage.value, raw, handler,
+            runtime(),
+            stage.value,
+            raw,
+            handler,
             retries=self.request.retries,
             retry=lambda delay: self.retry(countdown=delay),
         )

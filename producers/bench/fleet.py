@@ -20,9 +20,13 @@ def bench_steps(n: int, tag: str) -> list[AgentStep]:
     """Unique single-turn steps (no cache hits) easy enough to be accepted at the cheap tier."""
     return [
         AgentStep(
-            tenant="bench", agent="bench", session_id=f"{tag}-{i % 64}",
-            messages=({"role": "user", "content": f"bench step {tag} {i}: say ok"},),  # type: ignore[arg-type]
-            task_kind="chat", max_output_tokens=16, labels={"difficulty": 0.0, "output_tokens": 4},
+            tenant="bench",
+            agent="bench",
+            session_id=f"{tag}-{i % 64}",
+            messages=({"role": "user", "content": f"bench step {tag} {i}: say ok"},),
+            task_kind="chat",
+            max_output_tokens=16,
+            labels={"difficulty": 0.0, "output_tokens": 4},
         )
         for i in range(n)
     ]

@@ -36,22 +36,32 @@ def test_32_concurrent_steps_never_overspend_the_session_hard_limit(fleet):
 
 def test_malformed_messages_land_in_tf_dead_and_the_worker_stays_up(fleet):
     marker = uuid.uuid4().hex
-    fleet.app.send_task(TASK_NAMES[Stage.cache], args=[f"not json {marker}"], queue=INGRESS,
-                        ignore_result=True)
+    fleet.app.send_task(
+        TASK_NAMES[Stage.cache], args=[f"not json {marker}"], queue=INGRESS, ignore_result=True
+    )
     bad_id = f"bad-{marker}"
-    fleet.app.send_task(TASK_NAMES[Stage.cache], queue=INGRESS, ignore_result=True,
-                        args=[json.dumps({"step": {"step_id": bad_id, "tenant": "acme"}})])
+    fleet.app.send_task(
+        TASK_NAMES[Stage.cache],
+        queue=INGRESS,
+        ignore_result=True,
+        args=[json.dumps({"step": {"step_id": bad_id, "tenant": "acme"}})],
+    )
 
     [answered] = fleet.wait([fleet.app.AsyncResult(bad_id)], timeout=60)
     assert answered.status is StepStatus.dead_lettered and "step.agent" in answered.reason
     [ok] = fleet.wait([fleet.submit(make_step())], timeout=60)  # the worker is still up
     assert ok.status is StepStatus.ok
 
-    letters = {letter.record["raw"]: letter.record for letter in fleet.dead_letters()
-               if marker in (letter.record["raw"] or "")}
+    letters = {
+        letter.record["raw"]: letter.record
+        for letter in fleet.dead_letters()
+        if marker in (letter.record["raw"] or "")
+    }
     assert len(letters) == 2
-    assert all(r["stage"] == "cache" and r["reason"].startswith("malformed envelope")
-               for r in letters.values())
+    assert all(
+        r["stage"] == "cache" and r["reason"].startswith("malformed envelope")
+        for r in letters.values()
+    )
 
 
 def test_top_tier_rejection_is_dead_lettered_and_replayable(fleet):

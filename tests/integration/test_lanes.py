@@ -37,9 +37,17 @@ def test_interactive_overtakes_a_batch_backlog(redis_server):
         fleet.redis.flushdb()
 
         def at_cheap(lane: str, n: int) -> list[Envelope]:
-            return [Envelope(step=make_step(lane=lane, session_id=f"lane-{uuid.uuid4().hex[:6]}",
-                                            labels={"difficulty": 0.0}),
-                             tier="cheap") for _ in range(n)]
+            return [
+                Envelope(
+                    step=make_step(
+                        lane=lane,
+                        session_id=f"lane-{uuid.uuid4().hex[:6]}",
+                        labels={"difficulty": 0.0},
+                    ),
+                    tier="cheap",
+                )
+                for _ in range(n)
+            ]
 
         batch, standard = at_cheap("batch", 120), at_cheap("standard", 40)
         fleet.bus.send_many(Stage.infer, batch)

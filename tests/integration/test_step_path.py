@@ -18,10 +18,14 @@ TABLE = load_tier_table(DEFAULT_TIER_TABLE)
 
 def make_step(tenant: str = "acme", **fields) -> AgentStep:
     base = {
-        "tenant": tenant, "agent": "support", "workflow": "rebooking",
+        "tenant": tenant,
+        "agent": "support",
+        "workflow": "rebooking",
         "session_id": f"s-{uuid.uuid4().hex[:8]}",
-        "messages": [{"role": "system", "content": "You are an airline agent."},
-                     {"role": "user", "content": f"Question {uuid.uuid4().hex}"}],
+        "messages": [
+            {"role": "system", "content": "You are an airline agent."},
+            {"role": "user", "content": f"Question {uuid.uuid4().hex}"},
+        ],
         "labels": {"difficulty": 0.1},
     }
     return AgentStep.model_validate({**base, **fields})
@@ -60,8 +64,16 @@ def _escalating_step() -> AgentStep:
         step = make_step(labels={"difficulty": 0.62})
         answers = {}
         for tier in ("cheap", "mid"):
-            request = CompletionRequest(step.step_id, TABLE.model_of(tier), step.messages, (),
-                                        None, step.max_output_tokens, "chat", dict(step.labels))
+            request = CompletionRequest(
+                step.step_id,
+                TABLE.model_of(tier),
+                step.messages,
+                (),
+                None,
+                step.max_output_tokens,
+                "chat",
+                dict(step.labels),
+            )
             answers[tier] = provider.complete([request])[0]
         if answers["cheap"].confidence < 0.6 <= answers["mid"].confidence:
             return step
@@ -83,6 +95,12 @@ def test_a_rejected_cheap_answer_escalates_by_reenqueue_to_the_next_tier(fleet):
 def test_invalid_step_is_refused_at_submit(fleet):
     from producers.fleet import InvalidStep
 
-    with pytest.raises(InvalidStep, match="field 'messages.0.role'"):
-        fleet.submit({"tenant": "a", "agent": "b", "session_id": "c",
-                      "messages": [{"role": "wizard", "content": "x"}]})
+    with pytest.raises(InvalidStep, match=r"field 'messages\.0\.role'"):
+        fleet.submit(
+            {
+                "tenant": "a",
+                "agent": "b",
+                "session_id": "c",
+                "messages": [{"role": "wizard", "content": "x"}],
+            }
+        )

@@ -27,7 +27,9 @@ SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required"
     ],
 )
 def test_judge(answer, kind, schema, confidence, accepted, why):
-    verdict = judge(answer, task_kind=kind, schema=schema, confidence=confidence, min_confidence=0.6)
+    verdict = judge(
+        answer, task_kind=kind, schema=schema, confidence=confidence, min_confidence=0.6
+    )
     assert verdict.accepted is accepted
     assert why in verdict.why
 

@@ -20,15 +20,22 @@ def turn(i: int) -> list[ChatMessage]:
 
 def tool_pair(call_id: str, payload: str) -> list[ChatMessage]:
     return [
-        ChatMessage.model_validate({"role": "assistant", "tool_calls": [
-            {"id": call_id, "function": {"name": "lookup", "arguments": "{}"}}]}),
+        ChatMessage.model_validate(
+            {
+                "role": "assistant",
+                "tool_calls": [{"id": call_id, "function": {"name": "lookup", "arguments": "{}"}}],
+            }
+        ),
         ChatMessage(role="tool", tool_call_id=call_id, content=payload),
     ]
 
 
 def test_static_prefix_is_kept_byte_for_byte():
-    history = [SYSTEM, *[m for i in range(20) for m in turn(i)],
-               ChatMessage(role="user", content="now")]
+    history = [
+        SYSTEM,
+        *[m for i in range(20) for m in turn(i)],
+        ChatMessage(role="user", content="now"),
+    ]
     out, report = compress(COUNTER, history, CompressionPlan(keep_last=4))
     assert out[0].model_dump_json() == SYSTEM.model_dump_json()
     assert out[0] is SYSTEM
@@ -43,15 +50,19 @@ def test_nothing_to_do_changes_nothing():
     assert list(out) == history and not report.changed
 
 
-@pytest.mark.parametrize(("body_len", "keep", "roles", "expected"), [
-    (10, 4, ["user"] * 10, 6),
-    (10, 20, ["user"] * 10, 0),
-    (6, 2, ["user", "assistant", "assistant", "tool", "tool", "user"], 2),
-    (5, 2, ["user", "assistant", "assistant", "tool", "tool"], 2),
-])
+@pytest.mark.parametrize(
+    ("body_len", "keep", "roles", "expected"),
+    [
+        (10, 4, ["user"] * 10, 6),
+        (10, 20, ["user"] * 10, 0),
+        (6, 2, ["user", "assistant", "assistant", "tool", "tool", "user"], 2),
+        (5, 2, ["user", "assistant", "assistant", "tool", "tool"], 2),
+    ],
+)
 def test_window_never_starts_on_a_tool_result(body_len, keep, roles, expected):
-    body = [ChatMessage(role=r, content="x", tool_call_id="c" if r == "tool" else None)
-            for r in roles]
+    body = [
+        ChatMessage(role=r, content="x", tool_call_id="c" if r == "tool" else None) for r in roles
+    ]
     start = window_start(body, keep)
     assert start == expected
     assert start == 0 or body[start].role != "tool"
@@ -60,8 +71,12 @@ def test_window_never_starts_on_a_tool_result(body_len, keep, roles, expected):
 def test_long_tool_result_keeps_head_and_tail_and_says_what_was_cut():
     records = [{"flight": f"HAT{i:03d}", "price": i} for i in range(400)]
     payload = json.dumps(records)
-    history = [SYSTEM, ChatMessage(role="user", content="change my flight"),
-               *tool_pair("c1", payload), ChatMessage(role="user", content="ok?")]
+    history = [
+        SYSTEM,
+        ChatMessage(role="user", content="change my flight"),
+        *tool_pair("c1", payload),
+        ChatMessage(role="user", content="ok?"),
+    ]
     out, report = compress(COUNTER, history, CompressionPlan(tool_result_max_tokens=200))
     trimmed = out[3].content
     assert isinstance(trimmed, str)

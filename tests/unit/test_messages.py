@@ -4,7 +4,12 @@ from producers.fleet import InvalidStep, to_step
 from queues.messages import AgentStep, Envelope, Lane, prompt_version_of
 from tests.doubles import step
 
-BASE = {"tenant": "acme", "agent": "a", "session_id": "s", "messages": [{"role": "user", "content": "hi"}]}
+BASE = {
+    "tenant": "acme",
+    "agent": "a",
+    "session_id": "s",
+    "messages": [{"role": "user", "content": "hi"}],
+}
 
 
 @pytest.mark.parametrize(
@@ -52,12 +57,18 @@ def test_prompt_version_hashes_system_prompt_and_tools_only():
 
 
 def test_tool_calls_and_results_in_openai_format():
-    s = step(messages=[
-        {"role": "user", "content": "look up ABC123"},
-        {"role": "assistant", "tool_calls": [{"id": "c1", "function": {"name": "lookup",
-                                               "arguments": '{"id": "ABC123"}'}}]},
-        {"role": "tool", "tool_call_id": "c1", "content": '{"status": "ok"}'},
-    ])
+    s = step(
+        messages=[
+            {"role": "user", "content": "look up ABC123"},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {"id": "c1", "function": {"name": "lookup", "arguments": '{"id": "ABC123"}'}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": '{"status": "ok"}'},
+        ]
+    )
     assert s.messages[1].text() == 'lookup({"id": "ABC123"})'
 
 

@@ -4,24 +4,53 @@ from pathlib import Path
 import pytest
 
 from policies.tiers import ModelSpec
+from tests.doubles import step
 from workers.errors import PermanentError
 from workers.ports import CompletionRequest
 from workers.providers.replay import ReplayProvider, read_routerbench
 from workers.tokenizer import BpeCounter
-from tests.doubles import step
 
 MODELS = ["gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat"]
 
 
 def write_csv(path: Path) -> None:
-    header = ["", "sample_id", "prompt", "eval_name", *MODELS,
-              *[m + "|model_response" for m in MODELS], *[m + "|total_cost" for m in MODELS],
-              "oracle_model_to_route_to"]
+    header = [
+        "",
+        "sample_id",
+        "prompt",
+        "eval_name",
+        *MODELS,
+        *[m + "|model_response" for m in MODELS],
+        *[m + "|total_cost" for m in MODELS],
+        "oracle_model_to_route_to",
+    ]
     rows = [
-        ["0", "q1", "['Pick A or B. Answer:']", "arc-challenge", "1.0", "0.0", "['A']", "['B\\n']",
-         "0.003", "0.0001", "mixtral"],
-        ["1", "q2", "['Another?']", "arc-challenge", "", "1.0", "['A']", "['A']", "0.003",
-         "0.0001", "x"],
+        [
+            "0",
+            "q1",
+            "['Pick A or B. Answer:']",
+            "arc-challenge",
+            "1.0",
+            "0.0",
+            "['A']",
+            "['B\\n']",
+            "0.003",
+            "0.0001",
+            "mixtral",
+        ],
+        [
+            "1",
+            "q2",
+            "['Another?']",
+            "arc-challenge",
+            "",
+            "1.0",
+            "['A']",
+            "['A']",
+            "0.003",
+            "0.0001",
+            "x",
+        ],
     ]
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)

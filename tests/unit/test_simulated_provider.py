@@ -2,22 +2,35 @@ import json
 import statistics
 
 from policies.tiers import ModelSpec
+from tests.doubles import step
 from workers.ports import CompletionRequest
 from workers.providers.simulated import SimulatedProvider, confidence_of
 from workers.tokenizer import BpeCounter
-from tests.doubles import step
 
 COUNTER = BpeCounter()
 PROVIDER = SimulatedProvider(COUNTER)
-SCHEMA = {"type": "object", "properties": {"c": {"type": "string", "enum": ["a", "b"]},
-                                           "n": {"type": "integer", "minimum": 1, "maximum": 5}}}
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "c": {"type": "string", "enum": ["a", "b"]},
+        "n": {"type": "integer", "minimum": 1, "maximum": 5},
+    },
+}
 
 
 def request(capability: float, difficulty: float, step_id: str = "s", **kw) -> CompletionRequest:
     s = step(step_id=step_id, labels={"difficulty": difficulty}, **kw)
     model = ModelSpec("sim/m", "simulated", 1.0, 2.0, 0.5, capability=capability)
-    return CompletionRequest(s.step_id, model, s.messages, s.tools, s.response_schema,
-                             s.max_output_tokens, s.task_kind, dict(s.labels))
+    return CompletionRequest(
+        s.step_id,
+        model,
+        s.messages,
+        s.tools,
+        s.response_schema,
+        s.max_output_tokens,
+        s.task_kind,
+        dict(s.labels),
+    )
 
 
 def test_acceptable_iff_capability_covers_difficulty():
@@ -46,11 +59,15 @@ def test_tokens_are_counted_with_the_tokenizer_and_capped():
 
 
 def test_schema_answers_fit_when_right_and_break_half_the_time_when_wrong():
-    right = [PROVIDER.complete([request(0.9, 0.1, f"r{i}", response_schema=SCHEMA)])[0]
-             for i in range(50)]
+    right = [
+        PROVIDER.complete([request(0.9, 0.1, f"r{i}", response_schema=SCHEMA)])[0]
+        for i in range(50)
+    ]
     assert all(isinstance(json.loads(a.text), dict) for a in right)
-    wrong = [PROVIDER.complete([request(0.1, 0.9, f"w{i}", response_schema=SCHEMA)])[0]
-             for i in range(200)]
+    wrong = [
+        PROVIDER.complete([request(0.1, 0.9, f"w{i}", response_schema=SCHEMA)])[0]
+        for i in range(200)
+    ]
     broken = 0
     for a in wrong:
         try:

@@ -72,8 +72,10 @@ def test_table_naming_an_unknown_model_or_tier_is_refused():
     with pytest.raises(ValueError, match="not in"):
         parse_tier_table({"tiers": {"a": {"rank": 0, "model": "nope"}}, "models": {}})
     with pytest.raises(ValueError, match="routing names tier"):
-        parse_tier_table({
-            "tiers": {"a": {"rank": 0, "model": "x"}},
-            "models": {"x": {"provider": "p", "input_per_mtok": 1, "output_per_mtok": 1}},
-            "routing": {"task_kind": {"chat": "zzz"}},
-        })
+        parse_tier_table(
+            {
+                "tiers": {"a": {"rank": 0, "model": "x"}},
+                "models": {"x": {"provider": "p", "input_per_mtok": 1, "output_per_mtok": 1}},
+                "routing": {"task_kind": {"chat": "zzz"}},
+            }
+        )

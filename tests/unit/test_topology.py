@@ -20,7 +20,10 @@ def test_one_queue_per_tier_and_lane():
 def test_infer_workers_drain_lanes_in_strict_order_and_prefetch_a_batch():
     groups = {g.name: g for g in worker_groups(["cheap", "mid"], flush_every=16)}
     assert groups["infer-cheap"].queues == (
-        "tf.infer.cheap.interactive", "tf.infer.cheap.standard", "tf.infer.cheap.batch")
+        "tf.infer.cheap.interactive",
+        "tf.infer.cheap.standard",
+        "tf.infer.cheap.batch",
+    )
     assert groups["infer-cheap"].prefetch_multiplier == 16
     assert groups["cache"].prefetch_multiplier == 1
     args = groups["cache"].celery_args()
@@ -30,4 +33,8 @@ def test_infer_workers_drain_lanes_in_strict_order_and_prefetch_a_batch():
 
 def test_stage_addressing():
     assert queue_for(Stage.cache) == INGRESS
-    assert queue_for(Stage.infer, "mid", "batch") == infer_queue("mid", "batch") == "tf.infer.mid.batch"
+    assert (
+        queue_for(Stage.infer, "mid", "batch")
+        == infer_queue("mid", "batch")
+        == "tf.infer.mid.batch"
+    )

@@ -2,8 +2,8 @@
 
 from concurrent.futures import ThreadPoolExecutor
 
-from workers.stores.budget import RedisBudgetStore
 from tests.doubles import envelope
+from workers.stores.budget import RedisBudgetStore
 
 
 def test_reserve_settle_release(redis_client):

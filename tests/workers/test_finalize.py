@@ -1,18 +1,38 @@
 from queues.messages import CostEntry, Outcome, StepStatus
-from workers.finalize import finalize_raw, handle
 from tests.doubles import MemoryBudgets, envelope, make_runtime
+from workers.finalize import finalize_raw, handle
 
-OK = Outcome(status=StepStatus.ok, answer="20 kg", tier="mid", model="m", provider="simulated",
-             correct=True)
+OK = Outcome(
+    status=StepStatus.ok, answer="20 kg", tier="mid", model="m", provider="simulated", correct=True
+)
 
 
 def charged():
     env = envelope(tier="mid", attempt=1, cache_key="tf:xc:k")
-    env = env.charge(CostEntry(tier="cheap", model="a", provider="simulated", tokens_in=100,
-                               tokens_out=10, cost_usd=0.001, simulated=True))
-    return env.charge(CostEntry(tier="mid", model="m", provider="simulated", tokens_in=100,
-                                tokens_out=20, tokens_cached=50, cost_usd=0.004, accepted=True,
-                                simulated=True))
+    env = env.charge(
+        CostEntry(
+            tier="cheap",
+            model="a",
+            provider="simulated",
+            tokens_in=100,
+            tokens_out=10,
+            cost_usd=0.001,
+            simulated=True,
+        )
+    )
+    return env.charge(
+        CostEntry(
+            tier="mid",
+            model="m",
+            provider="simulated",
+            tokens_in=100,
+            tokens_out=20,
+            tokens_cached=50,
+            cost_usd=0.004,
+            accepted=True,
+            simulated=True,
+        )
+    )
 
 
 def test_result_ledger_and_cache_written_once():
@@ -22,9 +42,16 @@ def test_result_ledger_and_cache_written_once():
     assert result.cost_usd == 0.005 and result.tokens_in == 200 and result.tokens_cached == 50
     assert result.escalations == 1 and result.latency_ms == 1000.0 and result.simulated
     [entry] = stores.ledger
-    assert {k: entry[k] for k in ("tenant", "agent", "workflow", "session_id", "tier", "model")} == {
-        "tenant": "acme", "agent": "support", "workflow": "default", "session_id": "s1",
-        "tier": "mid", "model": "m"}
+    assert {
+        k: entry[k] for k in ("tenant", "agent", "workflow", "session_id", "tier", "model")
+    } == {
+        "tenant": "acme",
+        "agent": "support",
+        "workflow": "default",
+        "session_id": "s1",
+        "tier": "mid",
+        "model": "m",
+    }
     assert entry["escalations"] == 1 and entry["attempts"] == 2 and entry["cache_hit"] is False
     assert stores.cache["tf:xc:k"]["answer"] == "20 kg"
 

@@ -3,10 +3,10 @@ import json
 from policies.caching import exact_key
 from queues.messages import StepStatus
 from queues.topology import Stage
+from tests.doubles import envelope, make_runtime
 from workers import cache, classify, compress
 from workers.errors import PermanentError, TransientError
 from workers.stage import run_stage
-from tests.doubles import envelope, make_runtime
 
 
 def test_cache_miss_goes_to_compress_with_its_key():
@@ -22,8 +22,14 @@ def test_cache_miss_goes_to_compress_with_its_key():
 def test_cache_hit_finishes_at_zero_cost():
     rt, bus, stores = make_runtime()
     env = envelope()
-    stores.cache[exact_key(env.step)] = {"answer": "20 kg", "tier": "cheap", "model": "m",
-                                         "provider": "simulated", "correct": True, "step_id": "old"}
+    stores.cache[exact_key(env.step)] = {
+        "answer": "20 kg",
+        "tier": "cheap",
+        "model": "m",
+        "provider": "simulated",
+        "correct": True,
+        "step_id": "old",
+    }
     cache.handle(env, rt)
     assert not bus.sent
     [(done, outcome)] = bus.finalized
@@ -33,13 +39,18 @@ def test_cache_hit_finishes_at_zero_cost():
 
 def test_compress_trims_and_passes_the_prompt_on():
     rt, bus, _ = make_runtime(tool_result_max_tokens=50)
-    env = envelope(messages=[
-        {"role": "system", "content": "sys"},
-        {"role": "user", "content": "look it up"},
-        {"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": "c", "content": json.dumps(list(range(500)))},
-        {"role": "user", "content": "and?"},
-    ])
+    env = envelope(
+        messages=[
+            {"role": "system", "content": "sys"},
+            {"role": "user", "content": "look it up"},
+            {
+                "role": "assistant",
+                "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}],
+            },
+            {"role": "tool", "tool_call_id": "c", "content": json.dumps(list(range(500)))},
+            {"role": "user", "content": "and?"},
+        ]
+    )
     compress.handle(env, rt)
     [(stage, sent, _)] = bus.sent
     assert stage is Stage.classify
@@ -65,12 +76,12 @@ def _run(raw, handler, retries=0):
 
 
 def test_malformed_message_is_dead_lettered_and_its_producer_answered():
-    bus, stores, _ = _run("{not json", cache.handle)
+    _, stores, _ = _run("{not json", cache.handle)
     assert stores.dead[0]["reason"].startswith("malformed envelope")
     assert stores.results == []  # no step id to answer to
 
     bad = {"step": {"step_id": "abc123", "tenant": "acme"}}
-    bus, stores, _ = _run(json.dumps(bad), cache.handle)
+    _bus, stores, _ = _run(json.dumps(bad), cache.handle)
     assert "step.agent" in stores.dead[0]["reason"]
     [result] = stores.results
     assert result.step_id == "abc123" and result.status is StepStatus.dead_lettered

@@ -1,16 +1,17 @@
 from queues.messages import StepStatus
 from queues.topology import Stage
+from tests.doubles import FunctionProvider, MemoryBudgets, envelope, make_runtime
 from workers.errors import PermanentError, TransientError
 from workers.infer import handle_batch
 from workers.ports import Completion
-from tests.doubles import FunctionProvider, MemoryBudgets, envelope, make_runtime
 
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
 
 
 def answering(text: str, confidence: float | None = 0.9, correct: bool | None = True):
-    return FunctionProvider(lambda r: Completion(text, 100, 10, confidence=confidence,
-                                                 correct=correct, simulated=True))
+    return FunctionProvider(
+        lambda r: Completion(text, 100, 10, confidence=confidence, correct=correct, simulated=True)
+    )
 
 
 def test_micro_batch_is_one_provider_call_and_accepted_answers_finalize():
@@ -39,7 +40,7 @@ def test_rejected_answer_is_reenqueued_to_the_next_tier_with_its_cost_kept():
 def test_top_tier_rejection_dead_letters():
     rt, bus, _ = make_runtime(answering("not json"))
     handle_batch([envelope(tier="frontier", attempt=2, response_schema=SCHEMA).to_wire()], rt)
-    [(env, outcome)] = bus.finalized
+    [(_env, outcome)] = bus.finalized
     assert outcome.status is StepStatus.dead_lettered
     assert "top tier frontier rejected: answer is not JSON" in outcome.reason
 
@@ -49,7 +50,7 @@ def test_hard_budget_refuses_before_the_call():
     rt, bus, _ = make_runtime(provider, budgets=MemoryBudgets(limit_nano=1))
     handle_batch([envelope(tier="cheap").to_wire()], rt)
     assert provider.calls == []
-    [(env, outcome)] = bus.finalized
+    [(_env, outcome)] = bus.finalized
     assert outcome.status is StepStatus.budget_exceeded and "hard budget refuses" in outcome.reason
 
 

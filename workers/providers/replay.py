@@ -63,7 +63,9 @@ def read_routerbench(path: Path) -> Iterator[ReplayRow]:
                 if any(row.get(m, "") == "" for m in models):
                     continue
                 outcomes = {
-                    m: Recorded(unlist(row[m + RESPONSE]), float(row[m]) >= 1.0, float(row[m + COST]))
+                    m: Recorded(
+                        unlist(row[m + RESPONSE]), float(row[m]) >= 1.0, float(row[m + COST])
+                    )
                     for m in models
                 }
                 yield ReplayRow(row["sample_id"], unlist(row["prompt"]), row["eval_name"], outcomes)
@@ -74,7 +76,9 @@ class ReplayProvider:
 
     def __init__(self, data: Path | None, counter: TokenCounter) -> None:
         if data is None:
-            raise PermanentError("the replay provider needs TIERFLEET_REPLAY_DATA (a CSV or folder)")
+            raise PermanentError(
+                "the replay provider needs TIERFLEET_REPLAY_DATA (a CSV or folder)"
+            )
         self.data = data
         self.counter = counter
         self._rows: dict[str, ReplayRow] | None = None

@@ -30,10 +30,34 @@ from workers.ports import Completion, CompletionRequest
 
 NOISE_SD = 0.15
 DEFAULT_OUTPUT_TOKENS = 80
-_WORDS = (
-    "the flight booking policy allows changes within twenty four hours of purchase and the "
-    "agent confirms the reservation details before updating the passenger record with care"
-).split()
+_WORDS = [
+    "the",
+    "flight",
+    "booking",
+    "policy",
+    "allows",
+    "changes",
+    "within",
+    "twenty",
+    "four",
+    "hours",
+    "of",
+    "purchase",
+    "and",
+    "the",
+    "agent",
+    "confirms",
+    "the",
+    "reservation",
+    "details",
+    "before",
+    "updating",
+    "the",
+    "passenger",
+    "record",
+    "with",
+    "care",
+]
 
 
 def _rng(*parts: str) -> random.Random:
@@ -69,7 +93,9 @@ def instance_of(schema: dict[str, Any], rng: random.Random) -> Any:
     if kind == "integer":
         return rng.randint(int(schema.get("minimum", 0)), int(schema.get("maximum", 100)))
     if kind == "number":
-        return round(rng.uniform(float(schema.get("minimum", 0)), float(schema.get("maximum", 1))), 3)
+        return round(
+            rng.uniform(float(schema.get("minimum", 0)), float(schema.get("maximum", 1))), 3
+        )
     if kind == "boolean":
         return rng.random() < 0.5
     if kind == "null":

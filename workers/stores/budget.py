@@ -55,6 +55,4 @@ class RedisBudgetStore:
     def state(self, tenant: str, session_id: str) -> BudgetState:
         raw = self.client.hmget(budget_key(tenant, session_id), ["limit", "spent", "reserved"])
         limit = int(raw[0]) if raw[0] is not None else self.default_limit
-        return BudgetState(
-            None if limit < 0 else limit, int(raw[1] or 0), int(raw[2] or 0)
-        )
+        return BudgetState(None if limit < 0 else limit, int(raw[1] or 0), int(raw[2] or 0))

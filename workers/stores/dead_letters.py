@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 from celery import Celery
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from queues.topology import DEAD
 
@@ -66,9 +66,10 @@ def _decode(raw: bytes) -> dict[str, Any]:
 
 def list_dead(client: redis.Redis, limit: int = 1000) -> Iterator[DeadLetter]:
     """Oldest first. Reads the queue's Redis list without consuming it."""
-    for raw in reversed(client.lrange(DEAD, -limit, -1)):  # type: ignore[arg-type]
+    raws: Any = client.lrange(DEAD, -limit, -1)
+    for raw in reversed(raws):
         yield DeadLetter(raw, _decode(raw))
 
 
 def remove_dead(client: redis.Redis, letter: DeadLetter) -> bool:
-    return bool(client.lrem(DEAD, 1, letter.raw))
+    return bool(client.lrem(DEAD, 1, letter.raw))  # type: ignore[arg-type]

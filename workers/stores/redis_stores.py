@@ -24,18 +24,21 @@ class StreamLedger:
         self.client.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def read_ledger(client: redis.Redis, stream: str) -> list[dict[str, Any]]:
+    """The whole stream, oldest first, read in pages."""
     entries: list[dict[str, Any]] = []
-    last = "-"
+    start = "-"
     while True:
-        batch = client.xrange(stream, min=last, max="+", count=5000)
-        if last != "-":
-            batch = batch[1:]
-        if not batch:
+        page: Any = client.xrange(stream, min=start, max="+", count=5000)
+        for entry_id, fields in page:
+            entries.append({_text(k): json.loads(v) for k, v in fields.items()})
+            start = "(" + _text(entry_id)  # exclusive: the next page starts after this id
+        if len(page) < 5000:
             return entries
-        for entry_id, fields in batch:
-            entries.append({k.decode(): json.loads(v) for k, v in fields.items()})
-            last = entry_id.decode()
 
 
 class RedisExactCache:
@@ -43,8 +46,8 @@ class RedisExactCache:
         self.client, self.ttl_s = client, ttl_s
 
     def get(self, key: str) -> dict[str, Any] | None:
-        raw = self.client.get(key)
-        return json.loads(raw) if raw else None  # type: ignore[arg-type]
+        raw: Any = self.client.get(key)
+        return json.loads(raw) if raw else None
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
         self.client.set(key, json.dumps(entry), ex=self.ttl_s)

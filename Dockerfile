@@ -1,0 +1,13 @@
+# One image for every tierfleet service; docker-compose.yml picks the command per service.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY queues queues
+COPY policies policies
+COPY workers workers
+COPY producers producers
+RUN pip install --no-cache-dir '.[ops]'
+# Workers run as an unprivileged user (Celery warns against root).
+RUN useradd --create-home tierfleet
+USER tierfleet
+CMD ["tierfleet", "--help"]

@@ -1,0 +1,25 @@
+"""docker-compose.yml runs exactly the worker groups the topology defines."""
+
+from pathlib import Path
+
+import yaml
+
+from policies.tiers import load_tier_table
+from queues.settings import DEFAULT_TIER_TABLE, Settings
+from queues.topology import worker_groups
+
+COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+
+
+def test_one_worker_service_per_group_with_its_queues_in_lane_order():
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    table = load_tier_table(DEFAULT_TIER_TABLE)
+    groups = worker_groups(table.names, Settings().batch_flush_every)
+    for group in groups:
+        command = services[group.name]["command"]
+        assert command[command.index("-Q") + 1] == ",".join(group.queues)
+        prefetch = command[command.index("--prefetch-multiplier") + 1]
+        assert int(prefetch) == group.prefetch_multiplier
+        assert services[group.name]["environment"]["TIERFLEET_BROKER_URL"].startswith("redis://")
+    assert "--appendonly" in services["redis"]["command"]
+    assert "flower" in services["flower"]["command"]

@@ -1,0 +1,42 @@
+"""The small Redis stores on a real Redis."""
+
+import time
+
+from policies.tiers import load_tier_table
+from queues.app import create_app
+from queues.settings import DEFAULT_TIER_TABLE, Settings
+from workers.stores.dead_letters import BrokerDeadLetters, dead_record, list_dead, remove_dead
+from workers.stores.redis_stores import RedisExactCache, StreamLedger, read_ledger
+
+
+def test_ledger_reads_every_entry_across_pages(redis_client):
+    ledger = StreamLedger(redis_client, "tf:test-ledger", maxlen=100_000)
+    for i in range(12_003):
+        ledger.append({"step_id": f"s{i}", "cost_usd": i / 1e6, "correct": None})
+    entries = read_ledger(redis_client, "tf:test-ledger")
+    assert len(entries) == 12_003
+    assert entries[0] == {"step_id": "s0", "cost_usd": 0.0, "correct": None}
+    assert entries[-1]["step_id"] == "s12002"
+
+
+def test_exact_cache_entries_expire(redis_client):
+    cache = RedisExactCache(redis_client, ttl_s=1)
+    cache.put("k", {"answer": "a"})
+    assert cache.get("k") == {"answer": "a"}
+    time.sleep(1.1)
+    assert cache.get("k") is None
+
+
+def test_dead_letters_are_listed_oldest_first_and_removed_one_by_one(redis_server, redis_client):
+    settings = Settings(broker_url=f"redis://127.0.0.1:{redis_server.port}/15")
+    app = create_app(settings, load_tier_table(DEFAULT_TIER_TABLE).names)
+    dead = BrokerDeadLetters(app)
+    for i in range(3):
+        dead.put(dead_record(step_id=f"s{i}", stage="infer", reason=f"r{i}", envelope=None))
+    letters = list(list_dead(redis_client))
+    assert [d.record["step_id"] for d in letters] == ["s0", "s1", "s2"]
+    assert letters[1].record["reason"] == "r1"
+    assert remove_dead(redis_client, letters[1])
+    assert not remove_dead(redis_client, letters[1])
+    assert [d.record["step_id"] for d in list_dead(redis_client)] == ["s0", "s2"]
+    app.close()
