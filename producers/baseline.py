@@ -38,19 +38,7 @@ def frontier_baseline(
     cost, correct, known = 0.0, 0, 0
     for start in range(0, len(steps), chunk):
         batch = steps[start : start + chunk]
-        requests = [
-            CompletionRequest(
-                step_id=s.step_id,
-                model=model,
-                messages=s.messages,
-                tools=s.tools,
-                response_schema=s.response_schema,
-                max_output_tokens=s.max_output_tokens,
-                task_kind=s.task_kind,
-                labels=dict(s.labels),
-            )
-            for s in batch
-        ]
+        requests = [CompletionRequest.for_step(s, model, s.messages) for s in batch]
         for answer in provider.complete(requests):
             billed = answer.billed_usd
             cost += (

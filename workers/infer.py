@@ -40,20 +40,6 @@ class Admitted:
     reservation: str
 
 
-def _request(item: Admitted) -> CompletionRequest:
-    step = item.env.step
-    return CompletionRequest(
-        step_id=step.step_id,
-        model=item.model,
-        messages=item.env.request,
-        tools=step.tools,
-        response_schema=step.response_schema,
-        max_output_tokens=step.max_output_tokens,
-        task_kind=step.task_kind,
-        labels=dict(step.labels),
-    )
-
-
 def admit(env: Envelope, rt: Runtime) -> Admitted | None:
     """Reserve the call's worst case; a refusal ends the step as budget_exceeded."""
     if env.tier is None:
@@ -148,7 +134,9 @@ def call_provider(items: list[Admitted], rt: Runtime) -> None:
     provider = rt.provider_for(items[0].model)
     started = time.perf_counter()
     try:
-        answers = provider.complete([_request(item) for item in items])
+        answers = provider.complete(
+            [CompletionRequest.for_step(i.env.step, i.model, i.env.request) for i in items]
+        )
         if len(answers) != len(items):
             raise PermanentError(f"{provider.name} gave {len(answers)} answers to {len(items)}")
     except (TransientError, PermanentError) as exc:

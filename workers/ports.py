@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from policies.budgets import BudgetState
 from policies.tiers import ModelSpec
-from queues.messages import ChatMessage, Envelope, Outcome, StepResult
+from queues.messages import AgentStep, ChatMessage, Envelope, Outcome, StepResult
 from queues.topology import Stage
 
 
@@ -24,6 +24,22 @@ class CompletionRequest:
     task_kind: str
     # Evaluation labels: read only by the simulated and replay providers.
     labels: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_step(
+        cls, step: AgentStep, model: ModelSpec, messages: tuple[ChatMessage, ...]
+    ) -> CompletionRequest:
+        """The call that answers ``step`` with ``model`` over ``messages`` (maybe compressed)."""
+        return cls(
+            step_id=step.step_id,
+            model=model,
+            messages=messages,
+            tools=step.tools,
+            response_schema=step.response_schema,
+            max_output_tokens=step.max_output_tokens,
+            task_kind=step.task_kind,
+            labels=dict(step.labels),
+        )
 
 
 @dataclass(frozen=True)
