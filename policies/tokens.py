@@ -3,8 +3,9 @@ only see this Protocol."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from queues.messages import ChatMessage
 
@@ -24,3 +25,12 @@ class TokenCounter(Protocol):
 def prompt_tokens(counter: TokenCounter, messages: Sequence[ChatMessage]) -> int:
     counts = counter.count_many([m.text() for m in messages])
     return sum(counts) + PER_MESSAGE_OVERHEAD * len(messages) + REPLY_PRIMING
+
+
+def request_tokens(
+    counter: TokenCounter, messages: Sequence[ChatMessage], tools: Sequence[dict[str, Any]]
+) -> int:
+    """Input tokens of a call: the prompt plus its tool schemas."""
+    return prompt_tokens(counter, messages) + sum(
+        counter.count_many([json.dumps(t) for t in tools])
+    )

@@ -92,7 +92,11 @@ def run(
 ) -> None:
     """Submit a workload (sessions in order, side by side) and report what it cost."""
     _stop_on_sigterm()
-    steps = read_jsonl(workload)
+    try:
+        steps = read_jsonl(workload)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]cannot read the workload:[/] {exc}")
+        raise typer.Exit(2) from None
     settings = Settings()
     local = LocalFleet(settings).start() if embedded else None
     try:

@@ -56,12 +56,16 @@ class LocalFleet:
         return [g for g in groups if self.only is None or g.name in self.only]
 
     def start(self, *, own_redis: bool = True) -> LocalFleet:
-        if own_redis:
-            self.redis = EmbeddedRedis().start()
-            self.settings = self.base_settings.model_copy(
-                update={"broker_url": self.redis.url, "result_backend": None, "redis_url": None}
-            )
-        self.start_groups(self.groups())
+        try:
+            if own_redis:
+                self.redis = EmbeddedRedis().start()
+                self.settings = self.base_settings.model_copy(
+                    update={"broker_url": self.redis.url, "result_backend": None, "redis_url": None}
+                )
+            self.start_groups(self.groups())
+        except BaseException:  # a failed or interrupted start leaves no process behind
+            self.stop()
+            raise
         return self
 
     def start_groups(self, groups: Sequence[WorkerGroup], timeout_s: float = 60.0) -> None:
@@ -70,24 +74,24 @@ class LocalFleet:
         for group in groups:
             args = group.celery_args()
             args[args.index("-n") + 1] = f"{group.name}@{tag}"
-            log = (self.log_dir / f"{group.name}.log").open("ab")
-            self.processes[group.name] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    *args,
-                    "-P",
-                    "solo",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--loglevel",
-                    "WARNING",
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            with (self.log_dir / f"{group.name}.log").open("ab") as log:
+                self.processes[group.name] = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        *args,
+                        "-P",
+                        "solo",
+                        "--without-gossip",
+                        "--without-mingle",
+                        "--loglevel",
+                        "WARNING",
+                    ],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
         self.wait_ready([f"{g.name}@{tag}" for g in groups], timeout_s)
 
     def wait_ready(self, names: list[str], timeout_s: float) -> None:

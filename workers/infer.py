@@ -8,7 +8,6 @@ settles the actual cost right after, whatever the verdict: a rejected answer is 
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ from celery_batches import Batches, SimpleRequest
 
 from policies.budgets import reservation_id
 from policies.cascade import judge, next_after
-from policies.tiers import ModelSpec, reservation_usd, to_nano, to_nano_up
-from policies.tokens import prompt_tokens
+from policies.tiers import NANO, ModelSpec, reservation_usd, to_nano, to_nano_up
+from policies.tokens import request_tokens
 from queues.messages import CostEntry, Envelope, Outcome, StepStatus
 from queues.topology import TASK_NAMES, Stage
 from workers.errors import MalformedMessage, PermanentError, TransientError
@@ -45,13 +44,12 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
     if env.tier is None:
         raise PermanentError("envelope reached inference without a tier")
     model = rt.table.model_of(env.tier)
-    tools = sum(rt.counter.count_many([json.dumps(t) for t in env.step.tools]))
-    tokens_in = prompt_tokens(rt.counter, env.request) + tools
+    tokens_in = request_tokens(rt.counter, env.request, env.step.tools)
     amount = to_nano_up(reservation_usd(model, tokens_in, env.step.max_output_tokens))
     rid = reservation_id(env.step.step_id, env.attempt, env.retries)
     if rt.budgets.reserve(env, rid, amount) is None:
         state = rt.budgets.state(env.step.tenant, env.step.session_id)
-        reason = f"hard budget refuses ${amount / 1e9:.6f} on {model.name}: {state.describe()}"
+        reason = f"hard budget refuses ${amount / NANO:.6f} on {model.name}: {state.describe()}"
         rt.bus.finalize(
             env.decide("infer", "budget_exceeded", reason),
             Outcome(status=StepStatus.budget_exceeded, tier=env.tier, reason=reason),

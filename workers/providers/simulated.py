@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from policies.tokens import TokenCounter, prompt_tokens
+from policies.tokens import TokenCounter, request_tokens
 from workers.errors import PermanentError
 from workers.ports import Completion, CompletionRequest
 
@@ -133,11 +133,10 @@ class SimulatedProvider:
             rng = _rng("answer", request.step_id, request.model.name)
             text = self._answer(request, correct, rng)
             tokens_out = min(self.counter.count_many([text])[0], request.max_output_tokens)
-            tools_tokens = sum(self.counter.count_many([json.dumps(t) for t in request.tools]))
             out.append(
                 Completion(
                     text=text,
-                    tokens_in=prompt_tokens(self.counter, request.messages) + tools_tokens,
+                    tokens_in=request_tokens(self.counter, request.messages, request.tools),
                     tokens_out=tokens_out,
                     confidence=confidence_of(
                         capability, difficulty, request.step_id, request.model.name

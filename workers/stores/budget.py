@@ -35,9 +35,6 @@ class RedisBudgetStore:
         state = BudgetState(None if int(limit) < 0 else int(limit), int(spent), int(reserved))
         return state if int(ok) else None
 
-    def refused_state(self, env: Envelope) -> BudgetState:
-        return self.state(env.step.tenant, env.step.session_id)
-
     def settle(self, env: Envelope, reservation: str, actual_nano: int) -> None:
         self.script(keys=[self._key(env)], args=["settle", reservation, actual_nano])
 

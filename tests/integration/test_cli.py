@@ -1,0 +1,43 @@
+"""The CLI against the running test fleet: write a workload, run it, report, list dead letters."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from producers.cli import app
+
+pytestmark = pytest.mark.integration
+
+
+def test_workload_run_report_and_dead_list(local_fleet, tmp_path, monkeypatch):
+    monkeypatch.setenv("TIERFLEET_BROKER_URL", local_fleet.settings.broker_url)
+    runner = CliRunner()
+    workload = tmp_path / "w.jsonl"
+    assert (
+        runner.invoke(app, ["workload", str(workload), "--sessions", "6", "--seed", "3"]).exit_code
+        == 0
+    )
+    lines = workload.read_text().splitlines()
+    assert len(lines) >= 12 and json.loads(lines[0])["tenant"] in ("acme", "globex")
+
+    ran = runner.invoke(app, ["run", str(workload), "--out", str(tmp_path / "run.json")])
+    assert ran.exit_code == 0, ran.output
+    figures = json.loads((tmp_path / "run.json").read_text())
+    assert figures["steps"] == len(lines) and figures["cost"] > 0 and figures["simulated"]
+
+    reported = runner.invoke(app, ["report", "--out", str(tmp_path / "report.json")])
+    assert reported.exit_code == 0 and "cost by tenant" in reported.output
+    assert json.loads((tmp_path / "report.json").read_text())["steps"] >= len(lines)
+
+    dead = runner.invoke(app, ["dead", "list"])
+    assert dead.exit_code == 0 and "tf.dead" in dead.output
+
+
+def test_run_names_the_bad_line_of_a_workload(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"tenant": "a", "agent": "b", "session_id": "c", "messages": []}\n')
+    result = CliRunner().invoke(app, ["run", str(bad)])
+    assert result.exit_code == 2
+    assert "cannot read the workload" in result.output and "bad.jsonl:1" in result.output
+    assert "messages" in result.output
