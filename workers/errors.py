@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import redis
+
 
 class FleetError(Exception):
     """Base of tierfleet's own errors."""
@@ -17,3 +19,11 @@ class PermanentError(FleetError):
 
 class MalformedMessage(PermanentError):
     """A message that does not parse as an envelope."""
+
+
+# What a stage retries with backoff: our own transient errors and a Redis that blinked.
+TRANSIENT: tuple[type[Exception], ...] = (
+    TransientError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from queues.messages import Envelope, Outcome, StepResult, StepStatus
 from queues.topology import TASK_NAMES, Stage
-from workers.errors import MalformedMessage
+from workers.errors import TRANSIENT, MalformedMessage
 from workers.logs import bound_step
 from workers.runtime import LazyRuntime, Runtime
 from workers.stage import dead_letter_raw, parse_envelope
@@ -127,7 +127,15 @@ def finalize_raw(raw_env: Any, raw_outcome: Any, rt: Runtime) -> dict[str, Any] 
 
 
 def register(app: Celery, runtime: LazyRuntime) -> Task:
-    @app.task(name=TASK_NAMES[Stage.finalize], ignore_result=False)
+    # Side effects are guarded (done/mark), so a retried finalize never counts a step twice.
+    @app.task(
+        name=TASK_NAMES[Stage.finalize],
+        ignore_result=False,
+        autoretry_for=TRANSIENT,
+        retry_backoff=runtime.settings.retry_backoff_s,
+        retry_jitter=True,
+        max_retries=runtime.settings.max_transient_retries,
+    )
     def finalize_stage(raw_env: str, raw_outcome: str) -> dict[str, Any] | None:
         return finalize_raw(raw_env, raw_outcome, runtime())
 

@@ -23,13 +23,16 @@ from policies.tiers import NANO, ModelSpec, reservation_usd, to_nano, to_nano_up
 from policies.tokens import request_tokens
 from queues.messages import CostEntry, Envelope, Outcome, StepStatus
 from queues.topology import TASK_NAMES, Stage
-from workers.errors import MalformedMessage, PermanentError, TransientError
+from workers.errors import TRANSIENT, MalformedMessage, PermanentError
 from workers.logs import bound_step
 from workers.ports import Completion, CompletionRequest
 from workers.runtime import LazyRuntime, Runtime
 from workers.stage import dead_letter, dead_letter_raw, parse_envelope, retry_delay
 
 log = structlog.get_logger("tierfleet.infer")
+
+# Provider failures with a known remedy: retry (transient) or dead-letter (permanent).
+EXPECTED_FAILURES: tuple[type[Exception], ...] = (*TRANSIENT, PermanentError)
 
 
 @dataclass(frozen=True)
@@ -112,19 +115,23 @@ def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime)
         dead_letter(rt, env, "infer", step.why)
 
 
-def _retry_or_dead(item: Admitted, exc: Exception, rt: Runtime) -> None:
-    rt.budgets.settle(item.env, item.reservation, 0)
-    env = item.env
-    if isinstance(exc, TransientError) and env.retries < rt.settings.max_transient_retries:
+def retry_or_dead(env: Envelope, exc: Exception, rt: Runtime) -> None:
+    """Transient: back on this tier's queue after a backoff. Otherwise: dead-lettered."""
+    if isinstance(exc, TRANSIENT) and env.retries < rt.settings.max_transient_retries:
         delay = retry_delay(rt, env.retries)
         retried = env.decide(
             "infer", "retry", f"transient: {exc}; again in {delay:.2f}s", retries=env.retries + 1
         )
         rt.bus.send(Stage.infer, retried, countdown=delay)
-    elif isinstance(exc, TransientError):
+    elif isinstance(exc, TRANSIENT):
         dead_letter(rt, env, "infer", f"retries exhausted ({env.retries}): {exc}")
     else:
         dead_letter(rt, env, "infer", str(exc))
+
+
+def _release_then(item: Admitted, exc: Exception, rt: Runtime) -> None:
+    rt.budgets.settle(item.env, item.reservation, 0)
+    retry_or_dead(item.env, exc, rt)
 
 
 def call_provider(items: list[Admitted], rt: Runtime) -> None:
@@ -137,16 +144,16 @@ def call_provider(items: list[Admitted], rt: Runtime) -> None:
         )
         if len(answers) != len(items):
             raise PermanentError(f"{provider.name} gave {len(answers)} answers to {len(items)}")
-    except (TransientError, PermanentError) as exc:
+    except EXPECTED_FAILURES as exc:
         log.warning("provider_failed", provider=provider.name, error=str(exc), size=len(items))
         for item in items:
-            _retry_or_dead(item, exc, rt)
+            _release_then(item, exc, rt)
         return
     except Exception as exc:
         # A provider bug must not lose the batch: each step is dead-lettered with the error.
         log.exception("provider_crashed", provider=provider.name, size=len(items))
         for item in items:
-            _retry_or_dead(item, PermanentError(f"internal error: {type(exc).__name__}: {exc}"), rt)
+            _release_then(item, PermanentError(f"internal error: {type(exc).__name__}: {exc}"), rt)
         return
     latency_ms = (time.perf_counter() - started) * 1000
     for item, answer in zip(items, answers, strict=True):
@@ -170,6 +177,9 @@ def handle_batch(raws: list[Any], rt: Runtime) -> None:
         with bound_step(env, "infer"):
             try:
                 item = admit(env, rt)
+            except TRANSIENT as exc:
+                retry_or_dead(env, exc, rt)
+                continue
             except (PermanentError, KeyError) as exc:
                 dead_letter(rt, env, "infer", f"cannot infer: {exc}")
                 continue

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from policies.retry import backoff_s
 from queues.messages import Envelope, Outcome, StepResult, StepStatus
 from queues.topology import TASK_NAMES, Stage
-from workers.errors import MalformedMessage, PermanentError, TransientError
+from workers.errors import TRANSIENT, MalformedMessage, PermanentError
 from workers.logs import bound_step
 from workers.runtime import LazyRuntime, Runtime
 from workers.stores.dead_letters import dead_record
@@ -91,7 +91,7 @@ def run_stage(
     with bound_step(env, stage):
         try:
             handler(env, rt)
-        except TransientError as exc:
+        except TRANSIENT as exc:
             if retries >= rt.settings.max_transient_retries:
                 dead_letter(rt, env, stage, f"retries exhausted ({retries}): {exc}")
                 return

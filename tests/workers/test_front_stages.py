@@ -1,5 +1,7 @@
 import json
 
+import redis
+
 from policies.caching import exact_key
 from queues.messages import StepStatus
 from queues.topology import Stage
@@ -111,3 +113,11 @@ def test_permanent_error_and_bugs_dead_letter_with_the_reason():
         [(env, outcome)] = bus.finalized
         assert outcome.status is StepStatus.dead_lettered and reason in outcome.reason
         assert env.decisions[-1].what == "dead_letter"
+
+
+def test_a_redis_blink_is_retried_like_any_transient_error():
+    def blink(env, rt):
+        raise redis.exceptions.ConnectionError("connection reset")
+
+    _, _, delays = _run(envelope().to_wire(), blink)
+    assert len(delays) == 1

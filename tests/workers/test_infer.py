@@ -1,3 +1,5 @@
+import redis
+
 from queues.messages import StepStatus
 from queues.topology import Stage
 from tests.doubles import FunctionProvider, MemoryBudgets, envelope, make_runtime
@@ -100,3 +102,16 @@ def test_malformed_items_do_not_sink_the_rest_of_the_batch():
     handle_batch(["garbage", None, envelope(tier="cheap").to_wire()], rt)
     assert len(stores.dead) == 2
     assert [o.status for _, o in bus.finalized] == [StepStatus.ok]
+
+
+class BlinkingBudgets(MemoryBudgets):
+    def reserve(self, env, reservation, amount_nano):
+        raise redis.exceptions.ConnectionError("connection reset")
+
+
+def test_a_redis_blink_while_reserving_retries_the_step_instead_of_losing_it():
+    rt, bus, _ = make_runtime(answering("fine"), budgets=BlinkingBudgets())
+    handle_batch([envelope(tier="cheap").to_wire()], rt)
+    [(stage, env, countdown)] = bus.sent
+    assert (stage, env.retries) == (Stage.infer, 1) and countdown
+    assert "connection reset" in env.decisions[-1].why
