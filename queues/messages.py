@@ -217,6 +217,7 @@ class StepResult(Frozen):
     tokens_out: int = 0
     tokens_cached: int = 0
     cache_hit: bool = False
+    cached_from: str | None = None  # the step whose answer a cache hit served
     escalations: int = 0
     latency_ms: float = 0.0
     correct: bool | None = None

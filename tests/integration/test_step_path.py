@@ -54,6 +54,9 @@ def test_a_repeated_step_is_an_exact_cache_hit_only_in_its_scope(fleet):
     hit, miss = fleet.wait(fleet.submit_many([repeat, other_tenant]), timeout=60)
     assert hit.cache_hit and hit.cost_usd == 0 and hit.answer is not None
     assert [d.what for d in hit.decisions] == ["exact_hit"]
+    assert hit.cached_from == first.step_id
+    [entry] = [e for e in fleet.ledger() if e["step_id"] == repeat.step_id]
+    assert entry["cache_hit"] and entry["cached_from"] == first.step_id and entry["cost_usd"] == 0
     assert not miss.cache_hit and miss.cost_usd > 0
 
 
