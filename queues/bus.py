@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from celery import Celery
 
@@ -25,7 +26,7 @@ class CeleryBus:
     def __init__(self, app: Celery) -> None:
         self.app = app
 
-    def send(self, stage: Stage, env: Envelope, *, countdown: float | None = None) -> None:
+    def _hop(self, stage: Stage, env: Envelope, **options: Any) -> None:
         if stage is Stage.finalize:
             raise ValueError("use finalize() to end a step")
         self.app.send_task(
@@ -33,23 +34,19 @@ class CeleryBus:
             args=[env.to_wire()],
             queue=queue_for(stage, env.tier, env.step.lane),
             task_id=hop_id(env, stage),
-            countdown=countdown,
             ignore_result=True,
+            **options,
         )
+
+    def send(self, stage: Stage, env: Envelope, *, countdown: float | None = None) -> None:
+        self._hop(stage, env, countdown=countdown)
 
     def send_many(self, stage: Stage, envelopes: Iterable[Envelope]) -> int:
         """Publish many envelopes over one producer connection."""
         sent = 0
         with self.app.producer_or_acquire() as producer:
             for env in envelopes:
-                self.app.send_task(
-                    TASK_NAMES[stage],
-                    args=[env.to_wire()],
-                    queue=queue_for(stage, env.tier, env.step.lane),
-                    task_id=hop_id(env, stage),
-                    producer=producer,
-                    ignore_result=True,
-                )
+                self._hop(stage, env, producer=producer)
                 sent += 1
         return sent
 
