@@ -8,26 +8,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MTOK = 1_000_000
+from policies.pricing import Price, PriceTable, Usage, load_price_table, parse_price
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    name: str
-    provider: str
-    input_per_mtok: float
-    output_per_mtok: float
-    cached_input_per_mtok: float
+    name: str  # the table's name for the model
+    provider: str  # a key of the provider registry: openai, anthropic, openai-compatible, ...
+    price: Price
+    api_model: str = ""  # the id sent to the provider; the name when empty
     capability: float | None = None  # simulated provider only
 
-    def cost(self, tokens_in: int, tokens_out: int, tokens_cached: int = 0) -> float:
-        """Dollar cost of one call; cached input tokens are part of tokens_in."""
-        fresh = max(0, tokens_in - tokens_cached)
-        return (
-            fresh * self.input_per_mtok
-            + tokens_cached * self.cached_input_per_mtok
-            + tokens_out * self.output_per_mtok
-        ) / MTOK
+    @property
+    def model_id(self) -> str:
+        return self.api_model or self.name
+
+    def cost(
+        self,
+        tokens_in: int,
+        tokens_out: int,
+        tokens_cached: int = 0,
+        tokens_cache_write: int = 0,
+        *,
+        batch: bool = False,
+    ) -> float:
+        """Dollar cost of one call; cache reads and writes are part of tokens_in."""
+        usage = Usage(tokens_in, tokens_out, tokens_cached, tokens_cache_write)
+        return self.price.cost(usage, batch=batch)
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ class TierTable:
     tiers: tuple[Tier, ...]  # cheapest first: the cascade's order
     models: dict[str, ModelSpec]
     routing: RoutingRules
+    prices_version: str = ""
 
     @property
     def names(self) -> list[str]:
@@ -78,18 +86,28 @@ class TierTable:
         return tier if self.names.index(tier) >= self.names.index(floor) else floor
 
 
-def parse_tier_table(data: dict[str, Any]) -> TierTable:
-    models = {
-        name: ModelSpec(
-            name=name,
-            provider=str(spec["provider"]),
-            input_per_mtok=float(spec["input_per_mtok"]),
-            output_per_mtok=float(spec["output_per_mtok"]),
-            cached_input_per_mtok=float(spec.get("cached_input_per_mtok", spec["input_per_mtok"])),
-            capability=float(spec["capability"]) if "capability" in spec else None,
-        )
-        for name, spec in data["models"].items()
-    }
+def _model(name: str, spec: dict[str, Any], prices: PriceTable | None) -> ModelSpec:
+    """A table model: its price is the price table's entry (looked up by ``price``, else the
+    API model id), with any price keys given inline laid over it."""
+    api_model = str(spec.get("api_model", ""))
+    listed = prices.get(str(spec.get("price", api_model or name))) if prices else None
+    try:
+        price = parse_price(spec, listed)
+    except ValueError as exc:
+        raise ValueError(
+            f"model {name!r} has no price in the price table or inline: {exc}"
+        ) from exc
+    return ModelSpec(
+        name=name,
+        provider=str(spec["provider"]),
+        price=price,
+        api_model=api_model,
+        capability=float(spec["capability"]) if "capability" in spec else None,
+    )
+
+
+def parse_tier_table(data: dict[str, Any], prices: PriceTable | None = None) -> TierTable:
+    models = {name: _model(name, spec, prices) for name, spec in data["models"].items()}
     tiers = tuple(
         sorted(
             (
@@ -115,17 +133,29 @@ def parse_tier_table(data: dict[str, Any]) -> TierTable:
     for tier_name in [rules.default_tier, rules.schema_min_tier, *rules.task_kind.values()]:
         if tier_name not in names:
             raise ValueError(f"routing names tier {tier_name!r}; the table has {names}")
-    return TierTable(str(data.get("version", "unversioned")), tiers, models, rules)
+    return TierTable(
+        str(data.get("version", "unversioned")),
+        tiers,
+        models,
+        rules,
+        prices.version if prices else "",
+    )
 
 
-def load_tier_table(path: Path) -> TierTable:
+def load_tier_table(path: Path, price_table: Path | None = None) -> TierTable:
+    """The tier table at ``path``, priced from the shipped price table and ``price_table``."""
     with path.open("rb") as fh:
-        return parse_tier_table(tomllib.load(fh))
+        return parse_tier_table(tomllib.load(fh), load_price_table(price_table))
 
 
-def reservation_usd(model: ModelSpec, tokens_in: int, max_output_tokens: int) -> float:
-    """The most a call can cost: every input token fresh, every allowed output token used."""
-    return model.cost(tokens_in, max_output_tokens)
+def reservation_usd(
+    model: ModelSpec, tokens_in: int, max_output_tokens: int, *, batch: bool = False
+) -> float:
+    """The most a call can cost: every input token at its dearest (fresh, or written to the
+    prompt cache), every allowed output token used."""
+    if model.price.cache_write_per_mtok > model.price.input_per_mtok:
+        return model.cost(tokens_in, max_output_tokens, 0, tokens_in, batch=batch)
+    return model.cost(tokens_in, max_output_tokens, batch=batch)
 
 
 NANO = 1_000_000_000

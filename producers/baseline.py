@@ -40,9 +40,18 @@ def frontier_baseline(
         batch = steps[start : start + chunk]
         requests = [CompletionRequest.for_step(s, model, s.messages) for s in batch]
         for answer in provider.complete(requests):
+            if isinstance(answer, Exception):
+                raise answer
             billed = answer.billed_usd
             cost += (
-                billed if billed is not None else model.cost(answer.tokens_in, answer.tokens_out)
+                billed
+                if billed is not None
+                else model.cost(
+                    answer.tokens_in,
+                    answer.tokens_out,
+                    answer.tokens_cached,
+                    answer.tokens_cache_write,
+                )
             )
             if answer.correct is not None:
                 known += 1

@@ -19,6 +19,7 @@ from producers.runner import run_with_progress
 from producers.workloads import generate_workload, read_jsonl, write_jsonl
 from queues.settings import Settings
 from queues.topology import worker_groups
+from workers.errors import ProviderUnavailable
 
 app = typer.Typer(
     help="tierfleet: run AI-agent LLM steps at the lowest cost that keeps quality.",
@@ -98,7 +99,11 @@ def run(
         console.print(f"[red]cannot read the workload:[/] {exc}")
         raise typer.Exit(2) from None
     settings = Settings()
-    local = LocalFleet(settings).start() if embedded else None
+    try:
+        local = LocalFleet(settings).start() if embedded else None
+    except ProviderUnavailable as exc:
+        console.print(f"[red]cannot start the fleet:[/] {exc}")
+        raise typer.Exit(2) from None
     try:
         with Fleet(local.settings if local else settings) as fleet:
             results = run_with_progress(fleet, steps)
@@ -166,7 +171,7 @@ def bench_fleet_cmd(
 def workers() -> None:
     """The celery command that starts each worker group (for your own process manager)."""
     settings = Settings()
-    table = load_tier_table(settings.tier_table)
+    table = load_tier_table(settings.tier_table, settings.price_table)
     for group in worker_groups(table.names, settings.batch_flush_every):
         console.print(f"[bold]{group.name}[/]: {' '.join(group.celery_args())}")
 

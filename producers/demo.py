@@ -35,7 +35,7 @@ def run_demo(
     console: Console,
     out: Path | None = None,
 ) -> dict[str, Any]:
-    table = load_tier_table(settings.tier_table)
+    table = load_tier_table(settings.tier_table, settings.price_table)
     console.print(
         f"[bold]tierfleet demo[/]: {len(workload.steps)} steps in "
         f"{len(workload.sessions)} sessions; tiers {', '.join(table.names)} "

@@ -43,7 +43,7 @@ def to_step(obj: AgentStep | Mapping[str, Any]) -> AgentStep:
 class Fleet:
     def __init__(self, settings: Settings, table: TierTable | None = None) -> None:
         self.settings = settings
-        self.table = table or load_tier_table(settings.tier_table)
+        self.table = table or load_tier_table(settings.tier_table, settings.price_table)
         self.app: Celery = create_app(settings, self.table.names)
         self.bus = CeleryBus(self.app)
         self.redis = redis.Redis.from_url(settings.store_url)

@@ -13,12 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from celery import Celery
+from pydantic import SecretStr
 
 from policies.tiers import load_tier_table
 from producers.embedded import EmbeddedRedis
 from queues.app import create_app
 from queues.settings import Settings
 from queues.topology import NOOP, WorkerGroup, worker_groups
+from workers.errors import ProviderUnavailable
+from workers.providers import provider_problems
 
 NOOP_GROUP = WorkerGroup("noop", (NOOP,))
 
@@ -27,6 +30,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """Settings as the TIERFLEET_* variables a worker process reads back."""
     env = {}
     for name, value in settings.model_dump().items():
+        if isinstance(value, SecretStr):  # handed to the child process, never printed
+            value = value.get_secret_value()
         if value is not None:
             env[f"TIERFLEET_{name.upper()}"] = str(value)
     return env
@@ -51,11 +56,19 @@ class LocalFleet:
         self._app: Celery | None = None
 
     def groups(self) -> list[WorkerGroup]:
-        table = load_tier_table(self.settings.tier_table)
+        table = load_tier_table(self.settings.tier_table, self.settings.price_table)
         groups = worker_groups(table.names, self.settings.batch_flush_every) + self.extra_groups
         return [g for g in groups if self.only is None or g.name in self.only]
 
+    def check_providers(self) -> None:
+        """Refuse to start a fleet whose tier table names a provider it cannot use."""
+        table = load_tier_table(self.settings.tier_table, self.settings.price_table)
+        problems = provider_problems(self.settings, (m.provider for m in table.models.values()))
+        if problems:
+            raise ProviderUnavailable("; ".join(problems))
+
     def start(self, *, own_redis: bool = True) -> LocalFleet:
+        self.check_providers()
         try:
             if own_redis:
                 self.redis = EmbeddedRedis().start()
@@ -110,7 +123,8 @@ class LocalFleet:
     @property
     def app(self) -> Celery:
         if self._app is None:
-            self._app = create_app(self.settings, load_tier_table(self.settings.tier_table).names)
+            table = load_tier_table(self.settings.tier_table, self.settings.price_table)
+            self._app = create_app(self.settings, table.names)
         return self._app
 
     def stop_group(self, name: str, *, kill: bool = False) -> None:

@@ -148,11 +148,13 @@ class CostEntry(Frozen):
     provider: str
     tokens_in: int = 0
     tokens_out: int = 0
-    tokens_cached: int = 0
+    tokens_cached: int = 0  # read from the provider's prompt cache; part of tokens_in
+    tokens_cache_write: int = 0  # written to it; part of tokens_in
     cost_usd: float = 0.0
     latency_ms: float = 0.0
     accepted: bool = False
     simulated: bool = False
+    batch: bool = False  # answered through the provider's batch API, at its discount
 
 
 class Envelope(Frozen):
@@ -216,6 +218,7 @@ class StepResult(Frozen):
     tokens_in: int = 0
     tokens_out: int = 0
     tokens_cached: int = 0
+    tokens_cache_write: int = 0
     cache_hit: bool = False
     cached_from: str | None = None  # the step whose answer a cache hit served
     escalations: int = 0

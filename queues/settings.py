@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TIER_TABLE = Path(__file__).resolve().parent.parent / "policies" / "tables" / "default.toml"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TIERFLEET_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="TIERFLEET_", env_file=None, extra="ignore", populate_by_name=True
+    )
 
     broker_url: str = "redis://127.0.0.1:6379/0"
     # Result backend and stores (ledger, budgets, exact cache) default to the broker's Redis.
@@ -19,6 +21,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
 
     tier_table: Path = DEFAULT_TIER_TABLE
+    price_table: Path | None = Field(
+        default=None, description="your own prices, laid over policies/tables/prices.toml"
+    )
     replay_data: Path | None = Field(
         default=None, description="RouterBench-format CSV file or folder for the replay provider"
     )
@@ -36,6 +41,24 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = 3600
     result_ttl_s: int = 7 * 24 * 3600
 
+    # Providers. A key left unset makes its provider unavailable; the fleet names the variable.
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TIERFLEET_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = None  # None: api.openai.com
+    anthropic_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TIERFLEET_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
+    )
+    anthropic_base_url: str | None = None  # None: api.anthropic.com
+    openai_compatible_base_url: str | None = None  # a vLLM, Ollama or TGI server's /v1
+    openai_compatible_api_key: SecretStr | None = None  # most self-hosted servers need none
+    provider_timeout_s: float = 60.0
+    provider_max_attempts: int = 3  # in-call tries for a 429/5xx/timeout before requeueing
+    provider_retry_after_cap_s: float = 20.0  # a longer Retry-After waits on the queue instead
+    provider_concurrency: int = 8  # concurrent calls per provider in one worker process
+    prompt_cache_breakpoints: bool = True  # Anthropic cache_control on the static prefix
+
     session_budget_usd: float | None = None  # default hard limit; None = unlimited
     simulated_latency_ms: float = 0.0  # per provider call, for the simulated provider
 
@@ -43,6 +66,11 @@ class Settings(BaseSettings):
     ledger_maxlen: int = 1_000_000
     log_level: str = "INFO"
     log_json: bool = True
+
+    def secrets(self) -> list[str]:
+        """Every secret value set, for the log and error redactor."""
+        keys = (self.openai_api_key, self.anthropic_api_key, self.openai_compatible_api_key)
+        return [k.get_secret_value() for k in keys if k is not None and k.get_secret_value()]
 
     @property
     def backend_url(self) -> str:

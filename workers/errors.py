@@ -12,9 +12,17 @@ class FleetError(Exception):
 class TransientError(FleetError):
     """Worth retrying: a timeout, a 429, a 5xx, a dropped connection."""
 
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s  # what the provider asked for (Retry-After)
+
 
 class PermanentError(FleetError):
     """Retrying cannot help: a malformed message, a 4xx, an unknown model. Dead-letter it."""
+
+
+class ProviderUnavailable(PermanentError):
+    """A provider the tier table names cannot be used: its key or URL is not set."""
 
 
 class MalformedMessage(PermanentError):

@@ -35,6 +35,7 @@ def result_of(env: Envelope, outcome: Outcome, now: float) -> StepResult:
         tokens_in=sum(c.tokens_in for c in costs),
         tokens_out=sum(c.tokens_out for c in costs),
         tokens_cached=sum(c.tokens_cached for c in costs),
+        tokens_cache_write=sum(c.tokens_cache_write for c in costs),
         cache_hit=outcome.cache_hit,
         cached_from=outcome.cached_from,
         escalations=env.attempt,
@@ -46,7 +47,11 @@ def result_of(env: Envelope, outcome: Outcome, now: float) -> StepResult:
     )
 
 
-def ledger_entry(env: Envelope, result: StepResult, now: float) -> dict[str, Any]:
+def ledger_entry(
+    env: Envelope, result: StepResult, now: float, prices_version: str = ""
+) -> dict[str, Any]:
+    """The step's ledger line: who to charge, what it cost, and each model call it paid for
+    (failed attempts included), so per-model totals reconcile with the providers' bills."""
     step = env.step
     return {
         "ts": now,
@@ -64,7 +69,24 @@ def ledger_entry(env: Envelope, result: StepResult, now: float) -> dict[str, Any
         "tokens_in": result.tokens_in,
         "tokens_out": result.tokens_out,
         "tokens_cached": result.tokens_cached,
+        "tokens_cache_write": result.tokens_cache_write,
         "cost_usd": result.cost_usd,
+        "prices": prices_version,
+        "calls": [
+            {
+                "model": c.model,
+                "provider": c.provider,
+                "tier": c.tier,
+                "tokens_in": c.tokens_in,
+                "tokens_out": c.tokens_out,
+                "tokens_cached": c.tokens_cached,
+                "tokens_cache_write": c.tokens_cache_write,
+                "cost_usd": c.cost_usd,
+                "batch": c.batch,
+                "accepted": c.accepted,
+            }
+            for c in env.costs
+        ],
         "latency_ms": result.latency_ms,
         "cache_hit": result.cache_hit,
         "cached_from": result.cached_from,
@@ -82,7 +104,7 @@ def handle(env: Envelope, outcome: Outcome, rt: Runtime) -> StepResult:
     if rt.finalized.done(env.step.step_id):
         log.info("finalize_repeated")
         return result
-    rt.ledger.append(ledger_entry(env, result, now))
+    rt.ledger.append(ledger_entry(env, result, now, rt.table.prices_version))
     if outcome.status is StepStatus.ok and not outcome.cache_hit and env.cache_key:
         rt.cache.put(
             env.cache_key,

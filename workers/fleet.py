@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready
 
-from policies.tiers import load_tier_table
+from policies.tiers import TierTable, load_tier_table
 from queues.app import create_app
 from queues.settings import Settings
 from queues.topology import NOOP, NOOP_TASK, Stage
 from workers import cache, classify, compress, finalize, infer
 from workers.logs import configure_logging
+from workers.providers import provider_problems
 from workers.runtime import LazyRuntime, build_runtime
 from workers.stage import Handler, register_stage
+
+log = structlog.get_logger("tierfleet.fleet")
 
 # The plain stages, by name: each is a handler over (envelope, runtime).
 STAGE_HANDLERS: dict[Stage, Handler] = {
@@ -24,13 +28,20 @@ STAGE_HANDLERS: dict[Stage, Handler] = {
 }
 
 
+def report_unavailable_providers(settings: Settings, table: TierTable) -> None:
+    """Say at start which providers cannot be used; steps routed to them are dead-lettered
+    with the same reason."""
+    for why in provider_problems(settings, (m.provider for m in table.models.values())):
+        log.error("provider_unavailable", reason=why)
+
+
 def warm(runtime: LazyRuntime) -> None:
     """Open connections and load the tokenizer before the first step, not during it."""
     runtime().counter.count_many(["warm up"])
 
 
 def build_worker_app(settings: Settings) -> Celery:
-    table = load_tier_table(settings.tier_table)
+    table = load_tier_table(settings.tier_table, settings.price_table)
     app = create_app(settings, table.names)
     runtime = LazyRuntime(settings, lambda: build_runtime(app, settings, table))
     for stage, handler in STAGE_HANDLERS.items():
@@ -42,15 +53,16 @@ def build_worker_app(settings: Settings) -> Celery:
     def noop() -> None:
         """The broker's floor, for ``tierfleet bench fleet``."""
 
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_json, settings.secrets())
 
     @worker_process_init.connect(weak=False)
     def _init_process(**_: Any) -> None:
-        configure_logging(settings.log_level, settings.log_json)
+        configure_logging(settings.log_level, settings.log_json, settings.secrets())
         warm(runtime)
 
     @worker_ready.connect(weak=False)
     def _ready(**_: Any) -> None:
+        report_unavailable_providers(settings, table)
         warm(runtime)  # the solo pool runs tasks in the main process: warm it there
 
     return app

@@ -23,7 +23,7 @@ from policies.tiers import NANO, ModelSpec, reservation_usd, to_nano, to_nano_up
 from policies.tokens import request_tokens
 from queues.messages import CostEntry, Envelope, Outcome, StepStatus
 from queues.topology import TASK_NAMES, Stage
-from workers.errors import TRANSIENT, MalformedMessage, PermanentError
+from workers.errors import TRANSIENT, MalformedMessage, PermanentError, TransientError
 from workers.logs import bound_step
 from workers.ports import Completion, CompletionRequest
 from workers.runtime import LazyRuntime, Runtime
@@ -65,7 +65,9 @@ def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime)
     env, model, tier = item.env, item.model, item.env.tier or ""
     cost = answer.billed_usd
     if cost is None:
-        cost = model.cost(answer.tokens_in, answer.tokens_out, answer.tokens_cached)
+        cost = model.cost(
+            answer.tokens_in, answer.tokens_out, answer.tokens_cached, answer.tokens_cache_write
+        )
     rt.budgets.settle(env, item.reservation, to_nano(cost))
     verdict = judge(
         answer.text,
@@ -82,6 +84,7 @@ def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime)
             tokens_in=answer.tokens_in,
             tokens_out=answer.tokens_out,
             tokens_cached=answer.tokens_cached,
+            tokens_cache_write=answer.tokens_cache_write,
             cost_usd=cost,
             latency_ms=latency_ms,
             accepted=verdict.accepted,
@@ -119,6 +122,8 @@ def retry_or_dead(env: Envelope, exc: Exception, rt: Runtime) -> None:
     """Transient: back on this tier's queue after a backoff. Otherwise: dead-lettered."""
     if isinstance(exc, TRANSIENT) and env.retries < rt.settings.max_transient_retries:
         delay = retry_delay(rt, env.retries)
+        if isinstance(exc, TransientError) and exc.retry_after_s is not None:
+            delay = max(delay, exc.retry_after_s)  # the provider said when to come back
         retried = env.decide(
             "infer", "retry", f"transient: {exc}; again in {delay:.2f}s", retries=env.retries + 1
         )
@@ -158,12 +163,23 @@ def call_provider(items: list[Admitted], rt: Runtime) -> None:
     latency_ms = (time.perf_counter() - started) * 1000
     for item, answer in zip(items, answers, strict=True):
         with bound_step(item.env, "infer"):
+            if isinstance(answer, Exception):
+                _failed(item, answer, provider.name, rt)
+                continue
             try:
                 conclude(item, answer, latency_ms, rt)
             except Exception as exc:
                 log.exception("conclude_failed")
                 rt.budgets.settle(item.env, item.reservation, 0)
                 dead_letter(rt, item.env, "infer", f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _failed(item: Admitted, exc: Exception, provider: str, rt: Runtime) -> None:
+    """One request of a micro-batch failed: it retries or dead-letters on its own."""
+    if not isinstance(exc, EXPECTED_FAILURES):
+        exc = PermanentError(f"internal error: {type(exc).__name__}: {exc}")
+    log.warning("provider_failed", provider=provider, error=str(exc))
+    _release_then(item, exc, rt)
 
 
 def handle_batch(raws: list[Any], rt: Runtime) -> None:

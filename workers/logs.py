@@ -4,17 +4,42 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import structlog
 
 from queues.messages import Envelope
 
+REDACTED = "[redacted]"
 
-def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer()
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret value replaced, for log lines and error messages."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class RedactingRenderer:
+    """Renders a log line, then removes secrets from it, whatever field carried them."""
+
+    def __init__(self, renderer: Any, secrets: Sequence[str]) -> None:
+        self.renderer = renderer
+        self.secrets = list(secrets)
+
+    def __call__(self, logger: Any, method: str, event: Any) -> str:
+        return redact(str(self.renderer(logger, method, event)), self.secrets)
+
+
+def configure_logging(
+    level: str = "INFO", json_lines: bool = True, secrets: Sequence[str] = ()
+) -> None:
+    renderer = RedactingRenderer(
+        structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(),
+        secrets,
     )
     structlog.configure(
         processors=[

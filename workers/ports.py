@@ -22,6 +22,7 @@ class CompletionRequest:
     response_schema: dict[str, Any] | None
     max_output_tokens: int
     task_kind: str
+    cache_key: str = ""  # the step's prompt version: steps sharing it share a cached prefix
     # Evaluation labels: read only by the simulated and replay providers.
     labels: dict[str, Any] = field(default_factory=dict)
 
@@ -38,6 +39,7 @@ class CompletionRequest:
             response_schema=step.response_schema,
             max_output_tokens=step.max_output_tokens,
             task_kind=step.task_kind,
+            cache_key=step.prompt_version or "",
             labels=dict(step.labels),
         )
 
@@ -47,7 +49,8 @@ class Completion:
     text: str
     tokens_in: int
     tokens_out: int
-    tokens_cached: int = 0
+    tokens_cached: int = 0  # read from the provider's prompt cache; part of tokens_in
+    tokens_cache_write: int = 0  # written to it (billed above the input price by some)
     confidence: float | None = None  # what the provider reports; None when it reports none
     billed_usd: float | None = None  # set when the provider states the bill (replay)
     correct: bool | None = None  # ground truth, known to simulated and replay only
@@ -55,11 +58,12 @@ class Completion:
 
 
 class Provider(Protocol):
-    """A model API. One call answers a micro-batch; the result list matches the requests."""
+    """A model API. One call answers a micro-batch: the result list matches the requests, an
+    exception in place of an answer that failed (TransientError, PermanentError)."""
 
     name: str
 
-    def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion]: ...
+    def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion | Exception]: ...
 
 
 class Bus(Protocol):

@@ -8,7 +8,7 @@ from celery.result import AsyncResult
 from policies.tiers import load_tier_table
 from queues.messages import AgentStep, StepStatus
 from queues.settings import DEFAULT_TIER_TABLE
-from workers.ports import CompletionRequest
+from workers.ports import Completion, CompletionRequest
 from workers.providers.simulated import SimulatedProvider
 from workers.tokenizer import BpeCounter
 
@@ -67,18 +67,11 @@ def _escalating_step() -> AgentStep:
         step = make_step(labels={"difficulty": 0.62})
         answers = {}
         for tier in ("cheap", "mid"):
-            request = CompletionRequest(
-                step.step_id,
-                TABLE.model_of(tier),
-                step.messages,
-                (),
-                None,
-                step.max_output_tokens,
-                "chat",
-                dict(step.labels),
-            )
-            answers[tier] = provider.complete([request])[0]
-        if answers["cheap"].confidence < 0.6 <= answers["mid"].confidence:
+            request = CompletionRequest.for_step(step, TABLE.model_of(tier), step.messages)
+            answer = provider.complete([request])[0]
+            assert isinstance(answer, Completion)
+            answers[tier] = answer
+        if (answers["cheap"].confidence or 0) < 0.6 <= (answers["mid"].confidence or 0):
             return step
     raise AssertionError("no such step among 200 tries")
 

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from policies.pricing import Price
 from policies.tiers import ModelSpec
 from tests.doubles import step
 from workers.errors import PermanentError
@@ -60,8 +61,8 @@ def write_csv(path: Path) -> None:
 
 def request(sample: str, model: str) -> CompletionRequest:
     s = step(labels={"replay_id": sample}, task_kind="multiple_choice")
-    spec = ModelSpec(model, "replay", 1, 1, 1)
-    return CompletionRequest(s.step_id, spec, s.messages, (), None, 16, s.task_kind, dict(s.labels))
+    spec = ModelSpec(model, "replay", Price(1, 1, 1, 1))
+    return CompletionRequest.for_step(s, spec, s.messages)
 
 
 def test_reads_rows_and_drops_empty_scores(tmp_path):

@@ -1,6 +1,7 @@
 import json
 import statistics
 
+from policies.pricing import Price
 from policies.tiers import ModelSpec
 from tests.doubles import step
 from workers.ports import CompletionRequest
@@ -20,17 +21,8 @@ SCHEMA = {
 
 def request(capability: float, difficulty: float, step_id: str = "s", **kw) -> CompletionRequest:
     s = step(step_id=step_id, labels={"difficulty": difficulty}, **kw)
-    model = ModelSpec("sim/m", "simulated", 1.0, 2.0, 0.5, capability=capability)
-    return CompletionRequest(
-        s.step_id,
-        model,
-        s.messages,
-        s.tools,
-        s.response_schema,
-        s.max_output_tokens,
-        s.task_kind,
-        dict(s.labels),
-    )
+    model = ModelSpec("sim/m", "simulated", Price(1.0, 2.0, 0.5, 1.0), capability=capability)
+    return CompletionRequest.for_step(s, model, s.messages)
 
 
 def test_acceptable_iff_capability_covers_difficulty():

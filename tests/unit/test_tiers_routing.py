@@ -1,5 +1,6 @@
 import pytest
 
+from policies.pricing import Price
 from policies.routing import route_by_rules
 from policies.tiers import (
     ModelSpec,
@@ -34,7 +35,7 @@ def test_cost_applies_input_cached_and_output_prices(tokens_in, tokens_out, cach
 
 
 def test_reservation_is_the_worst_case_and_rounds_up():
-    model = ModelSpec("m", "simulated", 1.0, 2.0, 0.5)
+    model = ModelSpec("m", "simulated", Price(1.0, 2.0, 0.5, 1.0))
     assert reservation_usd(model, 1000, 500) == pytest.approx((1000 + 1000) / 1e6)
     assert to_nano_up(1e-9 * 1.2) == 2 and to_nano(1e-9 * 1.2) == 1
 
@@ -79,3 +80,11 @@ def test_table_naming_an_unknown_model_or_tier_is_refused():
                 "routing": {"task_kind": {"chat": "zzz"}},
             }
         )
+
+
+def test_reservation_covers_anthropic_cache_writes():
+    model = ModelSpec("c", "anthropic", Price(1.0, 5.0, 0.1, 1.25, batch_discount=0.5))
+    assert reservation_usd(model, 1000, 100) == pytest.approx((1000 * 1.25 + 100 * 5) / 1e6)
+    assert reservation_usd(model, 1000, 100, batch=True) == pytest.approx(
+        (1000 * 1.25 + 100 * 5) / 2e6
+    )

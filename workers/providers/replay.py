@@ -89,8 +89,8 @@ class ReplayProvider:
             self._rows = {row.sample_id: row for row in read_routerbench(self.data)}
         return self._rows
 
-    def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion]:
-        out = []
+    def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion | Exception]:
+        out: list[Completion | Exception] = []
         for request in requests:
             sample_id = str(request.labels.get("replay_id", ""))
             row = self.rows.get(sample_id)

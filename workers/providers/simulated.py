@@ -120,10 +120,10 @@ class SimulatedProvider:
         words = " ".join(rng.choice(_WORDS) for _ in range(max(1, target)))
         return self.counter.head(words, min(target, request.max_output_tokens))
 
-    def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion]:
+    def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion | Exception]:
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
-        out = []
+        out: list[Completion | Exception] = []
         for request in requests:
             capability = request.model.capability
             if capability is None:

@@ -1,0 +1,172 @@
+"""The OpenAI and Anthropic adapters, through the official SDKs, against the test server."""
+
+import json
+import time
+
+import pytest
+
+from policies.tiers import load_tier_table
+from queues.settings import Settings
+from tests.doubles import step
+from tests.providers.conftest import ServerHandle
+from workers.errors import PermanentError, ProviderUnavailable, TransientError
+from workers.ports import Completion, CompletionRequest
+from workers.providers import build_provider, provider_problems
+from workers.providers.anthropic_messages import message_params
+from workers.tokenizer import BpeCounter
+
+TABLE = load_tier_table(
+    __import__("pathlib").Path(__file__).parents[2] / "policies" / "tables" / "providers.toml"
+)
+KEY = "sk-test-5f1c0ffee0ddba11"
+POLICY = "You are the airline's support agent. " + " ".join(
+    f"Rule {i}: a passenger may change flight {i} once without a fee." for i in range(150)
+)
+SCHEMA = {
+    "type": "object",
+    "properties": {"action": {"type": "string", "enum": ["refund", "rebook"]}},
+    "required": ["action"],
+}
+
+
+def settings(api: ServerHandle, **overrides: object) -> Settings:
+    fields: dict[str, object] = {
+        "openai_api_key": KEY,
+        "openai_base_url": api.openai_base_url,
+        "anthropic_api_key": KEY,
+        "anthropic_base_url": api.url,
+        "openai_compatible_base_url": api.openai_base_url,
+        "retry_backoff_s": 0.01,
+        "provider_timeout_s": 2.0,
+    }
+    return Settings.model_validate({**fields, **overrides})
+
+
+def request(tier: str, turns: int = 1, **step_fields: object) -> CompletionRequest:
+    messages = [{"role": "system", "content": POLICY}]
+    for i in range(turns):
+        messages += [{"role": "user", "content": f"question {i}"}]
+        if i < turns - 1:
+            messages += [{"role": "assistant", "content": f"answer {i}"}]
+    s = step(messages=messages, **step_fields)
+    return CompletionRequest.for_step(s, TABLE.model_of(tier), s.messages)
+
+
+def one(provider_name: str, api: ServerHandle, req: CompletionRequest, **kw: object) -> object:
+    provider = build_provider(provider_name, settings(api, **kw), BpeCounter())
+    return provider.complete([req])[0]
+
+
+@pytest.mark.parametrize(("provider", "tier"), [("openai", "cheap"), ("anthropic", "mid")])
+def test_plain_answer_with_usage_priced_as_the_provider_bills(api, provider, tier):
+    answer = one(provider, api, request(tier))
+    assert isinstance(answer, Completion) and answer.text and answer.tokens_out > 0
+    model = TABLE.model_of(tier)
+    cost = model.cost(
+        answer.tokens_in, answer.tokens_out, answer.tokens_cached, answer.tokens_cache_write
+    )
+    assert cost == pytest.approx(api.bill()["total_usd"], rel=1e-9)
+
+
+def test_openai_reads_the_session_prefix_from_its_cache(api):
+    first, second = (one("openai", api, request("cheap", turns=n)) for n in (1, 2))
+    assert isinstance(first, Completion) and isinstance(second, Completion)
+    assert first.tokens_cached == 0
+    assert second.tokens_cached >= 1024 and second.tokens_cached % 128 == 0
+    assert second.tokens_cached / second.tokens_in > 0.9
+
+
+def test_anthropic_writes_then_reads_its_breakpoints(api):
+    first, second = (one("anthropic", api, request("mid", turns=n)) for n in (1, 2))
+    assert isinstance(first, Completion) and isinstance(second, Completion)
+    assert first.tokens_cached == 0 and first.tokens_cache_write > 1024
+    assert second.tokens_cached == first.tokens_cache_write
+    model = TABLE.model_of("mid")
+    ours = sum(
+        model.cost(a.tokens_in, a.tokens_out, a.tokens_cached, a.tokens_cache_write)
+        for a in (first, second)
+    )
+    assert ours == pytest.approx(api.bill()["total_usd"], rel=1e-9)
+
+
+def test_without_breakpoints_anthropic_caches_nothing(api):
+    answers = [
+        one("anthropic", api, request("mid", turns=n), prompt_cache_breakpoints=False)
+        for n in (1, 2)
+    ]
+    assert all(isinstance(a, Completion) and a.tokens_cached == 0 for a in answers)
+
+
+def test_anthropic_prompt_puts_static_content_first_with_breakpoints():
+    params = message_params(
+        request("mid", tools=[{"type": "function", "function": {"name": "lookup"}}]),
+        breakpoints=True,
+    )
+    assert params["tools"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert params["system"][0]["text"] == POLICY and "cache_control" in params["system"][0]
+    assert "cache_control" in params["messages"][-1]["content"][-1]
+
+
+@pytest.mark.parametrize(("provider", "tier"), [("openai", "cheap"), ("anthropic", "mid")])
+def test_structured_answer_fits_the_schema(api, provider, tier):
+    answer = one(provider, api, request(tier, response_schema=SCHEMA))
+    assert isinstance(answer, Completion)
+    assert json.loads(answer.text)["action"] in ("refund", "rebook")
+
+
+def test_429_waits_for_retry_after_then_succeeds(api):
+    api.faults({"status": 429, "retry_after": 0.3, "times": 1})
+    started = time.monotonic()
+    answer = one("openai", api, request("cheap"))
+    assert isinstance(answer, Completion)
+    assert time.monotonic() - started >= 0.3
+    assert api.stats()["openai.error.429"] == 1
+
+
+def test_a_long_retry_after_goes_back_to_the_queue_with_the_wait(api):
+    api.faults({"status": 429, "retry_after": 90, "times": 1})
+    answer = one("anthropic", api, request("mid"))
+    assert isinstance(answer, TransientError) and answer.retry_after_s == 90
+
+
+def test_500s_exhaust_the_in_call_attempts(api):
+    api.faults({"status": 500, "times": -1})
+    answer = one("openai", api, request("cheap"), provider_max_attempts=3)
+    assert isinstance(answer, TransientError) and "500" in str(answer)
+    assert api.stats()["openai.error.500"] == 3
+
+
+def test_other_4xx_are_permanent_with_the_providers_message(api):
+    api.faults({"status": 400, "times": 1})
+    answer = one("anthropic", api, request("mid"))
+    assert isinstance(answer, PermanentError) and "scripted 400" in str(answer)
+    assert api.stats()["anthropic.error.400"] == 1  # not retried
+
+
+def test_a_slow_provider_times_out_as_transient(api):
+    api.faults({"delay_s": 1.0, "times": -1})
+    answer = one(
+        "openai-compatible", api, request("cheap"), provider_timeout_s=0.2, provider_max_attempts=1
+    )
+    assert isinstance(answer, TransientError) and "Timeout" in str(answer)
+
+
+def test_concurrency_is_capped_per_provider(api):
+    api.faults({"delay_s": 0.2, "times": -1})
+    provider = build_provider("openai", settings(api, provider_concurrency=2), BpeCounter())
+    started = time.monotonic()
+    answers = provider.complete([request("cheap") for _ in range(6)])
+    assert all(isinstance(a, Completion) for a in answers)
+    assert time.monotonic() - started >= 0.6  # three rounds of two
+
+
+def test_a_provider_without_its_key_is_unavailable_and_named():
+    bare = Settings.model_validate({})
+    problems = provider_problems(bare, ["openai", "anthropic", "simulated"])
+    assert problems == [
+        "provider 'anthropic' is unavailable: set TIERFLEET_ANTHROPIC_API_KEY "
+        "(or ANTHROPIC_API_KEY)",
+        "provider 'openai' is unavailable: set TIERFLEET_OPENAI_API_KEY (or OPENAI_API_KEY)",
+    ]
+    with pytest.raises(ProviderUnavailable, match="TIERFLEET_OPENAI_COMPATIBLE_BASE_URL"):
+        build_provider("openai-compatible", bare, BpeCounter())

@@ -1,0 +1,142 @@
+"""What every HTTP provider adapter shares: mapping SDK errors to Transient/Permanent,
+retrying transient ones with tenacity (exponential backoff with full jitter, honouring
+Retry-After), and a per-provider cap on concurrent calls."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import anthropic
+import openai
+import tenacity
+import tenacity.wait
+
+from queues.settings import Settings
+from workers.errors import PermanentError, TransientError
+from workers.logs import redact
+from workers.ports import Completion, CompletionRequest
+
+STATUS_ERRORS = (openai.APIStatusError, anthropic.APIStatusError)
+NETWORK_ERRORS = (
+    openai.APITimeoutError,
+    openai.APIConnectionError,
+    anthropic.APITimeoutError,
+    anthropic.APIConnectionError,
+)
+RETRYABLE_STATUS = frozenset({429, 529})  # 529: Anthropic's "overloaded"
+
+
+def retry_after_s(headers: Any) -> float | None:
+    """Seconds from a Retry-After (or retry-after-ms) header, as a number or an HTTP date."""
+    if headers is None:
+        return None
+    if millis := headers.get("retry-after-ms"):
+        try:
+            return float(millis) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - time.time())
+
+
+def provider_error(provider: str, exc: Exception, secrets: Sequence[str]) -> Exception:
+    """The fleet's error for an SDK exception; the provider's own message, secrets removed."""
+    if isinstance(exc, STATUS_ERRORS):
+        status = exc.status_code
+        message = redact(f"{provider} answered {status}: {exc.message}", secrets)
+        if status in RETRYABLE_STATUS or status >= 500:
+            return TransientError(message, retry_after_s(exc.response.headers))
+        return PermanentError(message)
+    if isinstance(exc, NETWORK_ERRORS):
+        return TransientError(redact(f"{provider}: {type(exc).__name__}: {exc}", secrets))
+    return exc
+
+
+class _WaitRetryAfter(tenacity.wait.wait_base):
+    """The provider's Retry-After when it gave one, else exponential backoff with jitter."""
+
+    def __init__(self, fallback: tenacity.wait.wait_base) -> None:
+        self.fallback = fallback
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, TransientError) and exc.retry_after_s is not None:
+            return exc.retry_after_s
+        return float(self.fallback(retry_state))
+
+
+class _StopOnLongRetryAfter(tenacity.stop.stop_base):
+    """Stop retrying in-call when the provider asks for a long wait: the step then waits on
+    the queue (a countdown), not in a worker thread."""
+
+    def __init__(self, cap_s: float) -> None:
+        self.cap_s = cap_s
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        return isinstance(exc, TransientError) and (exc.retry_after_s or 0.0) > self.cap_s
+
+
+def retrying(settings: Settings) -> tenacity.Retrying:
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(TransientError),
+        wait=_WaitRetryAfter(
+            tenacity.wait_random_exponential(
+                multiplier=settings.retry_backoff_s, max=settings.provider_retry_after_cap_s
+            )
+        ),
+        stop=tenacity.stop_after_attempt(settings.provider_max_attempts)
+        | _StopOnLongRetryAfter(settings.provider_retry_after_cap_s),
+        reraise=True,
+    )
+
+
+class CallPool:
+    """Runs one provider call per request, at most ``limit`` at a time, retrying each as
+    ``retrying`` says; each request gets its answer or its final error."""
+
+    def __init__(self, provider: str, settings: Settings) -> None:
+        self.provider = provider
+        self.settings = settings
+        self.secrets = settings.secrets()
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, settings.provider_concurrency), thread_name_prefix=provider
+        )
+
+    def _one(
+        self, call: Callable[[CompletionRequest], Completion], request: CompletionRequest
+    ) -> Completion:
+        def attempt() -> Completion:
+            try:
+                return call(request)
+            except (*STATUS_ERRORS, *NETWORK_ERRORS) as exc:
+                raise provider_error(self.provider, exc, self.secrets) from None
+
+        return retrying(self.settings)(attempt)
+
+    def run(
+        self,
+        call: Callable[[CompletionRequest], Completion],
+        requests: Sequence[CompletionRequest],
+    ) -> list[Completion | Exception]:
+        futures = [self._pool.submit(self._one, call, r) for r in requests]
+        out: list[Completion | Exception] = []
+        for future in futures:
+            try:
+                out.append(future.result())
+            except Exception as exc:  # each request keeps its own error
+                out.append(exc)
+        return out
