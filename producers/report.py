@@ -28,7 +28,7 @@ def unique_steps(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def attribute(entries: Sequence[dict[str, Any]], key: str) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = defaultdict(
-        lambda: {"steps": 0, "cost_usd": 0.0, "tokens_in": 0, "tokens_out": 0}
+        lambda: {"steps": 0, "cost_usd": 0.0, "tokens_in": 0, "tokens_out": 0, "tokens_cached": 0}
     )
     for e in entries:
         row = out[str(e.get(key))]
@@ -36,7 +36,49 @@ def attribute(entries: Sequence[dict[str, Any]], key: str) -> dict[str, dict[str
         row["cost_usd"] += e["cost_usd"]
         row["tokens_in"] += e["tokens_in"]
         row["tokens_out"] += e["tokens_out"]
+        row["tokens_cached"] += e.get("tokens_cached", 0)
     return dict(out)
+
+
+def calls_of(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model calls a ledger entry paid for (entries written before per-call records
+    count as one call of the answering model)."""
+    if "calls" in entry:
+        return list(entry["calls"])
+    if not entry.get("model") or entry.get("cache_hit"):
+        return []
+    return [{**entry, "batch": False}]
+
+
+def by_model(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Calls, tokens and dollars per model, every attempt counted: what each provider bills."""
+    out: dict[str, dict[str, float]] = defaultdict(
+        lambda: dict.fromkeys(
+            (
+                "calls",
+                "batch_calls",
+                "tokens_in",
+                "tokens_cached",
+                "tokens_cache_write",
+                "tokens_out",
+                "cost_usd",
+            ),
+            0,
+        )
+    )
+    for entry in entries:
+        for call in calls_of(entry):
+            row = out[call["model"]]
+            row["calls"] += 1
+            row["batch_calls"] += int(bool(call.get("batch")))
+            for key in ("tokens_in", "tokens_cached", "tokens_cache_write", "tokens_out"):
+                row[key] += call.get(key, 0)
+            row["cost_usd"] += call["cost_usd"]
+    return dict(out)
+
+
+def cached_share(tokens_cached: float, tokens_in: float) -> float:
+    return round(tokens_cached / tokens_in, 4) if tokens_in else 0.0
 
 
 def summarize(
@@ -48,6 +90,7 @@ def summarize(
     known = [e for e in steps if e["correct"] is not None or e["status"] != "ok"]
     good = sum(1 for e in known if e["status"] == "ok" and e["correct"])
     latencies = [e["latency_ms"] for e in steps]
+    tokens_in = sum(e["tokens_in"] for e in steps)
     summary: dict[str, Any] = {
         "steps": n,
         "simulated": any(e["simulated"] for e in steps),
@@ -59,9 +102,11 @@ def summarize(
         "budget_stops": sum(1 for e in steps if e["status"] == "budget_exceeded"),
         "dead_letters": sum(1 for e in steps if e["status"] == "dead_lettered"),
         "model_mix": dict(Counter(e["model"] or "(no answer)" for e in steps).most_common()),
-        "tokens_in": sum(e["tokens_in"] for e in steps),
+        "tokens_in": tokens_in,
+        "cached_share": cached_share(sum(e["tokens_cached"] for e in steps), tokens_in),
         "tokens_out": sum(e["tokens_out"] for e in steps),
         "tokens_cached": sum(e["tokens_cached"] for e in steps),
+        "by_model": by_model(steps),
         "latency_p50_ms": round(percentile(latencies, 50), 1),
         "latency_p95_ms": round(percentile(latencies, 95), 1),
     }
@@ -114,13 +159,28 @@ def render(summary: dict[str, Any], console: Console, title: str = "tierfleet re
     for model, count in summary["model_mix"].items():
         mix.add_row(model, str(count))
     console.print(mix)
+    if summary.get("by_model"):
+        bill = Table(title="cost by model (every call, failed attempts included)")
+        for col in ("model", "calls", "batch", "tokens in", "cached %", "tokens out", "cost $"):
+            bill.add_column(col, justify="left" if col == "model" else "right")
+        for model, row in sorted(summary["by_model"].items()):
+            bill.add_row(
+                model,
+                str(int(row["calls"])),
+                str(int(row["batch_calls"])),
+                str(int(row["tokens_in"])),
+                f"{cached_share(row['tokens_cached'], row['tokens_in']):.1%}",
+                str(int(row["tokens_out"])),
+                f"{row['cost_usd']:.6f}",
+            )
+        console.print(bill)
 
 
 def render_attribution(entries: Sequence[dict[str, Any]], console: Console, top: int = 10) -> None:
     for key in ("tenant", "agent", "workflow", "session_id"):
         rows = sorted(attribute(entries, key).items(), key=lambda kv: -kv[1]["cost_usd"])[:top]
         table = Table(title=f"cost by {key}")
-        for col in (key, "steps", "cost $", "tokens in", "tokens out"):
+        for col in (key, "steps", "cost $", "tokens in", "cached %", "tokens out"):
             table.add_column(col, justify="left" if col == key else "right")
         for name, row in rows:
             table.add_row(
@@ -128,6 +188,7 @@ def render_attribution(entries: Sequence[dict[str, Any]], console: Console, top:
                 str(int(row["steps"])),
                 f"{row['cost_usd']:.6f}",
                 str(int(row["tokens_in"])),
+                f"{cached_share(row['tokens_cached'], row['tokens_in']):.1%}",
                 str(int(row["tokens_out"])),
             )
         console.print(table)

@@ -4,6 +4,9 @@ import pytest
 import redis
 
 from producers.embedded import EmbeddedRedis
+from producers.provider_server.app import ProviderServer
+from producers.provider_server.serve import serve_in_thread
+from tests.provider_handle import ServerHandle
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +23,11 @@ def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
     yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture(scope="session")
+def provider_server() -> Iterator[ServerHandle]:
+    """The provider test server (OpenAI and Anthropic APIs) on a loopback port."""
+    running = serve_in_thread(ProviderServer(batch_delay_s=0.2))
+    yield ServerHandle(running)
+    running.stop()

@@ -1,48 +1,8 @@
-"""The provider test server, in a thread of the test process, reset before each test."""
-
-import json
-import urllib.request
-from collections.abc import Iterator
-from typing import Any
+"""The provider test server for the adapter tests, reset before each test."""
 
 import pytest
 
-from producers.provider_server.app import ProviderServer
-from producers.provider_server.serve import RunningServer, serve_in_thread
-
-
-def call(url: str, body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())
-
-
-class ServerHandle:
-    def __init__(self, running: RunningServer) -> None:
-        self.running = running
-        self.url = running.url
-        self.openai_base_url = running.openai_base_url
-        self.server: ProviderServer = running.server
-
-    def post(self, path: str, body: Any) -> None:
-        call(f"{self.url}{path}", body)
-
-    def faults(self, *rules: dict[str, Any]) -> None:
-        self.post("/_faults", list(rules))
-
-    def bill(self) -> dict[str, Any]:
-        return dict(call(f"{self.url}/_bill"))
-
-    def stats(self) -> dict[str, int]:
-        return dict(call(f"{self.url}/_stats"))
-
-
-@pytest.fixture(scope="session")
-def provider_server() -> Iterator[ServerHandle]:
-    running = serve_in_thread(ProviderServer(batch_delay_s=0.2))
-    yield ServerHandle(running)
-    running.stop()
+from tests.provider_handle import ServerHandle
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from policies.tiers import load_tier_table
 from queues.settings import Settings
 from tests.doubles import step
-from tests.providers.conftest import ServerHandle
+from tests.provider_handle import ServerHandle
 from workers.errors import PermanentError, ProviderUnavailable, TransientError
 from workers.ports import Completion, CompletionRequest
 from workers.providers import build_provider, provider_problems

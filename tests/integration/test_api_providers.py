@@ -1,0 +1,151 @@
+"""The API adapters through real Celery workers, against the provider test server: plain and
+structured answers, escalation on a schema failure, a 429 then success, 5xx exhausted to
+tf.dead, secrets kept out of logs, and the ledger reconciled with the provider's own bill."""
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from producers.fleet import Fleet
+from producers.local_fleet import LocalFleet
+from producers.report import by_model
+from queues.messages import StepResult, StepStatus
+from tests.integration.conftest import settings_for
+from tests.provider_handle import ServerHandle
+
+pytestmark = pytest.mark.integration
+
+TABLE = Path(__file__).parents[2] / "policies" / "tables" / "providers.toml"
+KEY = "sk-proj-T3stKey0nlyF0rL00pback"
+POLICY = "You are the airline's support agent. " + " ".join(
+    f"Rule {i}: a passenger may change flight {i} once without a fee." for i in range(150)
+)
+SCHEMA = {
+    "type": "object",
+    "properties": {"action": {"type": "string", "enum": ["refund", "rebook"]}},
+    "required": ["action"],
+}
+
+
+@pytest.fixture(scope="module")
+def api_fleet(
+    redis_server, provider_server: ServerHandle, tmp_path_factory
+) -> Iterator[tuple[Fleet, LocalFleet]]:
+    provider_server.post("/_reset", {})
+    settings = settings_for(
+        redis_server,
+        db=3,
+        tier_table=TABLE,
+        openai_api_key=KEY,
+        anthropic_api_key=KEY,
+        openai_base_url=provider_server.openai_base_url,
+        anthropic_base_url=provider_server.url,
+        provider_max_attempts=2,
+        max_transient_retries=1,
+    )
+    local = LocalFleet(settings, log_dir=tmp_path_factory.mktemp("api-fleet-logs"))
+    with Fleet(settings) as fleet:
+        fleet.redis.flushdb()
+        local.start(own_redis=False)
+        try:
+            yield fleet, local
+        finally:
+            local.stop()
+
+
+def ask(fleet: Fleet, text: str, **fields: object) -> StepResult:
+    step = {
+        "tenant": "acme",
+        "agent": "support",
+        "session_id": f"s-{uuid.uuid4().hex[:8]}",
+        "messages": [{"role": "system", "content": POLICY}, {"role": "user", "content": text}],
+        **fields,
+    }
+    return fleet.wait([fleet.submit(step)], timeout=60)[0]
+
+
+def test_plain_answers_from_both_providers(api_fleet):
+    fleet, _ = api_fleet
+    openai_answer = ask(fleet, "Can I change my flight?")
+    anthropic_answer = ask(fleet, "Plan my rebooking.", task_kind="plan")
+    assert (openai_answer.status, openai_answer.provider) == (StepStatus.ok, "openai")
+    assert (anthropic_answer.status, anthropic_answer.provider) == (StepStatus.ok, "anthropic")
+    assert anthropic_answer.tokens_cache_write > 0  # the static prefix went into its cache
+    assert openai_answer.answer and anthropic_answer.answer
+
+
+def test_a_session_reads_its_growing_prefix_from_the_cache(api_fleet):
+    fleet, _ = api_fleet
+    session = f"long-{uuid.uuid4().hex[:6]}"
+    history: list[dict[str, str]] = [{"role": "system", "content": POLICY}]
+    results = []
+    for turn in range(4):
+        history.append({"role": "user", "content": f"turn {turn}: what about flight {turn}?"})
+        step = {"tenant": "acme", "agent": "support", "session_id": session, "task_kind": "plan"}
+        result = fleet.wait([fleet.submit({**step, "messages": history})], timeout=60)[0]
+        assert result.status is StepStatus.ok
+        history.append({"role": "assistant", "content": result.answer or ""})
+        results.append(result)
+    # From the second turn on, all but the newest turn comes from the cache.
+    assert all(r.tokens_cached > 0.9 * r.tokens_in for r in results[1:])
+
+
+def test_structured_answers_fit_the_schema(api_fleet):
+    fleet, _ = api_fleet
+    result = ask(fleet, "Refund or rebook?", response_schema=SCHEMA)
+    assert result.status is StepStatus.ok and result.provider == "openai"
+    assert json.loads(result.answer or "")["action"] in ("refund", "rebook")
+
+
+def test_a_schema_failure_escalates_to_the_next_tier(api_fleet, provider_server):
+    fleet, _ = api_fleet
+    provider_server.faults({"model": "gpt-4o-mini", "contains": "BROKEN-JSON", "malformed": True})
+    result = ask(fleet, "BROKEN-JSON: refund or rebook?", response_schema=SCHEMA)
+    assert result.status is StepStatus.ok and result.escalations == 1
+    assert result.model == "claude-haiku-4-5"
+    assert json.loads(result.answer or "")["action"] in ("refund", "rebook")
+    assert any(d.what == "escalate->mid" for d in result.decisions)
+
+
+def test_a_429_is_retried_then_answered(api_fleet, provider_server):
+    fleet, _ = api_fleet
+    provider_server.faults({"contains": "BUSY-HOUR", "status": 429, "retry_after": 0.2})
+    result = ask(fleet, "BUSY-HOUR: is my seat confirmed?")
+    assert result.status is StepStatus.ok
+    assert provider_server.stats()["openai.error.429"] == 1
+
+
+def test_5xx_exhausted_lands_in_tf_dead_with_the_reason(api_fleet, provider_server):
+    fleet, _ = api_fleet
+    provider_server.faults({"contains": "ALWAYS-DOWN", "status": 503, "times": -1})
+    result = ask(fleet, "ALWAYS-DOWN: where is my bag?")
+    provider_server.faults()
+    assert result.status is StepStatus.dead_lettered
+    assert "503" in (result.reason or "") and "retries exhausted" in (result.reason or "")
+    dead = [d.record for d in fleet.dead_letters() if d.record["step_id"] == result.step_id]
+    assert dead and "503" in dead[0]["reason"]
+
+
+def test_the_key_never_reaches_logs_ledger_or_dead_letters(api_fleet, provider_server):
+    fleet, local = api_fleet
+    provider_server.faults({"contains": "BAD-REQUEST", "status": 400})
+    assert ask(fleet, "BAD-REQUEST: hello").status is StepStatus.dead_lettered
+    logs = "".join(p.read_text(errors="replace") for p in local.log_dir.glob("*.log"))
+    assert "provider_failed" in logs  # the logs were captured, and the failure is in them
+    assert KEY not in logs
+    assert KEY not in json.dumps(fleet.ledger())
+    assert KEY not in json.dumps([d.record for d in fleet.dead_letters()])
+
+
+def test_the_ledger_reconciles_with_the_providers_bill_per_model(api_fleet, provider_server):
+    fleet, _ = api_fleet
+    ledger = by_model(fleet.ledger())
+    bill = provider_server.bill()["models"]
+    assert set(ledger) == set(bill)
+    for model, line in bill.items():
+        assert ledger[model]["calls"] == line["calls"]
+        assert ledger[model]["tokens_cached"] == line["cached_tokens"]
+        assert ledger[model]["cost_usd"] == pytest.approx(line["usd"], rel=1e-3)

@@ -1,0 +1,35 @@
+"""A handle on the provider test server for tests: its URLs, faults, bill and stats."""
+
+import json
+import urllib.request
+from typing import Any
+
+from producers.provider_server.app import ProviderServer
+from producers.provider_server.serve import RunningServer
+
+
+def call(url: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+class ServerHandle:
+    def __init__(self, running: RunningServer) -> None:
+        self.running = running
+        self.url = running.url
+        self.openai_base_url = running.openai_base_url
+        self.server: ProviderServer = running.server
+
+    def post(self, path: str, body: Any) -> None:
+        call(f"{self.url}{path}", body)
+
+    def faults(self, *rules: dict[str, Any]) -> None:
+        self.post("/_faults", list(rules))
+
+    def bill(self) -> dict[str, Any]:
+        return dict(call(f"{self.url}/_bill"))
+
+    def stats(self) -> dict[str, int]:
+        return dict(call(f"{self.url}/_stats"))
