@@ -21,7 +21,7 @@ from queues.app import create_app
 from queues.settings import Settings
 from queues.topology import NOOP, WorkerGroup, worker_groups
 from workers.errors import ProviderUnavailable
-from workers.providers import provider_problems
+from workers.providers import BATCH_PROVIDERS, provider_problems
 
 NOOP_GROUP = WorkerGroup("noop", (NOOP,))
 
@@ -55,9 +55,17 @@ class LocalFleet:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._app: Celery | None = None
 
+    @property
+    def batch_lane(self) -> bool:
+        """Whether any model has a provider batch API: then the poller and beat run too."""
+        table = load_tier_table(self.settings.tier_table, self.settings.price_table)
+        return any(m.provider in BATCH_PROVIDERS for m in table.models.values())
+
     def groups(self) -> list[WorkerGroup]:
         table = load_tier_table(self.settings.tier_table, self.settings.price_table)
         groups = worker_groups(table.names, self.settings.batch_flush_every) + self.extra_groups
+        if not self.batch_lane:
+            groups = [g for g in groups if g.name != "batch"]
         return [g for g in groups if self.only is None or g.name in self.only]
 
     def check_providers(self) -> None:
@@ -75,37 +83,39 @@ class LocalFleet:
                 self.settings = self.base_settings.model_copy(
                     update={"broker_url": self.redis.url, "result_backend": None, "redis_url": None}
                 )
-            self.start_groups(self.groups())
+            groups = self.groups()
+            self.start_groups(groups)
+            if any(g.name == "batch" for g in groups):
+                self.start_beat()
         except BaseException:  # a failed or interrupted start leaves no process behind
             self.stop()
             raise
         return self
 
-    def start_groups(self, groups: Sequence[WorkerGroup], timeout_s: float = 60.0) -> None:
+    def _spawn(self, name: str, args: list[str]) -> None:
         env = {**os.environ, **settings_env(self.settings)}
+        with (self.log_dir / f"{name}.log").open("ab") as log:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", *args, "--loglevel", "WARNING"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def start_groups(self, groups: Sequence[WorkerGroup], timeout_s: float = 60.0) -> None:
         tag = f"tf{os.getpid()}"
         for group in groups:
             args = group.celery_args()
             args[args.index("-n") + 1] = f"{group.name}@{tag}"
-            with (self.log_dir / f"{group.name}.log").open("ab") as log:
-                self.processes[group.name] = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        *args,
-                        "-P",
-                        "solo",
-                        "--without-gossip",
-                        "--without-mingle",
-                        "--loglevel",
-                        "WARNING",
-                    ],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            self._spawn(group.name, [*args, "-P", "solo", "--without-gossip", "--without-mingle"])
         self.wait_ready([f"{g.name}@{tag}" for g in groups], timeout_s)
+
+    def start_beat(self) -> None:
+        """Celery beat: sends the batch lane's poll on schedule (it keeps no state that
+        matters: the jobs live in Redis)."""
+        schedule = self.log_dir / "beat-schedule"
+        self._spawn("beat", ["celery", "-A", "workers.app", "beat", "-s", str(schedule)])
 
     def wait_ready(self, names: list[str], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

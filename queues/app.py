@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from celery import Celery
 
 from queues.settings import Settings
-from queues.topology import INGRESS, declare_queues
+from queues.topology import BATCH, BATCH_POLL_TASK, INGRESS, declare_queues
 
 
 def create_app(settings: Settings, tiers: Sequence[str]) -> Celery:
@@ -35,6 +35,14 @@ def create_app(settings: Settings, tiers: Sequence[str]) -> Celery:
             "visibility_timeout": settings.visibility_timeout_s,
             # Poll a worker's queues in the order given (-Q): lanes drain interactive first.
             "queue_order_strategy": "priority",
+        },
+        # Beat sends the batch lane's poll; a poll nobody took in time is dropped, not piled up.
+        beat_schedule={
+            "tierfleet-batch-poll": {
+                "task": BATCH_POLL_TASK,
+                "schedule": settings.batch_poll_interval_s,
+                "options": {"queue": BATCH, "expires": max(1.0, settings.batch_poll_interval_s)},
+            }
         },
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,

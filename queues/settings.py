@@ -12,7 +12,11 @@ DEFAULT_TIER_TABLE = Path(__file__).resolve().parent.parent / "policies" / "tabl
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="TIERFLEET_", env_file=None, extra="ignore", populate_by_name=True
+        env_prefix="TIERFLEET_",
+        env_file=None,
+        extra="ignore",
+        populate_by_name=True,
+        env_ignore_empty=True,  # VAR= (as compose passes an unset one) means unset
     )
 
     broker_url: str = "redis://127.0.0.1:6379/0"
@@ -35,6 +39,14 @@ class Settings(BaseSettings):
 
     batch_flush_every: int = 16
     batch_flush_interval_s: float = 0.005  # a lone step waits this long for company
+
+    # The batch lane (provider batch APIs): a job is submitted when a model has this many
+    # steps parked or its oldest has waited this long; beat sends a poll this often.
+    batch_job_max_steps: int = 500
+    batch_job_wait_s: float = 60.0
+    batch_poll_interval_s: float = 30.0
+    batch_submit_grace_s: float = 300.0  # a job still "submitting" this long is resubmitted
+    batch_poll_lock_s: float = 300.0  # one poller at a time; a dead one's lock expires
 
     max_transient_retries: int = 4
     retry_backoff_s: float = 0.5

@@ -20,6 +20,7 @@ COMPRESS = "tf.compress"
 CLASSIFY = "tf.classify"
 FINALIZE = "tf.finalize"
 DEAD = "tf.dead"
+BATCH = "tf.batch"  # the batch lane's poller (submits and collects provider batch jobs)
 NOOP = "tf.bench.noop"
 
 LANE_ORDER: tuple[Lane, ...] = (Lane.interactive, Lane.standard, Lane.batch)
@@ -35,6 +36,7 @@ class Stage(StrEnum):
 
 TASK_NAMES: dict[Stage, str] = {stage: f"tierfleet.{stage.value}" for stage in Stage}
 NOOP_TASK = "tierfleet.noop"
+BATCH_POLL_TASK = "tierfleet.batch_poll"
 
 _STAGE_QUEUES: dict[Stage, str] = {
     Stage.cache: INGRESS,
@@ -59,7 +61,7 @@ def queue_for(stage: Stage, tier: str | None = None, lane: Lane | str | None = N
 def queue_names(tiers: Sequence[str]) -> list[str]:
     names = [INGRESS, COMPRESS, CLASSIFY]
     names += [infer_queue(tier, lane) for tier in tiers for lane in LANE_ORDER]
-    return [*names, FINALIZE, DEAD, NOOP]
+    return [*names, FINALIZE, BATCH, DEAD, NOOP]
 
 
 def declare_queues(tiers: Sequence[str]) -> list[Queue]:
@@ -106,4 +108,5 @@ def worker_groups(tiers: Sequence[str], flush_every: int) -> list[WorkerGroup]:
         for tier in tiers
     ]
     groups.append(WorkerGroup("finalize", (FINALIZE,)))
+    groups.append(WorkerGroup("batch", (BATCH,)))
     return groups

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from policies.tiers import load_tier_table
 from queues.messages import AgentStep, Envelope, Outcome, StepResult
 from queues.settings import DEFAULT_TIER_TABLE, Settings
 from queues.topology import Stage
-from workers.ports import Completion, CompletionRequest
+from workers.ports import BatchJob, BatchPoll, Completion, CompletionRequest, ParkedStep
 from workers.runtime import Runtime
 from workers.tokenizer import BpeCounter
 
@@ -65,6 +66,67 @@ class MemoryStores:
     finalized: set[str] = field(default_factory=set)
     dead: list[dict[str, Any]] = field(default_factory=list)
     results: list[StepResult] = field(default_factory=list)
+
+
+@dataclass
+class MemoryBatchJobs:
+    """The batch lane's store in memory (the Redis one is tested against Redis)."""
+
+    pending_steps: dict[str, dict[str, ParkedStep]] = field(default_factory=dict)
+    since: dict[str, float] = field(default_factory=dict)
+    job_items: dict[str, dict[str, ParkedStep]] = field(default_factory=dict)
+    metas: dict[str, BatchJob] = field(default_factory=dict)
+    parked_once: set[str] = field(default_factory=set)
+
+    def park(self, item: ParkedStep, now: float) -> int | None:
+        if item.reservation in self.parked_once:
+            return None
+        self.parked_once.add(item.reservation)
+        self.pending_steps.setdefault(item.model, {})[item.reservation] = item
+        self.since.setdefault(item.model, now)
+        return len(self.pending_steps[item.model])
+
+    def due(self, older_than: float) -> list[str]:
+        return [m for m, t in self.since.items() if t <= older_than]
+
+    def pending(self, model: str) -> int:
+        return len(self.pending_steps.get(model, {}))
+
+    def take(self, model: str, provider: str, limit: int, now: float) -> BatchJob | None:
+        waiting = self.pending_steps.get(model, {})
+        chosen = list(waiting)[:limit]
+        if not chosen:
+            self.since.pop(model, None)
+            return None
+        job = BatchJob(f"job{len(self.metas)}", model, provider, "submitting", now)
+        self.job_items[job.job_id] = {f"r{i}": waiting.pop(k) for i, k in enumerate(chosen)}
+        self.metas[job.job_id] = job
+        if waiting:
+            self.since[model] = now
+        else:
+            self.since.pop(model, None)
+        return job
+
+    def items(self, job_id: str) -> dict[str, ParkedStep]:
+        return dict(self.job_items.get(job_id, {}))
+
+    def submitted(self, job: BatchJob, provider_batch_id: str, now: float) -> None:
+        self.metas[job.job_id] = replace(
+            job, state="submitted", provider_batch_id=provider_batch_id, submitted_at=now
+        )
+
+    def jobs(self) -> list[BatchJob]:
+        return list(self.metas.values())
+
+    def done(self, job_id: str, custom_id: str) -> None:
+        self.job_items.get(job_id, {}).pop(custom_id, None)
+        if not self.job_items.get(job_id):
+            self.job_items.pop(job_id, None)
+            self.metas.pop(job_id, None)
+
+    @contextmanager
+    def exclusive(self, ttl_s: float) -> Iterator[bool]:
+        yield True
 
 
 class DictCache:
@@ -129,6 +191,32 @@ class FunctionProvider:
         return [self.answer(r) for r in requests]
 
 
+class BatchFunctionProvider(FunctionProvider):
+    """A provider with a batch API made of plain functions: jobs end when ``ended`` is set;
+    ``answer`` may return an exception for an item that failed."""
+
+    def __init__(self, answer: Callable[[CompletionRequest], Completion | Exception]) -> None:
+        super().__init__(lambda r: Completion("live", 1, 1), name="openai")
+        self.batch_answer = answer
+        self.jobs: dict[str, list[tuple[str, CompletionRequest]]] = {}
+        self.ended = False
+        self.job_error: str | None = None
+
+    def submit_batch(self, job_id: str, requests: Sequence[tuple[str, CompletionRequest]]) -> str:
+        self.jobs[f"batch_{job_id}"] = list(requests)
+        return f"batch_{job_id}"
+
+    def poll_batch(self, provider_batch_id: str) -> BatchPoll:
+        if not self.ended:
+            return BatchPoll(ended=False)
+        if self.job_error:
+            return BatchPoll(ended=True, error=self.job_error)
+        return BatchPoll(
+            ended=True,
+            results={cid: self.batch_answer(r) for cid, r in self.jobs[provider_batch_id]},
+        )
+
+
 def make_runtime(
     provider: FunctionProvider | None = None,
     *,
@@ -151,6 +239,7 @@ def make_runtime(
         dead=DeadSink(stores.dead),
         results=ResultSink(stores.results),
         provider_factory=lambda name: prov,
+        batch_jobs=MemoryBatchJobs(),
         clock=lambda: 2_000_000_000.0,
     )
     return rt, bus, stores

@@ -12,7 +12,7 @@ from policies.tiers import TierTable, load_tier_table
 from queues.app import create_app
 from queues.settings import Settings
 from queues.topology import NOOP, NOOP_TASK, Stage
-from workers import cache, classify, compress, finalize, infer
+from workers import batch_lane, cache, classify, compress, finalize, infer
 from workers.logs import configure_logging
 from workers.providers import provider_problems
 from workers.runtime import LazyRuntime, build_runtime
@@ -48,6 +48,7 @@ def build_worker_app(settings: Settings) -> Celery:
         register_stage(app, runtime, stage, handler)
     infer.register(app, runtime)
     finalize.register(app, runtime)
+    batch_lane.register(app, runtime)
 
     @app.task(name=NOOP_TASK, queue=NOOP)
     def noop() -> None:

@@ -1,16 +1,16 @@
 """The inference stage (tf.infer.<tier>.<lane>): micro-batches of steps go to the tier's
-provider in one call; each answer is priced, budget-settled and judged, then accepted,
-escalated to the next tier by re-enqueue, or dead-lettered.
+provider in one call; each answer is priced, budget-settled and judged (``outcomes``).
+Batch-lane steps for a provider with a batch API are parked for a provider batch job
+instead (``batch_lane``).
 
 Budget: each call reserves its worst-case cost atomically before the provider is called and
-settles the actual cost right after, whatever the verdict: a rejected answer is still paid.
+settles the actual cost when the answer (or the failure) comes back.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -18,37 +18,37 @@ from celery import Celery, Task
 from celery_batches import Batches, SimpleRequest
 
 from policies.budgets import reservation_id
-from policies.cascade import judge, next_after
-from policies.tiers import NANO, ModelSpec, reservation_usd, to_nano, to_nano_up
+from policies.tiers import NANO, reservation_usd, to_nano_up
 from policies.tokens import request_tokens
-from queues.messages import CostEntry, Envelope, Outcome, StepStatus
+from queues.messages import Envelope, Lane, Outcome, StepStatus
 from queues.topology import TASK_NAMES, Stage
-from workers.errors import TRANSIENT, MalformedMessage, PermanentError, TransientError
+from workers.batch_lane import park
+from workers.errors import TRANSIENT, MalformedMessage, PermanentError
 from workers.logs import bound_step
-from workers.ports import Completion, CompletionRequest
+from workers.outcomes import (
+    EXPECTED_FAILURES,
+    Admitted,
+    conclude,
+    failed,
+    release_then,
+    retry_or_dead,
+)
+from workers.ports import CompletionRequest, supports_batch
 from workers.runtime import LazyRuntime, Runtime
-from workers.stage import dead_letter, dead_letter_raw, parse_envelope, retry_delay
+from workers.stage import dead_letter, dead_letter_raw, parse_envelope
 
 log = structlog.get_logger("tierfleet.infer")
 
-# Provider failures with a known remedy: retry (transient) or dead-letter (permanent).
-EXPECTED_FAILURES: tuple[type[Exception], ...] = (*TRANSIENT, PermanentError)
-
-
-@dataclass(frozen=True)
-class Admitted:
-    env: Envelope
-    model: ModelSpec
-    reservation: str
-
 
 def admit(env: Envelope, rt: Runtime) -> Admitted | None:
-    """Reserve the call's worst case; a refusal ends the step as budget_exceeded."""
+    """Reserve the call's worst case; a refusal ends the step as budget_exceeded. A batch-lane
+    step for a provider with a batch API reserves at the batch price."""
     if env.tier is None:
         raise PermanentError("envelope reached inference without a tier")
     model = rt.table.model_of(env.tier)
+    batch = env.step.lane is Lane.batch and supports_batch(rt.provider_for(model))
     tokens_in = request_tokens(rt.counter, env.request, env.step.tools)
-    amount = to_nano_up(reservation_usd(model, tokens_in, env.step.max_output_tokens))
+    amount = to_nano_up(reservation_usd(model, tokens_in, env.step.max_output_tokens, batch=batch))
     rid = reservation_id(env.step.step_id, env.attempt, env.retries)
     if rt.budgets.reserve(env, rid, amount) is None:
         state = rt.budgets.state(env.step.tenant, env.step.session_id)
@@ -58,85 +58,7 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
             Outcome(status=StepStatus.budget_exceeded, tier=env.tier, reason=reason),
         )
         return None
-    return Admitted(env, model, rid)
-
-
-def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime) -> None:
-    env, model, tier = item.env, item.model, item.env.tier or ""
-    cost = answer.billed_usd
-    if cost is None:
-        cost = model.cost(
-            answer.tokens_in, answer.tokens_out, answer.tokens_cached, answer.tokens_cache_write
-        )
-    rt.budgets.settle(env, item.reservation, to_nano(cost))
-    verdict = judge(
-        answer.text,
-        task_kind=env.step.task_kind,
-        schema=env.step.response_schema,
-        confidence=answer.confidence,
-        min_confidence=rt.table.tier(tier).accept_min_confidence,
-    )
-    env = env.charge(
-        CostEntry(
-            tier=tier,
-            model=model.name,
-            provider=model.provider,
-            tokens_in=answer.tokens_in,
-            tokens_out=answer.tokens_out,
-            tokens_cached=answer.tokens_cached,
-            tokens_cache_write=answer.tokens_cache_write,
-            cost_usd=cost,
-            latency_ms=latency_ms,
-            accepted=verdict.accepted,
-            simulated=answer.simulated,
-        )
-    )
-    step = next_after(rt.table, tier, verdict)
-    if step.action == "accept":
-        rt.bus.finalize(
-            env.decide("infer", "accept", step.why),
-            Outcome(
-                status=StepStatus.ok,
-                answer=answer.text,
-                tier=tier,
-                model=model.name,
-                provider=model.provider,
-                correct=answer.correct,
-            ),
-        )
-    elif step.action == "escalate":
-        escalated = env.decide(
-            "infer",
-            f"escalate->{step.tier}",
-            step.why,
-            tier=step.tier,
-            attempt=env.attempt + 1,
-            retries=0,
-        )
-        rt.bus.send(Stage.infer, escalated)
-    else:
-        dead_letter(rt, env, "infer", step.why)
-
-
-def retry_or_dead(env: Envelope, exc: Exception, rt: Runtime) -> None:
-    """Transient: back on this tier's queue after a backoff. Otherwise: dead-lettered."""
-    if isinstance(exc, TRANSIENT) and env.retries < rt.settings.max_transient_retries:
-        delay = retry_delay(rt, env.retries)
-        if isinstance(exc, TransientError) and exc.retry_after_s is not None:
-            delay = max(delay, exc.retry_after_s)  # the provider said when to come back
-        retried = env.decide(
-            "infer", "retry", f"transient: {exc}; again in {delay:.2f}s", retries=env.retries + 1
-        )
-        rt.bus.send(Stage.infer, retried, countdown=delay)
-    elif isinstance(exc, TRANSIENT):
-        dead_letter(rt, env, "infer", f"retries exhausted ({env.retries}): {exc}")
-    else:
-        dead_letter(rt, env, "infer", str(exc))
-
-
-def _release_then(item: Admitted, exc: Exception, rt: Runtime) -> None:
-    rt.budgets.settle(item.env, item.reservation, 0)
-    retry_or_dead(item.env, exc, rt)
+    return Admitted(env, model, rid, batch)
 
 
 def call_provider(items: list[Admitted], rt: Runtime) -> None:
@@ -152,19 +74,19 @@ def call_provider(items: list[Admitted], rt: Runtime) -> None:
     except EXPECTED_FAILURES as exc:
         log.warning("provider_failed", provider=provider.name, error=str(exc), size=len(items))
         for item in items:
-            _release_then(item, exc, rt)
+            release_then(item, exc, rt)
         return
     except Exception as exc:
         # A provider bug must not lose the batch: each step is dead-lettered with the error.
         log.exception("provider_crashed", provider=provider.name, size=len(items))
         for item in items:
-            _release_then(item, PermanentError(f"internal error: {type(exc).__name__}: {exc}"), rt)
+            release_then(item, PermanentError(f"internal error: {type(exc).__name__}: {exc}"), rt)
         return
     latency_ms = (time.perf_counter() - started) * 1000
     for item, answer in zip(items, answers, strict=True):
         with bound_step(item.env, "infer"):
             if isinstance(answer, Exception):
-                _failed(item, answer, provider.name, rt)
+                failed(item, answer, provider.name, rt)
                 continue
             try:
                 conclude(item, answer, latency_ms, rt)
@@ -172,14 +94,6 @@ def call_provider(items: list[Admitted], rt: Runtime) -> None:
                 log.exception("conclude_failed")
                 rt.budgets.settle(item.env, item.reservation, 0)
                 dead_letter(rt, item.env, "infer", f"internal error: {type(exc).__name__}: {exc}")
-
-
-def _failed(item: Admitted, exc: Exception, provider: str, rt: Runtime) -> None:
-    """One request of a micro-batch failed: it retries or dead-letters on its own."""
-    if not isinstance(exc, EXPECTED_FAILURES):
-        exc = PermanentError(f"internal error: {type(exc).__name__}: {exc}")
-    log.warning("provider_failed", provider=provider, error=str(exc))
-    _release_then(item, exc, rt)
 
 
 def handle_batch(raws: list[Any], rt: Runtime) -> None:
@@ -202,7 +116,12 @@ def handle_batch(raws: list[Any], rt: Runtime) -> None:
         if item is not None:
             by_model[item.model.name].append(item)
     for items in by_model.values():
-        call_provider(items, rt)
+        parked = [item for item in items if item.batch]
+        if parked:
+            park(parked, rt)
+        live = [item for item in items if not item.batch]
+        if live:
+            call_provider(live, rt)
 
 
 def register(app: Celery, runtime: LazyRuntime) -> Task:

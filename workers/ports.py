@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -110,3 +111,86 @@ class Results(Protocol):
     """Stores a step's result under its id, for steps that cannot reach finalize."""
 
     def store(self, result: StepResult) -> None: ...
+
+
+# -- the batch lane -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchPoll:
+    """A provider batch job's state: still running (``ended`` False), or ended with an answer
+    or an error per custom id (an id missing from ``results`` got neither)."""
+
+    ended: bool
+    results: dict[str, Completion | Exception] = field(default_factory=dict)
+    error: str | None = None  # the whole job failed (e.g. its input was refused)
+
+
+class BatchProvider(Provider, Protocol):
+    """A provider with a batch API (half price, answers within hours)."""
+
+    def submit_batch(self, job_id: str, requests: Sequence[tuple[str, CompletionRequest]]) -> str:
+        """Submit (custom id, request) pairs as one provider job; return the provider's id."""
+        ...
+
+    def poll_batch(self, provider_batch_id: str) -> BatchPoll: ...
+
+
+def supports_batch(provider: Provider) -> bool:
+    return callable(getattr(provider, "submit_batch", None)) and callable(
+        getattr(provider, "poll_batch", None)
+    )
+
+
+@dataclass(frozen=True)
+class ParkedStep:
+    """A batch-lane step waiting for (or inside) a provider job, its budget reserved."""
+
+    envelope: str  # Envelope.to_wire()
+    reservation: str
+    model: str  # the tier table's model name
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    job_id: str
+    model: str
+    provider: str
+    state: str  # submitting | submitted
+    created_at: float
+    provider_batch_id: str | None = None
+    submitted_at: float | None = None
+
+
+class BatchJobs(Protocol):
+    """Where the batch lane keeps its state, so that no restart loses a parked step."""
+
+    def park(self, item: ParkedStep, now: float) -> int | None:
+        """Add a step to its model's pending set; the set's size, or None if parked before."""
+        ...
+
+    def due(self, older_than: float) -> list[str]:
+        """Models whose oldest pending step was parked before ``older_than``."""
+        ...
+
+    def pending(self, model: str) -> int: ...
+
+    def take(self, model: str, provider: str, limit: int, now: float) -> BatchJob | None:
+        """Move up to ``limit`` pending steps of ``model`` into a new job, atomically."""
+        ...
+
+    def items(self, job_id: str) -> dict[str, ParkedStep]:
+        """A job's steps by custom id (those not yet fanned out)."""
+        ...
+
+    def submitted(self, job: BatchJob, provider_batch_id: str, now: float) -> None: ...
+
+    def jobs(self) -> list[BatchJob]: ...
+
+    def done(self, job_id: str, custom_id: str) -> None:
+        """One step fanned out; the job is forgotten with its last step."""
+        ...
+
+    def exclusive(self, ttl_s: float) -> AbstractContextManager[bool]:
+        """Held by one poller at a time (True when this one got it); expires after ttl_s."""
+        ...

@@ -15,6 +15,7 @@ from policies.tokens import TokenCounter
 from queues.bus import CeleryBus
 from queues.settings import Settings
 from workers.ports import (
+    BatchJobs,
     BudgetStore,
     Bus,
     DeadLetters,
@@ -25,6 +26,7 @@ from workers.ports import (
     Results,
 )
 from workers.providers import build_provider
+from workers.stores.batch_jobs import RedisBatchJobs
 from workers.stores.budget import RedisBudgetStore
 from workers.stores.dead_letters import BrokerDeadLetters
 from workers.stores.redis_stores import (
@@ -49,6 +51,7 @@ class Runtime:
     dead: DeadLetters
     results: Results
     provider_factory: Callable[[str], Provider]
+    batch_jobs: BatchJobs
     clock: Callable[[], float] = time.time
     _providers: dict[str, Provider] = field(default_factory=dict)
 
@@ -80,6 +83,7 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         dead=BrokerDeadLetters(app),
         results=BackendResults(app),
         provider_factory=lambda name: build_provider(name, settings, counter),
+        batch_jobs=RedisBatchJobs(client),
     )
 
 

@@ -23,3 +23,9 @@ def test_one_worker_service_per_group_with_its_queues_in_lane_order():
         assert services[group.name]["environment"]["TIERFLEET_BROKER_URL"].startswith("redis://")
     assert "--appendonly" in services["redis"]["command"]
     assert "flower" in services["flower"]["command"]
+
+
+def test_the_batch_lane_has_its_poller_and_one_beat():
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    assert services["beat"]["command"][:4] == ["celery", "-A", "workers.app", "beat"]
+    assert "TIERFLEET_OPENAI_API_KEY" in services["batch"]["environment"]

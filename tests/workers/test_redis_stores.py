@@ -5,6 +5,8 @@ import time
 from policies.tiers import load_tier_table
 from queues.app import create_app
 from queues.settings import DEFAULT_TIER_TABLE, Settings
+from workers.ports import ParkedStep
+from workers.stores.batch_jobs import RedisBatchJobs
 from workers.stores.dead_letters import BrokerDeadLetters, dead_record, list_dead, remove_dead
 from workers.stores.redis_stores import RedisExactCache, StreamLedger, read_ledger
 
@@ -40,3 +42,32 @@ def test_dead_letters_are_listed_oldest_first_and_removed_one_by_one(redis_serve
     assert not remove_dead(redis_client, letters[1])
     assert [d.record["step_id"] for d in list_dead(redis_client)] == ["s0", "s2"]
     app.close()
+
+
+def test_batch_jobs_park_once_take_atomically_and_forget_finished_jobs(redis_client):
+    jobs = RedisBatchJobs(redis_client)
+    parked = [ParkedStep(f"env{i}", f"s{i}:0:0", "gpt-4o-mini") for i in range(5)]
+    assert [jobs.park(p, now=100.0 + i) for i, p in enumerate(parked)] == [1, 2, 3, 4, 5]
+    assert jobs.park(parked[0], now=200.0) is None  # a redelivered step is not parked twice
+    assert jobs.due(older_than=99.0) == [] and jobs.due(older_than=100.0) == ["gpt-4o-mini"]
+
+    first = jobs.take("gpt-4o-mini", "openai", limit=3, now=300.0)
+    second = jobs.take("gpt-4o-mini", "openai", limit=3, now=300.0)
+    assert first and second and jobs.take("gpt-4o-mini", "openai", 3, 300.0) is None
+    taken = {p.envelope for j in (first, second) for p in jobs.items(j.job_id).values()}
+    assert taken == {p.envelope for p in parked} and jobs.due(older_than=1e12) == []
+
+    jobs.submitted(first, "batch_abc", now=301.0)
+    states = {j.job_id: (j.state, j.provider_batch_id) for j in jobs.jobs()}
+    assert states == {first.job_id: ("submitted", "batch_abc"), second.job_id: ("submitting", None)}
+    for custom_id in jobs.items(second.job_id):
+        jobs.done(second.job_id, custom_id)
+    assert [j.job_id for j in jobs.jobs()] == [first.job_id]
+
+
+def test_only_one_batch_poller_holds_the_lock(redis_client):
+    jobs = RedisBatchJobs(redis_client)
+    with jobs.exclusive(ttl_s=5) as first, jobs.exclusive(ttl_s=5) as second:
+        assert first and not second
+    with jobs.exclusive(ttl_s=5) as again:
+        assert again

@@ -17,7 +17,7 @@ from queues.settings import Settings
 from workers.errors import PermanentError, ProviderUnavailable
 from workers.ports import Provider
 from workers.providers.anthropic_messages import AnthropicMessages
-from workers.providers.openai_chat import OpenAIChat
+from workers.providers.openai_chat import OpenAIChat, OpenAIWithBatch
 from workers.providers.replay import ReplayProvider
 from workers.providers.simulated import SimulatedProvider
 
@@ -30,6 +30,8 @@ REQUIREMENTS: dict[str, tuple[str, str]] = {
     "openai-compatible": ("openai_compatible_base_url", "TIERFLEET_OPENAI_COMPATIBLE_BASE_URL"),
     "replay": ("replay_data", "TIERFLEET_REPLAY_DATA"),
 }
+# Providers with a batch API (the batch lane); the others answer batch-lane steps live.
+BATCH_PROVIDERS = frozenset({"openai", "anthropic"})
 # Self-hosted OpenAI-compatible servers mostly take any key; the SDK insists on one.
 NO_KEY = "not-needed"
 
@@ -46,7 +48,7 @@ def _openai(s: Settings, _: TokenCounter) -> Provider:
         timeout=s.provider_timeout_s,
         max_retries=0,  # retries are ours (calls.retrying): one policy, visible in the logs
     )
-    return OpenAIChat("openai", client, s)
+    return OpenAIWithBatch("openai", client, s)
 
 
 def _openai_compatible(s: Settings, _: TokenCounter) -> Provider:

@@ -18,7 +18,8 @@ import anthropic
 
 from queues.messages import ChatMessage, leading_system
 from queues.settings import Settings
-from workers.ports import Completion, CompletionRequest
+from workers.errors import PermanentError, TransientError
+from workers.ports import BatchPoll, Completion, CompletionRequest
 from workers.providers.calls import CallPool
 
 RESPOND_TOOL = "respond"
@@ -146,3 +147,40 @@ class AnthropicMessages:
 
     def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion | Exception]:
         return self.pool.run(self._call, requests)
+
+    # -- Message Batches ------------------------------------------------------------------
+
+    def submit_batch(self, job_id: str, requests: Sequence[tuple[str, CompletionRequest]]) -> str:
+        entries: list[Any] = [
+            {"custom_id": custom_id, "params": message_params(r, breakpoints=self.breakpoints)}
+            for custom_id, r in requests
+        ]
+        batch = self.pool.once(lambda: self.client.messages.batches.create(requests=entries))
+        return str(batch.id)
+
+    def poll_batch(self, provider_batch_id: str) -> BatchPoll:
+        batch = self.pool.once(lambda: self.client.messages.batches.retrieve(provider_batch_id))
+        if batch.processing_status != "ended":
+            return BatchPoll(ended=False)
+        rows = self.pool.once(lambda: list(self.client.messages.batches.results(provider_batch_id)))
+        results: dict[str, Completion | Exception] = {}
+        for row in rows:
+            body = row.model_dump()
+            results[str(body["custom_id"])] = _result_of(body["result"])
+        return BatchPoll(ended=True, results=results)
+
+
+TRANSIENT_ERRORS = frozenset({"api_error", "overloaded_error", "rate_limit_error", "timeout_error"})
+
+
+def _result_of(result: dict[str, Any]) -> Completion | Exception:
+    kind = result.get("type")
+    if kind == "succeeded":
+        return completion_of(result["message"])
+    if kind == "errored":
+        error = (result.get("error") or {}).get("error") or {}
+        text = f"anthropic batch: {error.get('type')}: {error.get('message')}"
+        return (
+            TransientError(text) if error.get("type") in TRANSIENT_ERRORS else PermanentError(text)
+        )
+    return TransientError(f"anthropic batch: {kind} unanswered")

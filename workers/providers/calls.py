@@ -8,7 +8,7 @@ import email.utils
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import anthropic
 import openai
@@ -28,6 +28,7 @@ NETWORK_ERRORS = (
     anthropic.APIConnectionError,
 )
 RETRYABLE_STATUS = frozenset({429, 529})  # 529: Anthropic's "overloaded"
+T = TypeVar("T")
 
 
 def retry_after_s(headers: Any) -> float | None:
@@ -52,14 +53,25 @@ def retry_after_s(headers: Any) -> float | None:
         return max(0.0, when.timestamp() - time.time())
 
 
+def error_for_status(
+    provider: str, status: int, message: str, retry_after: float | None = None
+) -> Exception:
+    """Transient for 429, 529 and 5xx; permanent for any other status."""
+    text = f"{provider} answered {status}: {message}"
+    if status in RETRYABLE_STATUS or status >= 500:
+        return TransientError(text, retry_after)
+    return PermanentError(text)
+
+
 def provider_error(provider: str, exc: Exception, secrets: Sequence[str]) -> Exception:
     """The fleet's error for an SDK exception; the provider's own message, secrets removed."""
     if isinstance(exc, STATUS_ERRORS):
-        status = exc.status_code
-        message = redact(f"{provider} answered {status}: {exc.message}", secrets)
-        if status in RETRYABLE_STATUS or status >= 500:
-            return TransientError(message, retry_after_s(exc.response.headers))
-        return PermanentError(message)
+        return error_for_status(
+            provider,
+            exc.status_code,
+            redact(exc.message, secrets),
+            retry_after_s(exc.response.headers),
+        )
     if isinstance(exc, NETWORK_ERRORS):
         return TransientError(redact(f"{provider}: {type(exc).__name__}: {exc}", secrets))
     return exc
@@ -116,16 +128,21 @@ class CallPool:
             max_workers=max(1, settings.provider_concurrency), thread_name_prefix=provider
         )
 
-    def _one(
-        self, call: Callable[[CompletionRequest], Completion], request: CompletionRequest
-    ) -> Completion:
-        def attempt() -> Completion:
+    def once(self, call: Callable[[], T]) -> T:
+        """One API call, retried as ``retrying`` says, SDK errors mapped to the fleet's."""
+
+        def attempt() -> T:
             try:
-                return call(request)
+                return call()
             except (*STATUS_ERRORS, *NETWORK_ERRORS) as exc:
                 raise provider_error(self.provider, exc, self.secrets) from None
 
         return retrying(self.settings)(attempt)
+
+    def _one(
+        self, call: Callable[[CompletionRequest], Completion], request: CompletionRequest
+    ) -> Completion:
+        return self.once(lambda: call(request))
 
     def run(
         self,

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import openai
 
 from queues.settings import Settings
-from workers.ports import Completion, CompletionRequest
-from workers.providers.calls import CallPool
+from workers.errors import PermanentError, TransientError
+from workers.ports import BatchPoll, Completion, CompletionRequest
+from workers.providers.calls import CallPool, error_for_status
 
 SCHEMA_NAME = "step_answer"
+ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
+RUNNING = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 
 
 def chat_messages(request: CompletionRequest) -> list[dict[str, Any]]:
@@ -85,3 +88,65 @@ class OpenAIChat:
 
     def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion | Exception]:
         return self.pool.run(self._call, requests)
+
+
+class OpenAIWithBatch(OpenAIChat):
+    """The ``openai`` provider: live chat calls, and the Batch API (a JSONL file in, JSONL
+    output and error files out) for the batch lane. Compatible servers have no batch API."""
+
+    def submit_batch(self, job_id: str, requests: Sequence[tuple[str, CompletionRequest]]) -> str:
+        lines = [
+            json.dumps(
+                {
+                    "custom_id": custom_id,
+                    "method": "POST",
+                    "url": ENDPOINT,
+                    "body": chat_params(request, compatible=False),
+                }
+            )
+            for custom_id, request in requests
+        ]
+        data = ("\n".join(lines) + "\n").encode()
+        upload = self.pool.once(
+            lambda: self.client.files.create(file=(f"{job_id}.jsonl", data), purpose="batch")
+        )
+        batch = self.pool.once(
+            lambda: self.client.batches.create(
+                input_file_id=upload.id,
+                endpoint=ENDPOINT,
+                completion_window="24h",
+                metadata={"tierfleet_job": job_id},
+            )
+        )
+        return str(batch.id)
+
+    def poll_batch(self, provider_batch_id: str) -> BatchPoll:
+        batch = self.pool.once(lambda: self.client.batches.retrieve(provider_batch_id))
+        if batch.status in RUNNING:
+            return BatchPoll(ended=False)
+        if batch.status == "failed":
+            errors = batch.model_dump().get("errors") or {}
+            return BatchPoll(ended=True, error=f"openai batch failed: {errors}")
+        results: dict[str, Completion | Exception] = {}
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if file_id:
+                for line in self._file_text(file_id).splitlines():
+                    if line.strip():
+                        row = json.loads(line)
+                        results[str(row["custom_id"])] = self._result_of(row)
+        return BatchPoll(ended=True, results=results)
+
+    def _file_text(self, file_id: str) -> str:
+        return str(self.pool.once(lambda: self.client.files.content(file_id)).text)
+
+    def _result_of(self, row: dict[str, Any]) -> Completion | Exception:
+        if row.get("error"):
+            error = row["error"]
+            if error.get("code") == "batch_expired":
+                return TransientError(f"openai batch: expired unanswered: {error.get('message')}")
+            return PermanentError(f"openai batch: {error.get('code')}: {error.get('message')}")
+        response = row["response"]
+        if response["status_code"] == 200:
+            return completion_of(response["body"])
+        message = (response.get("body") or {}).get("error", {}).get("message", "")
+        return error_for_status("openai batch", int(response["status_code"]), str(message))

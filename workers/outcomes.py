@@ -1,0 +1,125 @@
+"""What becomes of one model call's result, wherever it came from (a live micro-batch or a
+provider batch job): the answer is priced, the budget settled and the cascade's verdict
+applied (accept, escalate by re-enqueue, dead-letter); a failure retries or dead-letters.
+A rejected answer is still paid: its cost stays on the step's bill."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from policies.cascade import judge, next_after
+from policies.tiers import ModelSpec, to_nano
+from queues.messages import CostEntry, Envelope, Outcome, StepStatus
+from queues.topology import Stage
+from workers.errors import TRANSIENT, PermanentError, TransientError
+from workers.ports import Completion
+from workers.runtime import Runtime
+from workers.stage import dead_letter, retry_delay
+
+log = structlog.get_logger("tierfleet.infer")
+
+# Provider failures with a known remedy: retry (transient) or dead-letter (permanent).
+EXPECTED_FAILURES: tuple[type[Exception], ...] = (*TRANSIENT, PermanentError)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A step cleared to call ``model``: its worst case is reserved under ``reservation``."""
+
+    env: Envelope
+    model: ModelSpec
+    reservation: str
+    batch: bool = False  # goes through the provider's batch API, at its discount
+
+
+def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime) -> None:
+    env, model, tier = item.env, item.model, item.env.tier or ""
+    cost = answer.billed_usd
+    if cost is None:
+        cost = model.cost(
+            answer.tokens_in,
+            answer.tokens_out,
+            answer.tokens_cached,
+            answer.tokens_cache_write,
+            batch=item.batch,
+        )
+    rt.budgets.settle(env, item.reservation, to_nano(cost))
+    verdict = judge(
+        answer.text,
+        task_kind=env.step.task_kind,
+        schema=env.step.response_schema,
+        confidence=answer.confidence,
+        min_confidence=rt.table.tier(tier).accept_min_confidence,
+    )
+    env = env.charge(
+        CostEntry(
+            tier=tier,
+            model=model.name,
+            provider=model.provider,
+            tokens_in=answer.tokens_in,
+            tokens_out=answer.tokens_out,
+            tokens_cached=answer.tokens_cached,
+            tokens_cache_write=answer.tokens_cache_write,
+            cost_usd=cost,
+            latency_ms=latency_ms,
+            accepted=verdict.accepted,
+            simulated=answer.simulated,
+            batch=item.batch,
+        )
+    )
+    step = next_after(rt.table, tier, verdict)
+    if step.action == "accept":
+        rt.bus.finalize(
+            env.decide("infer", "accept", step.why),
+            Outcome(
+                status=StepStatus.ok,
+                answer=answer.text,
+                tier=tier,
+                model=model.name,
+                provider=model.provider,
+                correct=answer.correct,
+            ),
+        )
+    elif step.action == "escalate":
+        escalated = env.decide(
+            "infer",
+            f"escalate->{step.tier}",
+            step.why,
+            tier=step.tier,
+            attempt=env.attempt + 1,
+            retries=0,
+        )
+        rt.bus.send(Stage.infer, escalated)
+    else:
+        dead_letter(rt, env, "infer", step.why)
+
+
+def retry_or_dead(env: Envelope, exc: Exception, rt: Runtime) -> None:
+    """Transient: back on this tier's queue after a backoff. Otherwise: dead-lettered."""
+    if isinstance(exc, TRANSIENT) and env.retries < rt.settings.max_transient_retries:
+        delay = retry_delay(rt, env.retries)
+        if isinstance(exc, TransientError) and exc.retry_after_s is not None:
+            delay = max(delay, exc.retry_after_s)  # the provider said when to come back
+        retried = env.decide(
+            "infer", "retry", f"transient: {exc}; again in {delay:.2f}s", retries=env.retries + 1
+        )
+        rt.bus.send(Stage.infer, retried, countdown=delay)
+    elif isinstance(exc, TRANSIENT):
+        dead_letter(rt, env, "infer", f"retries exhausted ({env.retries}): {exc}")
+    else:
+        dead_letter(rt, env, "infer", str(exc))
+
+
+def release_then(item: Admitted, exc: Exception, rt: Runtime) -> None:
+    rt.budgets.settle(item.env, item.reservation, 0)
+    retry_or_dead(item.env, exc, rt)
+
+
+def failed(item: Admitted, exc: Exception, provider: str, rt: Runtime) -> None:
+    """One request of a micro-batch failed: it retries or dead-letters on its own."""
+    if not isinstance(exc, EXPECTED_FAILURES):
+        exc = PermanentError(f"internal error: {type(exc).__name__}: {exc}")
+    log.warning("provider_failed", provider=provider, error=str(exc))
+    release_then(item, exc, rt)
