@@ -17,6 +17,10 @@ from queues.messages import ChatMessage, leading_system
 @dataclass(frozen=True)
 class CompressionPlan:
     keep_last: int = 8
+    # The window's start moves in steps of this many messages, not one per call: between
+    # steps every call extends the previous call's prompt, so the provider's prefix cache
+    # serves the whole history. 1 = the classic rolling window (cache-hostile).
+    window_stride: int = 1
     tool_result_max_tokens: int = 600
     head_share: float = 0.67  # of a trimmed tool result's budget, the rest goes to its tail
 
@@ -38,9 +42,11 @@ class CompressionReport:
         )
 
 
-def window_start(body: Sequence[ChatMessage], keep_last: int) -> int:
-    """Index where the kept recent window begins, never splitting a tool call from its result."""
+def window_start(body: Sequence[ChatMessage], keep_last: int, stride: int = 1) -> int:
+    """Index where the kept recent window begins: at least ``keep_last`` messages, the start
+    snapped down to a multiple of ``stride``, never splitting a tool call from its result."""
     start = max(0, len(body) - keep_last)
+    start -= start % max(1, stride)
     while start > 0 and body[start].role == "tool":
         start -= 1
     return start
@@ -67,7 +73,7 @@ def compress(
     # The opening user message states the task: it stays even when the middle goes.
     opening = [body[0]] if body and body[0].role == "user" else []
     rest = body[len(opening) :]
-    start = window_start(rest, plan.keep_last)
+    start = window_start(rest, plan.keep_last, plan.window_stride)
     dropped = rest[:start]
     kept = rest[start:]
     tokens_cut = sum(counter.count_many([m.text() for m in dropped])) if dropped else 0

@@ -16,7 +16,7 @@ from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
 from producers.report import render, render_attribution, summarize, unique_steps
 from producers.runner import run_with_progress
-from producers.workloads import generate_workload, read_jsonl, write_jsonl
+from producers.workloads import DEFAULT_TAU_BENCH, generate_workload, read_jsonl, write_jsonl
 from queues.settings import Settings
 from queues.topology import worker_groups
 from workers.errors import ProviderUnavailable
@@ -165,6 +165,51 @@ def bench_fleet_cmd(
     figures = bench_fleet(steps, Settings())
     console.print_json(json.dumps(figures))
     _write(out, figures)
+
+
+@bench_app.command("prefix-cache")
+def bench_prefix_cache_cmd(
+    workload: Annotated[
+        Path, typer.Option(help="tau-bench trajectories (JSON)")
+    ] = DEFAULT_TAU_BENCH,
+    sessions: Annotated[int | None, typer.Option(help="first N sessions (default: all)")] = None,
+    config: Annotated[
+        list[str] | None,
+        typer.Option(help="a configuration to run, repeatable (default: all of them)"),
+    ] = None,
+    out: OutOption = None,
+) -> None:
+    """Cached-prefix share and cost of tau-bench sessions, with and without prefix-stable
+    prompt assembly, against the provider test server at published prices."""
+    from producers.bench.prefix_cache import CONFIGS, bench_prefix_cache
+
+    names = config or list(CONFIGS)
+    unknown = sorted(set(names) - set(CONFIGS))
+    if unknown:
+        console.print(f"[red]unknown configuration(s) {unknown}; known: {list(CONFIGS)}")
+        raise typer.Exit(2)
+    if not workload.exists():
+        console.print(f"[red]no workload at {workload}[/] (pass --workload)")
+        raise typer.Exit(2)
+    figures = bench_prefix_cache(workload, sessions, Settings(), names)
+    console.print_json(json.dumps(figures))
+    _write(out, figures)
+
+
+@app.command("provider-server")
+def provider_server(
+    port: Annotated[int, typer.Option(help="loopback port")] = 8089,
+    batch_delay_s: Annotated[float, typer.Option(help="seconds until a batch job ends")] = 5.0,
+) -> None:
+    """Run the provider test server (OpenAI + Anthropic APIs, on loopback, with its own
+    bill) for trying the fleet's API providers without keys or the internet."""
+    from producers.provider_server.serve import serve_forever
+
+    console.print(
+        f"OpenAI base URL http://127.0.0.1:{port}/v1, Anthropic base URL http://127.0.0.1:{port}"
+        f"; the bill: GET /_bill"
+    )
+    serve_forever(port, batch_delay_s)
 
 
 @app.command()

@@ -162,7 +162,7 @@ def render(summary: dict[str, Any], console: Console, title: str = "tierfleet re
     if summary.get("by_model"):
         bill = Table(title="cost by model (every call, failed attempts included)")
         for col in ("model", "calls", "batch", "tokens in", "cached %", "tokens out", "cost $"):
-            bill.add_column(col, justify="left" if col == "model" else "right")
+            bill.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
         for model, row in sorted(summary["by_model"].items()):
             bill.add_row(
                 model,

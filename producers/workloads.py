@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,3 +293,37 @@ def routerbench_workload(data: Path, limit: int, seed: int = 7) -> Workload:
             ]
         )
     return Workload(sessions)
+
+
+# The shared data folder sits beside the project checkout.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEFAULT_TAU_BENCH = SHARED_DATA / "workload" / "tau_bench_airline_gpt4o.json"
+
+
+def tau_bench_workload(
+    path: Path, sessions: int | None = None, kinds: Sequence[str] = ("tool_call",)
+) -> Workload:
+    """Recorded tau-bench sessions as agent steps: each assistant turn is one call whose
+    input is every message before it. Session ``i`` gets task kind ``kinds[i % len(kinds)]``
+    (which tier, so which provider, answers it)."""
+    trajectories = json.loads(path.read_text())
+    out = []
+    for i, record in enumerate(trajectories[:sessions]):
+        session = f"tau-{record['task_id']}-{record.get('trial', 0)}"
+        traj = record["traj"]
+        steps = [
+            AgentStep(
+                step_id=f"{session}-{k:03d}",
+                tenant="tau",
+                agent="airline",
+                workflow="tau-bench",
+                session_id=session,
+                messages=tuple(traj[:k]),
+                task_kind=kinds[i % len(kinds)],
+                max_output_tokens=256,
+            )
+            for k, message in enumerate(traj)
+            if message["role"] == "assistant" and k > 0
+        ]
+        out.append(steps)
+    return Workload(out)

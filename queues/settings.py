@@ -35,6 +35,7 @@ class Settings(BaseSettings):
 
     cache_ttl_s: int = 24 * 3600
     keep_last_messages: int = 8
+    window_stride: int = 8  # the kept window moves in steps of this many (prefix-cache friendly)
     tool_result_max_tokens: int = 600
 
     batch_flush_every: int = 16

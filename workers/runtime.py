@@ -64,6 +64,7 @@ class Runtime:
     def compression_plan(self) -> CompressionPlan:
         return CompressionPlan(
             keep_last=self.settings.keep_last_messages,
+            window_stride=self.settings.window_stride,
             tool_result_max_tokens=self.settings.tool_result_max_tokens,
         )
 

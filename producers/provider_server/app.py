@@ -492,7 +492,7 @@ class ProviderServer:
             {"batch_delay_s": self.batch_delay_s, "answer_words": self.answer_words}
         )
 
-    async def reset(self, request: Request) -> Response:
+    def new_account(self) -> None:
         """Forget bill, caches, faults, files and batches: a fresh provider account."""
         self.bill.reset()
         self.faults.set([])
@@ -501,6 +501,9 @@ class ProviderServer:
         self.stats.clear()
         self.files.clear()
         self.batches.clear()
+
+    async def reset(self, request: Request) -> Response:
+        self.new_account()
         return JSONResponse({"ok": True})
 
     def app(self) -> Starlette:

@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from producers.cli import app
+from queues.settings import DEFAULT_TIER_TABLE
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +42,20 @@ def test_run_names_the_bad_line_of_a_workload(tmp_path):
     assert result.exit_code == 2
     assert "cannot read the workload" in result.output and "bad.jsonl:1" in result.output
     assert "messages" in result.output
+
+
+def test_an_embedded_fleet_without_its_providers_keys_refuses_to_start(tmp_path, monkeypatch):
+    for var in (
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "TIERFLEET_OPENAI_API_KEY",
+        "TIERFLEET_ANTHROPIC_API_KEY",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TIERFLEET_TIER_TABLE", str(DEFAULT_TIER_TABLE.with_name("providers.toml")))
+    workload = tmp_path / "w.jsonl"
+    CliRunner().invoke(app, ["workload", str(workload), "--sessions", "1"])
+    result = CliRunner().invoke(app, ["run", str(workload), "--embedded"])
+    assert result.exit_code == 2
+    assert "TIERFLEET_OPENAI_API_KEY" in result.output
+    assert "TIERFLEET_ANTHROPIC_API_KEY" in result.output

@@ -1,3 +1,4 @@
+import itertools
 import json
 
 import pytest
@@ -89,3 +90,22 @@ def test_long_tool_result_keeps_head_and_tail_and_says_what_was_cut():
 
 def test_trim_text_leaves_short_text_alone():
     assert trim_text(COUNTER, "short", 100, 0.67) == ("short", 0)
+
+
+def test_a_strided_window_makes_each_call_extend_the_last_until_it_steps():
+    counter = BpeCounter()
+    plan = CompressionPlan(keep_last=4, window_stride=4)
+    history = [SYSTEM, ChatMessage(role="user", content="task")]
+    prompts = []
+    for turn in range(12):
+        history.append(ChatMessage(role="assistant", content=f"answer {turn}"))
+        history.append(ChatMessage(role="user", content=f"question {turn}"))
+        prompts.append(compress(counter, history, plan)[0])
+    extends = [new[: len(old)] == old for old, new in itertools.pairwise(prompts)]
+    # Two messages a turn, a stride of four: the window steps every other call, and the call
+    # in between reuses the whole previous prompt as its prefix.
+    assert extends == [True, True] + [False, True] * 4 + [False]
+    assert max(len(p) for p in prompts) <= 2 + 4 + 3  # prefix, opening, keep_last + stride - 1
+    rolling = CompressionPlan(keep_last=4, window_stride=1)
+    rolled = [compress(counter, history[: 4 + 2 * t], rolling)[0] for t in range(3, 12)]
+    assert not any(new[: len(old)] == old for old, new in itertools.pairwise(rolled))
