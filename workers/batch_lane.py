@@ -28,7 +28,7 @@ from queues.messages import Envelope
 from queues.topology import BATCH, BATCH_POLL_TASK
 from workers.errors import TRANSIENT, PermanentError, TransientError
 from workers.logs import bound_step
-from workers.outcomes import Admitted, conclude, failed
+from workers.outcomes import Admitted, conclude, failed, release_then
 from workers.ports import BatchJob, BatchProvider, CompletionRequest, ParkedStep, supports_batch
 from workers.runtime import LazyRuntime, Runtime
 
@@ -43,12 +43,19 @@ def park(items: Sequence[Admitted], rt: Runtime) -> None:
         env = item.env.decide("infer", "batch", f"parked for a {item.model.provider} batch job")
         parked = ParkedStep(env.to_wire(), item.reservation, item.model.name)
         with bound_step(env, "infer"):
-            count = rt.batch_jobs.park(parked, now)
+            try:
+                count = rt.batch_jobs.park(parked, now)
+            except TRANSIENT as exc:  # Redis blinked: the step retries through its queue
+                release_then(item, exc, rt)
+                continue
             log.info("parked", model=item.model.name, pending=count)
         models.add(item.model.name)
     for model in models:
         if rt.batch_jobs.pending(model) >= rt.settings.batch_job_max_steps:
-            submit_pending(model, rt)
+            try:
+                submit_pending(model, rt)
+            except Exception:  # the steps are safe in Redis: the poller submits them
+                log.exception("batch_submit_deferred", model=model)
 
 
 def _provider(model_name: str, rt: Runtime) -> BatchProvider:
@@ -153,6 +160,12 @@ def poll(rt: Runtime) -> None:
                     collect(job, rt)
             except TRANSIENT as exc:
                 log.warning("batch_poll_failed", job=job.job_id, error=str(exc))
+            except PermanentError as exc:  # e.g. the provider no longer knows the job
+                log.error("batch_abandoned", job=job.job_id, error=str(exc))
+                for custom_id, (parked, env) in _parked(job, rt).items():
+                    _fail(job, custom_id, parked, env, exc, rt)
+            except Exception:  # one broken job must not stop the others being collected
+                log.exception("batch_poll_crashed", job=job.job_id)
 
 
 def register(app: Celery, runtime: LazyRuntime) -> Task:

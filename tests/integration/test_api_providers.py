@@ -35,6 +35,7 @@ def api_fleet(
     redis_server, provider_server: ServerHandle, tmp_path_factory
 ) -> Iterator[tuple[Fleet, LocalFleet]]:
     provider_server.post("/_reset", {})
+    provider_server.post("/_config", {"batch_delay_s": 0.3})
     settings = settings_for(
         redis_server,
         db=3,
@@ -45,6 +46,8 @@ def api_fleet(
         anthropic_base_url=provider_server.url,
         provider_max_attempts=2,
         max_transient_retries=1,
+        batch_job_wait_s=0.2,
+        batch_poll_interval_s=0.3,
     )
     local = LocalFleet(settings, log_dir=tmp_path_factory.mktemp("api-fleet-logs"))
     with Fleet(settings) as fleet:
@@ -140,12 +143,35 @@ def test_the_key_never_reaches_logs_ledger_or_dead_letters(api_fleet, provider_s
     assert KEY not in json.dumps([d.record for d in fleet.dead_letters()])
 
 
+def test_batch_lane_steps_are_answered_at_the_batch_discount(api_fleet):
+    fleet, _ = api_fleet
+    steps = [
+        {
+            "tenant": "acme",
+            "agent": "nightly",
+            "session_id": f"n-{uuid.uuid4().hex[:8]}",
+            "lane": "batch",
+            "task_kind": kind,
+            "messages": [{"role": "system", "content": POLICY}, {"role": "user", "content": q}],
+        }
+        for kind in ("summarize", "plan")
+        for q in (f"summary {i} {uuid.uuid4().hex[:6]}" for i in range(4))
+    ]
+    results = fleet.wait(fleet.submit_many(steps), timeout=60)
+    assert {r.status for r in results} == {StepStatus.ok}
+    assert {r.provider for r in results} == {"openai", "anthropic"}
+    assert all(any(d.what == "batch" for d in r.decisions) for r in results)
+
+
 def test_the_ledger_reconciles_with_the_providers_bill_per_model(api_fleet, provider_server):
+    """After the mixed run above (interactive, cached prefixes, escalation, batch)."""
     fleet, _ = api_fleet
     ledger = by_model(fleet.ledger())
     bill = provider_server.bill()["models"]
     assert set(ledger) == set(bill)
+    assert sum(line["batch_calls"] for line in bill.values()) >= 8
     for model, line in bill.items():
         assert ledger[model]["calls"] == line["calls"]
+        assert ledger[model]["batch_calls"] == line["batch_calls"]
         assert ledger[model]["tokens_cached"] == line["cached_tokens"]
         assert ledger[model]["cost_usd"] == pytest.approx(line["usd"], rel=1e-3)

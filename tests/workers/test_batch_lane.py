@@ -3,13 +3,11 @@ failed and expired items."""
 
 from pathlib import Path
 
-import pytest
-
 from queues.messages import Lane, StepStatus
 from queues.topology import Stage
 from tests.doubles import BatchFunctionProvider, MemoryBudgets, envelope, make_runtime
 from workers.batch_lane import poll
-from workers.errors import TransientError
+from workers.errors import PermanentError, TransientError
 from workers.infer import handle_batch
 from workers.ports import Completion
 
@@ -98,7 +96,7 @@ def test_a_provider_without_a_batch_api_answers_batch_steps_live():
     assert rt.batch_jobs.jobs() == []
 
 
-def test_a_poller_that_dies_mid_fan_out_leaves_the_rest_for_the_next_poll():
+def test_a_fan_out_cut_short_leaves_the_rest_for_the_next_poll():
     provider = BatchFunctionProvider(lambda r: Completion("done", 100, 10))
     rt, bus, _ = make_runtime(provider, tier_table=TABLE, batch_job_max_steps=4)
     handle_batch(batch_envs(4), rt)
@@ -111,8 +109,22 @@ def test_a_poller_that_dies_mid_fan_out_leaves_the_rest_for_the_next_poll():
         finalize(env, outcome)
 
     bus.finalize = dies_on_the_third  # type: ignore[method-assign]
-    with pytest.raises(ConnectionError):
-        poll(rt)
+    poll(rt)  # logged; the job keeps the two steps not yet fanned out
+    assert len(rt.batch_jobs.items(rt.batch_jobs.jobs()[0].job_id)) == 2
     bus.finalize = finalize  # type: ignore[method-assign]
     poll(rt)
     assert sorted(e.step.step_id for e, _ in bus.finalized) == ["b0", "b1", "b2", "b3"]
+
+
+def test_a_job_the_provider_no_longer_knows_is_dead_lettered_not_polled_forever():
+    provider = BatchFunctionProvider(lambda r: Completion("done", 100, 10))
+    rt, bus, _ = make_runtime(provider, tier_table=TABLE, batch_job_max_steps=2)
+    handle_batch(batch_envs(2), rt)
+
+    def unknown(batch_id: str):
+        raise PermanentError(f"openai answered 404: no batch {batch_id}")
+
+    provider.poll_batch = unknown  # type: ignore[method-assign]
+    poll(rt)
+    assert [o.status for _, o in bus.finalized] == [StepStatus.dead_lettered] * 2
+    assert "404" in (bus.finalized[0][1].reason or "") and rt.batch_jobs.jobs() == []

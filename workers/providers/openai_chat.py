@@ -68,6 +68,9 @@ def completion_of(response: Any) -> Completion:
         tokens_in=int(usage.get("prompt_tokens") or 0),
         tokens_out=int(usage.get("completion_tokens") or 0),
         tokens_cached=int(details.get("cached_tokens") or 0),
+        # Newer API versions report cache writes too; the price table bills them (at the
+        # input price for OpenAI's models, which charge nothing extra for writing).
+        tokens_cache_write=int(details.get("cache_write_tokens") or 0),
     )
 
 
