@@ -30,7 +30,15 @@ def test_a_killed_inference_worker_loses_no_step(redis_server):
         fleet.bus.send_many(Stage.infer, envs)
         try:
             local.start(own_redis=False)
-            wait_for_progress(fleet, settings.ledger_stream, 8)  # one batch done, one in flight
+            wait_for_progress(fleet, settings.ledger_stream, 8)  # one batch done
+            # Kill it inside the next batch's provider call, its 8 messages fetched and unacked.
+            # (Not while it fetches: Redis's BRPOP hands a message over before the worker has
+            # recorded it as unacked, so a kill in that instant can lose it; see README.)
+            deadline = time.monotonic() + 30
+            while int(fleet.redis.hlen("unacked")) < 8:
+                assert time.monotonic() < deadline, "the next batch was never fetched"
+                time.sleep(0.005)
+            time.sleep(0.1)
             local.stop_group("infer-cheap", kill=True)
             in_flight = int(fleet.redis.hlen("unacked"))
             # A replacement worker restores, as it starts, what has been unacked for longer than
