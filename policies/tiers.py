@@ -41,8 +41,13 @@ class ModelSpec:
 class Tier:
     name: str
     rank: int
-    model: str
+    model: str  # the tier's default model: the rule router and escalations use it
     accept_min_confidence: float
+    models: tuple[str, ...] = ()  # every model of the tier, the default first
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return self.models or (self.model,)
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,21 @@ class TierTable:
 
     def model_of(self, tier: str) -> ModelSpec:
         return self.models[self.tier(tier).model]
+
+    def tier_of_model(self, model: str) -> str:
+        for tier in self.tiers:
+            if model in tier.members:
+                return tier.name
+        raise KeyError(f"model {model!r} is in no tier")
+
+    def pick(self, tier: str, model: str | None) -> ModelSpec:
+        """The model that answers at ``tier``: ``model`` if the router chose one of the
+        tier's models, else the tier's default."""
+        if model is None:
+            return self.model_of(tier)
+        if model not in self.tier(tier).members:
+            raise KeyError(f"model {model!r} is not in tier {tier!r}")
+        return self.models[model]
 
     def next_tier(self, name: str) -> str | None:
         rank = self.names.index(name)
@@ -106,22 +126,27 @@ def _model(name: str, spec: dict[str, Any], prices: PriceTable | None) -> ModelS
     )
 
 
+def _tier(name: str, spec: dict[str, Any]) -> Tier:
+    """A tier names one model (``model``) or several (``models``, the default first)."""
+    listed = [str(m) for m in spec.get("models", [])]
+    default = str(spec.get("model", listed[0] if listed else ""))
+    if not default:
+        raise ValueError(f"tier {name!r} names no model")
+    members = (default, *(m for m in listed if m != default))
+    return Tier(
+        name, int(spec["rank"]), default, float(spec.get("accept_min_confidence", 0)), members
+    )
+
+
 def parse_tier_table(data: dict[str, Any], prices: PriceTable | None = None) -> TierTable:
     models = {name: _model(name, spec, prices) for name, spec in data["models"].items()}
     tiers = tuple(
-        sorted(
-            (
-                Tier(
-                    name, int(t["rank"]), str(t["model"]), float(t.get("accept_min_confidence", 0))
-                )
-                for name, t in data["tiers"].items()
-            ),
-            key=lambda t: t.rank,
-        )
+        sorted((_tier(name, t) for name, t in data["tiers"].items()), key=lambda t: t.rank)
     )
     for tier in tiers:
-        if tier.model not in models:
-            raise ValueError(f"tier {tier.name!r} names model {tier.model!r}, not in [models]")
+        for model in tier.members:
+            if model not in models:
+                raise ValueError(f"tier {tier.name!r} names model {model!r}, not in [models]")
     r = data.get("routing", {})
     names = [t.name for t in tiers]
     rules = RoutingRules(

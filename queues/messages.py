@@ -163,6 +163,7 @@ class Envelope(Frozen):
     step: AgentStep
     submitted_at: float = Field(default_factory=time.time)
     tier: str | None = None
+    model: str | None = None  # the router's pick within the tier; None: the tier's default
     attempt: int = 0  # cascade escalations so far
     retries: int = 0  # transient-failure retries at the current tier
     cache_key: str | None = None

@@ -45,7 +45,7 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
     step for a provider with a batch API reserves at the batch price."""
     if env.tier is None:
         raise PermanentError("envelope reached inference without a tier")
-    model = rt.table.model_of(env.tier)
+    model = rt.table.pick(env.tier, env.model)
     batch = env.step.lane is Lane.batch and supports_batch(rt.provider_for(model))
     tokens_in = request_tokens(rt.counter, env.request, env.step.tools)
     amount = to_nano_up(reservation_usd(model, tokens_in, env.step.max_output_tokens, batch=batch))

@@ -88,6 +88,7 @@ def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime)
             f"escalate->{step.tier}",
             step.why,
             tier=step.tier,
+            model=None,  # the next tier's default model
             attempt=env.attempt + 1,
             retries=0,
         )

@@ -88,3 +88,21 @@ def test_reservation_covers_anthropic_cache_writes():
     assert reservation_usd(model, 1000, 100, batch=True) == pytest.approx(
         (1000 * 1.25 + 100 * 5) / 2e6
     )
+
+
+def test_a_tier_may_hold_several_models_and_the_router_picks_among_them():
+    data = {
+        "tiers": {
+            "cheap": {"rank": 0, "models": ["a", "b"]},
+            "top": {"rank": 1, "model": "c"},
+        },
+        "models": {
+            m: {"provider": "replay", "input_per_mtok": 1, "output_per_mtok": 1} for m in "abc"
+        },
+    }
+    table = parse_tier_table(data)
+    assert table.tier("cheap").members == ("a", "b") and table.model_of("cheap").name == "a"
+    assert table.pick("cheap", "b").name == "b" and table.pick("cheap", None).name == "a"
+    assert table.tier_of_model("c") == "top"
+    with pytest.raises(KeyError, match="not in tier"):
+        table.pick("cheap", "c")
