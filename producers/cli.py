@@ -196,6 +196,35 @@ def bench_prefix_cache_cmd(
     _write(out, figures)
 
 
+@app.command("train-router")
+def train_router_cmd(
+    data: Annotated[Path, typer.Option(help="RouterBench-format CSV file or folder")],
+    out: Annotated[Path, typer.Option(help="where to write the router artifact (JSON)")],
+    max_features: Annotated[int, typer.Option(help="TF-IDF vocabulary size")] = 5000,
+) -> None:
+    """Fit the learned router on recorded model outcomes; set TIERFLEET_ROUTER=learned and
+    TIERFLEET_ROUTER_ARTIFACT to the file it writes."""
+    from producers.train_router import save_router, train_router
+    from workers.providers.replay import read_routerbench
+
+    try:
+        rows = list(read_routerbench(data))
+    except (OSError, KeyError, ValueError) as exc:
+        console.print(f"[red]cannot read {data}:[/] {exc}")
+        raise typer.Exit(2) from None
+    if not rows:
+        console.print(f"[red]no outcome rows in {data}[/]")
+        raise typer.Exit(2)
+    artifact = train_router(
+        rows, trained_on=f"{data} ({len(rows)} prompts)", max_features=max_features
+    )
+    save_router(artifact, out)
+    console.print(
+        f"router {artifact.version}: {len(artifact.models)} models, "
+        f"{len(artifact.features.vocabulary)} features, {len(rows)} prompts -> {out}"
+    )
+
+
 @app.command("provider-server")
 def provider_server(
     port: Annotated[int, typer.Option(help="loopback port")] = 8089,

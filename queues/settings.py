@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     )
     tokenizer_encoding: str = "o200k_base"
 
+    # Routing: "rules" (task kind, length, schema) or "learned" (the artifact that
+    # `tierfleet train-router` writes; the cheapest model whose predicted success >= target).
+    router: str = Field(default="rules", pattern="^(rules|learned)$")
+    router_artifact: Path | None = None
+    router_target: float = Field(default=0.8, ge=0.0, le=1.0)
+
     cache_ttl_s: int = 24 * 3600
     keep_last_messages: int = 8
     window_stride: int = 8  # the kept window moves in steps of this many (prefix-cache friendly)

@@ -1,7 +1,9 @@
-"""The classify stage (tf.classify): the rule router picks the starting tier and says why."""
+"""The classify stage (tf.classify): the router picks the starting tier (and, for the learned
+router, the model within it) and says why."""
 
 from __future__ import annotations
 
+from policies.learned_router import route_learned
 from policies.routing import route_by_rules
 from policies.tokens import prompt_tokens
 from queues.messages import Envelope
@@ -9,13 +11,27 @@ from queues.topology import Stage
 from workers.runtime import Runtime
 
 
+def routing_text(env: Envelope) -> str:
+    """What the learned router reads: the step's user turns (as it was trained on prompts)."""
+    return "\n".join(m.text() for m in env.step.messages if m.role == "user")
+
+
 def handle(env: Envelope, rt: Runtime) -> None:
-    route = route_by_rules(
-        rt.table,
-        task_kind=env.step.task_kind,
-        prompt_tokens=prompt_tokens(rt.counter, env.request),
-        has_schema=env.step.response_schema is not None,
-    )
-    rt.bus.send(
-        Stage.infer, env.decide("classify", f"tier={route.tier}", route.why, tier=route.tier)
-    )
+    if rt.settings.router == "learned":
+        learned = route_learned(rt.router, rt.table, routing_text(env), rt.settings.router_target)
+        routed = env.decide(
+            "classify",
+            f"tier={learned.tier} model={learned.model}",
+            learned.why,
+            tier=learned.tier,
+            model=learned.model,
+        )
+    else:
+        route = route_by_rules(
+            rt.table,
+            task_kind=env.step.task_kind,
+            prompt_tokens=prompt_tokens(rt.counter, env.request),
+            has_schema=env.step.response_schema is not None,
+        )
+        routed = env.decide("classify", f"tier={route.tier}", route.why, tier=route.tier)
+    rt.bus.send(Stage.infer, routed)

@@ -10,10 +10,12 @@ import redis
 from celery import Celery
 
 from policies.compression import CompressionPlan
+from policies.learned_router import RouterArtifact, load_router
 from policies.tiers import ModelSpec, TierTable
 from policies.tokens import TokenCounter
 from queues.bus import CeleryBus
 from queues.settings import Settings
+from workers.errors import PermanentError
 from workers.ports import (
     BatchJobs,
     BudgetStore,
@@ -54,11 +56,28 @@ class Runtime:
     batch_jobs: BatchJobs
     clock: Callable[[], float] = time.time
     _providers: dict[str, Provider] = field(default_factory=dict)
+    _router: RouterArtifact | None = None
 
     def provider_for(self, model: ModelSpec) -> Provider:
         if model.provider not in self._providers:
             self._providers[model.provider] = self.provider_factory(model.provider)
         return self._providers[model.provider]
+
+    @property
+    def router(self) -> RouterArtifact:
+        """The learned router's artifact, loaded once per process on first use."""
+        if self._router is None:
+            path = self.settings.router_artifact
+            if path is None:
+                raise PermanentError(
+                    "TIERFLEET_ROUTER=learned needs TIERFLEET_ROUTER_ARTIFACT "
+                    "(written by `tierfleet train-router`)"
+                )
+            try:
+                self._router = load_router(path)
+            except (OSError, ValueError, KeyError) as exc:
+                raise PermanentError(f"cannot load the router artifact {path}: {exc}") from exc
+        return self._router
 
     @property
     def compression_plan(self) -> CompressionPlan:

@@ -1,0 +1,57 @@
+"""The classifier with the learned router: it loads the artifact and routes to a model."""
+
+import pytest
+
+from producers.train_router import save_router, train_router
+from queues.messages import StepStatus
+from queues.topology import Stage
+from tests.doubles import FunctionProvider, envelope, make_runtime
+from tests.unit.test_learned_router import CHEAP, MID, TOP, outcome_table
+from workers.classify import handle
+from workers.infer import handle_batch
+from workers.ports import Completion
+from workers.stage import run_stage
+
+TABLE_TOML = f"""
+version = "test"
+[tiers.cheap]
+rank = 0
+model = "{CHEAP}"
+[tiers.mid]
+rank = 1
+model = "{MID}"
+[tiers.frontier]
+rank = 2
+models = ["{TOP}"]
+""" + "".join(
+    f'[models."{m}"]\nprovider = "replay"\ninput_per_mtok = 1\noutput_per_mtok = 1\n'
+    for m in (CHEAP, MID, TOP)
+)
+
+
+def test_learned_routing_picks_the_tier_and_model_and_inference_uses_it(tmp_path):
+    pytest.importorskip("sklearn")
+    table, artifact = tmp_path / "tiers.toml", tmp_path / "router.json"
+    table.write_text(TABLE_TOML)
+    save_router(train_router(outcome_table(), trained_on="synthetic"), artifact)
+    provider = FunctionProvider(lambda r: Completion(r.model.name, 10, 2))
+    rt, bus, _ = make_runtime(
+        provider, tier_table=table, router="learned", router_artifact=artifact
+    )
+    step = {"role": "user", "content": "Translate the phrase number 4 into French, politely."}
+    handle(envelope(messages=[step]), rt)
+    [(stage, routed, _)] = bus.sent
+    assert (stage, routed.tier, routed.model) == (Stage.infer, "mid", MID)
+    assert "learned router" in routed.decisions[-1].why
+
+    handle_batch([routed.to_wire()], rt)
+    [(_, outcome)] = bus.finalized
+    assert outcome.status is StepStatus.ok and outcome.model == MID
+
+
+def test_learned_routing_without_an_artifact_dead_letters_with_the_variable():
+    rt, bus, _ = make_runtime(router="learned")
+    run_stage(rt, "classify", envelope().to_wire(), handle, retries=0, retry=lambda _: None)
+    [(_, outcome)] = bus.finalized
+    assert outcome.status is StepStatus.dead_lettered
+    assert "TIERFLEET_ROUTER_ARTIFACT" in (outcome.reason or "")
