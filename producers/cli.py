@@ -16,7 +16,13 @@ from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
 from producers.report import render, render_attribution, summarize, unique_steps
 from producers.runner import run_with_progress
-from producers.workloads import DEFAULT_TAU_BENCH, generate_workload, read_jsonl, write_jsonl
+from producers.workloads import (
+    DEFAULT_ROUTERBENCH,
+    DEFAULT_TAU_BENCH,
+    generate_workload,
+    read_jsonl,
+    write_jsonl,
+)
 from queues.settings import Settings
 from queues.topology import worker_groups
 from workers.errors import ProviderUnavailable
@@ -192,6 +198,29 @@ def bench_prefix_cache_cmd(
         console.print(f"[red]no workload at {workload}[/] (pass --workload)")
         raise typer.Exit(2)
     figures = bench_prefix_cache(workload, sessions, Settings(), names)
+    console.print_json(json.dumps(figures))
+    _write(out, figures)
+
+
+@bench_app.command("routing")
+def bench_routing_cmd(
+    train: Annotated[
+        Path, typer.Option(help="RouterBench-format CSV file or folder to train on")
+    ] = DEFAULT_ROUTERBENCH,
+    test: Annotated[
+        Path | None,
+        typer.Option(help="data to test on; default: a held-out share of --train, by prompt"),
+    ] = None,
+    target: Annotated[float, typer.Option(help="the router's success target (the knob)")] = 0.8,
+    test_share: Annotated[float, typer.Option(help="held-out share without --test")] = 0.3,
+    png: Annotated[Path | None, typer.Option(help="draw the cost-quality curve here")] = None,
+    out: OutOption = None,
+) -> None:
+    """Train the learned router on --train only, run the fleet over the test prompts with
+    recorded real-model answers, and compare with frontier-only and the oracle."""
+    from producers.bench.routing import bench_routing
+
+    figures = bench_routing(train, test, target, Settings(), test_share, png)
     console.print_json(json.dumps(figures))
     _write(out, figures)
 

@@ -1,0 +1,275 @@
+"""``tierfleet bench routing``: the learned router on recorded outcomes of real models.
+
+It trains on the train data only, then runs the real fleet (Redis, Celery workers, the
+replay provider answering with the recorded responses, correctness and costs) over the test
+data at the chosen target, and reports accuracy and cost beside the frontier model alone
+and the oracle (the cheapest model that was right, per prompt). The cost-quality curve
+over the target is computed with the same policies (route, then the cascade's format check)
+on the recorded outcomes, without the fleet: one fleet run per point would measure Celery,
+not the router.
+
+Without ``--test`` the ``--train`` data is split by prompt (a hash of its text, so a prompt
+asked twice never lands on both sides).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from policies.cascade import judge, next_after
+from policies.learned_router import RouterArtifact, route_learned
+from policies.tiers import TierTable, load_tier_table
+from producers.fleet import Fleet
+from producers.local_fleet import LocalFleet
+from producers.runner import run_workload
+from producers.train_router import save_router, train_router
+from producers.workloads import Workload
+from queues.messages import AgentStep
+from queues.settings import Settings
+from workers.providers.replay import ReplayRow, read_routerbench
+
+ROUTERBENCH_TABLE = (
+    Path(__file__).resolve().parents[1].parent / "policies" / "tables" / "routerbench.toml"
+)
+TARGETS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+
+
+def split_by_prompt(
+    rows: Sequence[ReplayRow], test_share: float
+) -> tuple[list[ReplayRow], list[ReplayRow]]:
+    def bucket(row: ReplayRow) -> float:
+        return int(hashlib.sha256(row.prompt.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+    train = [r for r in rows if bucket(r) >= test_share]
+    test = [r for r in rows if bucket(r) < test_share]
+    return train, test
+
+
+def task_kind(row: ReplayRow) -> str:
+    return "code" if row.eval_name == "mbpp" else "multiple_choice"
+
+
+@dataclass(frozen=True)
+class Point:
+    target: float
+    accuracy: float
+    cost_per_query: float
+    escalation_rate: float
+
+
+def simulate(
+    rows: Sequence[ReplayRow], artifact: RouterArtifact, table: TierTable, target: float
+) -> Point:
+    """Route each prompt, then apply the cascade's checks to the recorded answers."""
+    right = cost = escalated = 0.0
+    for row in rows:
+        route = route_learned(artifact, table, row.prompt, target)
+        tier: str | None = route.tier
+        model = route.model
+        while tier is not None:
+            recorded = row.outcomes[model]
+            cost += recorded.cost_usd
+            verdict = judge(
+                recorded.response,
+                task_kind=task_kind(row),
+                schema=None,
+                confidence=None,
+                min_confidence=0.0,
+            )
+            step = next_after(table, tier, verdict)
+            if step.action == "escalate":
+                escalated += 1
+                tier, model = step.tier, table.model_of(step.tier or "").name
+                continue
+            right += recorded.correct if step.action == "accept" else 0
+            break
+    n = len(rows)
+    return Point(target, right / n, cost / n, escalated / n)
+
+
+def reference(rows: Sequence[ReplayRow], frontier: str) -> dict[str, float]:
+    n = len(rows)
+    oracle_right = oracle_cost = 0.0
+    for row in rows:
+        right = [o for o in row.outcomes.values() if o.correct]
+        if right:
+            oracle_right += 1
+            oracle_cost += min(o.cost_usd for o in right)
+        else:
+            oracle_cost += min(o.cost_usd for o in row.outcomes.values())
+    return {
+        "frontier_accuracy": sum(r.outcomes[frontier].correct for r in rows) / n,
+        "frontier_cost_per_query": sum(r.outcomes[frontier].cost_usd for r in rows) / n,
+        "oracle_accuracy": oracle_right / n,
+        "oracle_cost_per_query": oracle_cost / n,
+    }
+
+
+def replay_steps(rows: Sequence[ReplayRow]) -> Workload:
+    return Workload(
+        [
+            [
+                AgentStep(
+                    step_id=f"rt-{i:05d}-{row.sample_id}",
+                    tenant="bench",
+                    agent=row.eval_name.replace("-", "_"),
+                    workflow="routing",
+                    session_id=f"rt-{i:05d}",
+                    messages=({"role": "user", "content": row.prompt},),
+                    task_kind=task_kind(row),
+                    max_output_tokens=1024,
+                    labels={"replay_id": row.sample_id},
+                )
+            ]
+            for i, row in enumerate(rows)
+        ]
+    )
+
+
+def write_test_csv(rows: Sequence[ReplayRow], path: Path) -> None:
+    """The test rows as a RouterBench CSV, for the replay provider of the fleet."""
+    import csv
+
+    models = sorted(rows[0].outcomes)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(
+            ["sample_id", "prompt", "eval_name", *models]
+            + [m + "|model_response" for m in models]
+            + [m + "|total_cost" for m in models]
+        )
+        for r in rows:
+            writer.writerow(
+                [r.sample_id, json.dumps([r.prompt]), r.eval_name]
+                + [int(r.outcomes[m].correct) for m in models]
+                + [json.dumps([r.outcomes[m].response]) for m in models]
+                + [r.outcomes[m].cost_usd for m in models]
+            )
+
+
+def bench_routing(
+    train_path: Path,
+    test_path: Path | None,
+    target: float,
+    base: Settings,
+    test_share: float = 0.3,
+    png: Path | None = None,
+) -> dict[str, Any]:
+    rows = list(read_routerbench(train_path))
+    if test_path is None:
+        train, test = split_by_prompt(rows, test_share)
+    else:
+        train, test = rows, list(read_routerbench(test_path))
+    table = load_tier_table(ROUTERBENCH_TABLE)
+    frontier = table.model_of(table.top.name).name
+    artifact = train_router(train, trained_on=f"{train_path} ({len(train)} prompts)")
+
+    with tempfile.TemporaryDirectory(prefix="tierfleet-routing-") as tmp:
+        artifact_path, data_path = Path(tmp) / "router.json", Path(tmp) / "test.csv"
+        save_router(artifact, artifact_path)
+        write_test_csv(test, data_path)
+        settings = base.model_copy(
+            update={
+                "tier_table": ROUTERBENCH_TABLE,
+                "replay_data": data_path,
+                "router": "learned",
+                "router_artifact": artifact_path,
+                "router_target": target,
+            }
+        )
+        with LocalFleet(settings) as local, Fleet(local.settings) as fleet:
+            results = run_workload(fleet, replay_steps(test), timeout_s=1800)
+            ids = {r.step_id for r in results}
+            ledger = [e for e in fleet.ledger() if e["step_id"] in ids]
+
+    n = len(ledger)
+    cost = sum(e["cost_usd"] for e in ledger) / n
+    ref = reference(test, frontier)
+    per_task: dict[str, dict[str, float]] = defaultdict(lambda: {"n": 0, "right": 0, "cost": 0.0})
+    by_id = {f"rt-{i:05d}-{r.sample_id}": r for i, r in enumerate(test)}
+    for e in ledger:
+        task = per_task[by_id[e["step_id"]].eval_name]
+        task["n"] += 1
+        task["right"] += bool(e["correct"]) and e["status"] == "ok"
+        task["cost"] += e["cost_usd"]
+    curve = [simulate(test, artifact, table, t) for t in TARGETS]
+    figures: dict[str, Any] = {
+        "train": f"{train_path} ({len(train)} prompts)",
+        "test": f"{test_path or train_path} ({len(test)} prompts, held out by prompt)",
+        "router": artifact.version,
+        "target": target,
+        "accuracy": round(sum(bool(e["correct"]) and e["status"] == "ok" for e in ledger) / n, 4),
+        "cost_per_query": round(cost, 7),
+        "cost_ratio_vs_frontier": round(cost / ref["frontier_cost_per_query"], 4),
+        "escalation_rate": round(sum(e["escalations"] > 0 for e in ledger) / n, 4),
+        **{k: round(v, 7) for k, v in ref.items()},
+        "model_mix": dict(sorted(_mix(ledger).items(), key=lambda kv: -kv[1])),
+        "per_task": {
+            name: {
+                "prompts": int(t["n"]),
+                "accuracy": round(t["right"] / t["n"], 4),
+                "cost_per_query": round(t["cost"] / t["n"], 7),
+            }
+            for name, t in sorted(per_task.items())
+        },
+        "curve": [
+            {
+                "target": p.target,
+                "accuracy": round(p.accuracy, 4),
+                "cost_ratio_vs_frontier": round(
+                    p.cost_per_query / ref["frontier_cost_per_query"], 4
+                ),
+                "escalation_rate": round(p.escalation_rate, 4),
+            }
+            for p in curve
+        ],
+    }
+    if png is not None:
+        figures["curve_png"] = plot_curve(figures, png)
+    return figures
+
+
+def _mix(ledger: Sequence[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for e in ledger:
+        out[str(e["model"])] += 1
+    return dict(out)
+
+
+def plot_curve(figures: dict[str, Any], path: Path) -> str:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - depends on the install
+        return "not drawn: matplotlib is not installed (pip install 'tierfleet[train]')"
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs = [100 * p["cost_ratio_vs_frontier"] for p in figures["curve"]]
+    ys = [100 * p["accuracy"] for p in figures["curve"]]
+    ax.plot(xs, ys, "o-", label="learned router (target knob)")
+    ax.scatter([100], [100 * figures["frontier_accuracy"]], marker="s", label="frontier only")
+    oracle_x = 100 * figures["oracle_cost_per_query"] / figures["frontier_cost_per_query"]
+    ax.scatter([oracle_x], [100 * figures["oracle_accuracy"]], marker="*", label="oracle")
+    ax.scatter(
+        [100 * figures["cost_ratio_vs_frontier"]],
+        [100 * figures["accuracy"]],
+        marker="x",
+        s=80,
+        label=f"fleet at target {figures['target']}",
+    )
+    ax.set_xlabel("cost, % of frontier only")
+    ax.set_ylabel("accuracy, %")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return str(path)
