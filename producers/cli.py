@@ -133,6 +133,21 @@ def report(out: OutOption = None, top: int = 10) -> None:
     _write(out, summary)
 
 
+@app.command()
+def shadow(out: OutOption = None) -> None:
+    """Shadow evaluation: how often accepted cheaper answers agree with the top tier's."""
+    from producers.report import render_shadow, summarize_shadow
+
+    with Fleet(Settings()) as fleet:
+        records = fleet.shadow_records()
+    if not records:
+        console.print("no shadow records: set TIERFLEET_SHADOW_FRACTION above 0 on the workers")
+        return
+    summary = summarize_shadow(records)
+    render_shadow(summary, console)
+    _write(out, summary)
+
+
 @dead_app.command("list")
 def dead_list(limit: int = 100) -> None:
     """Dead-lettered steps, oldest first, with the stage and reason."""

@@ -89,6 +89,10 @@ class Fleet:
     def ledger(self) -> list[dict[str, Any]]:
         return read_ledger(self.redis, self.settings.ledger_stream)
 
+    def shadow_records(self) -> list[dict[str, Any]]:
+        """Shadow evaluation records (TIERFLEET_SHADOW_FRACTION), oldest first."""
+        return read_ledger(self.redis, self.settings.shadow_stream)
+
     def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
         return list(list_dead(self.redis, limit))
 

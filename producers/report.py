@@ -192,3 +192,39 @@ def render_attribution(entries: Sequence[dict[str, Any]], console: Console, top:
                 str(int(row["tokens_out"])),
             )
         console.print(table)
+
+
+def summarize_shadow(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Agreement of accepted cheaper answers with the top tier's, overall and by model and
+    task kind: the quality signal where no labels exist."""
+
+    def rate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "samples": len(rows),
+            "agreement": round(sum(bool(r["agree"]) for r in rows) / len(rows), 4)
+            if rows
+            else None,
+            "cost_usd": round(sum(r["cost_usd"] for r in rows), 6),
+        }
+
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = {
+        "by_model": defaultdict(list),
+        "by_task_kind": defaultdict(list),
+    }
+    for r in records:
+        groups["by_model"][str(r["accepted_model"])].append(r)
+        groups["by_task_kind"][str(r["task_kind"])].append(r)
+    return {
+        **rate(records),
+        **{name: {k: rate(v) for k, v in sorted(g.items())} for name, g in groups.items()},
+    }
+
+
+def render_shadow(summary: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"shadow evaluation: {summary['samples']} samples")
+    for col in ("accepted model / task kind", "samples", "agreement with the top tier"):
+        table.add_column(col, justify="left" if col.startswith("accepted") else "right")
+    for group in ("by_model", "by_task_kind"):
+        for name, row in summary[group].items():
+            table.add_row(name, str(row["samples"]), f"{row['agreement']:.1%}")
+    console.print(table)

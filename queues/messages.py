@@ -157,6 +157,14 @@ class CostEntry(Frozen):
     batch: bool = False  # answered through the provider's batch API, at its discount
 
 
+class ShadowOf(Frozen):
+    """Marks a shadow call: the answer accepted at a cheaper tier, to compare against."""
+
+    answer: str
+    model: str
+    tier: str
+
+
 class Envelope(Frozen):
     """An AgentStep plus everything the fleet has done with it so far. It only grows."""
 
@@ -164,6 +172,7 @@ class Envelope(Frozen):
     submitted_at: float = Field(default_factory=time.time)
     tier: str | None = None
     model: str | None = None  # the router's pick within the tier; None: the tier's default
+    shadow_of: ShadowOf | None = None  # set on the copy sent to the frontier for shadow eval
     attempt: int = 0  # cascade escalations so far
     retries: int = 0  # transient-failure retries at the current tier
     cache_key: str | None = None

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     router: str = Field(default="rules", pattern="^(rules|learned)$")
     router_artifact: Path | None = None
     router_target: float = Field(default=0.8, ge=0.0, le=1.0)
+    # Shadow evaluation: this share of answers accepted below the top tier is also put to
+    # the top tier's model; agreement goes to the shadow stream (`tierfleet shadow`).
+    shadow_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    shadow_stream: str = "tf:shadow"
 
     cache_ttl_s: int = 24 * 3600
     keep_last_messages: int = 8

@@ -66,6 +66,7 @@ class MemoryStores:
     finalized: set[str] = field(default_factory=set)
     dead: list[dict[str, Any]] = field(default_factory=list)
     results: list[StepResult] = field(default_factory=list)
+    shadow: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -240,6 +241,7 @@ def make_runtime(
         results=ResultSink(stores.results),
         provider_factory=lambda name: prov,
         batch_jobs=MemoryBatchJobs(),
+        shadow=ListLedger(stores.shadow),
         clock=lambda: 2_000_000_000.0,
     )
     return rt, bus, stores

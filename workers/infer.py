@@ -39,6 +39,9 @@ from workers.stage import dead_letter, dead_letter_raw, parse_envelope
 
 log = structlog.get_logger("tierfleet.infer")
 
+# What admitting a step can raise: a Redis blink, an unusable provider, an unknown tier.
+ADMIT_FAILURES: tuple[type[Exception], ...] = (*TRANSIENT, PermanentError, KeyError)
+
 
 def admit(env: Envelope, rt: Runtime) -> Admitted | None:
     """Reserve the call's worst case; a refusal ends the step as budget_exceeded. A batch-lane
@@ -46,6 +49,8 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
     if env.tier is None:
         raise PermanentError("envelope reached inference without a tier")
     model = rt.table.pick(env.tier, env.model)
+    if env.shadow_of is not None:  # the operator's check, not the session's spend
+        return Admitted(env, model, reservation="")
     batch = env.step.lane is Lane.batch and supports_batch(rt.provider_for(model))
     tokens_in = request_tokens(rt.counter, env.request, env.step.tools)
     amount = to_nano_up(reservation_usd(model, tokens_in, env.step.max_output_tokens, batch=batch))
@@ -107,11 +112,13 @@ def handle_batch(raws: list[Any], rt: Runtime) -> None:
         with bound_step(env, "infer"):
             try:
                 item = admit(env, rt)
-            except TRANSIENT as exc:
-                retry_or_dead(env, exc, rt)
-                continue
-            except (PermanentError, KeyError) as exc:
-                dead_letter(rt, env, "infer", f"cannot infer: {exc}")
+            except ADMIT_FAILURES as exc:
+                if env.shadow_of is not None:
+                    log.warning("shadow_dropped", error=str(exc))
+                elif isinstance(exc, TRANSIENT):
+                    retry_or_dead(env, exc, rt)
+                else:
+                    dead_letter(rt, env, "infer", f"cannot infer: {exc}")
                 continue
         if item is not None:
             by_model[item.model.name].append(item)

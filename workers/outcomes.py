@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import structlog
 
 from policies.cascade import judge, next_after
+from policies.shadow import agree, shadowed
 from policies.tiers import ModelSpec, to_nano
-from queues.messages import CostEntry, Envelope, Outcome, StepStatus
+from queues.messages import CostEntry, Envelope, Outcome, ShadowOf, StepStatus
 from queues.topology import Stage
 from workers.errors import TRANSIENT, PermanentError, TransientError
 from workers.ports import Completion
@@ -34,17 +35,65 @@ class Admitted:
     batch: bool = False  # goes through the provider's batch API, at its discount
 
 
+def price(item: Admitted, answer: Completion) -> float:
+    if answer.billed_usd is not None:
+        return answer.billed_usd
+    return item.model.cost(
+        answer.tokens_in,
+        answer.tokens_out,
+        answer.tokens_cached,
+        answer.tokens_cache_write,
+        batch=item.batch,
+    )
+
+
+def record_shadow(item: Admitted, answer: Completion, cost: float, rt: Runtime) -> None:
+    """A shadow answer is compared with the accepted one and recorded; nothing else."""
+    env, shadow = item.env, item.env.shadow_of
+    assert shadow is not None
+    step = env.step
+    rt.shadow.append(
+        {
+            "ts": rt.clock(),
+            "step_id": step.step_id,
+            "tenant": step.tenant,
+            "agent": step.agent,
+            "workflow": step.workflow,
+            "session_id": step.session_id,
+            "task_kind": step.task_kind,
+            "accepted_model": shadow.model,
+            "accepted_tier": shadow.tier,
+            "shadow_model": item.model.name,
+            "agree": agree(shadow.answer, answer.text, step.task_kind),
+            "cost_usd": cost,
+            "tokens_in": answer.tokens_in,
+            "tokens_out": answer.tokens_out,
+        }
+    )
+
+
+def maybe_shadow(env: Envelope, answer: str, model: str, tier: str, rt: Runtime) -> None:
+    top = rt.table.top.name
+    fraction = rt.settings.shadow_fraction
+    if tier == top or not shadowed(env.step.step_id, fraction):
+        return
+    copy = env.decide(
+        "infer",
+        "shadow",
+        f"{fraction:.0%} of answers accepted below {top} are compared with {top}'s",
+        tier=top,
+        model=None,
+        shadow_of=ShadowOf(answer=answer, model=model, tier=tier),
+    )
+    rt.bus.send(Stage.infer, copy)
+
+
 def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime) -> None:
     env, model, tier = item.env, item.model, item.env.tier or ""
-    cost = answer.billed_usd
-    if cost is None:
-        cost = model.cost(
-            answer.tokens_in,
-            answer.tokens_out,
-            answer.tokens_cached,
-            answer.tokens_cache_write,
-            batch=item.batch,
-        )
+    cost = price(item, answer)
+    if env.shadow_of is not None:
+        record_shadow(item, answer, cost, rt)
+        return
     rt.budgets.settle(env, item.reservation, to_nano(cost))
     verdict = judge(
         answer.text,
@@ -82,6 +131,7 @@ def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime)
                 correct=answer.correct,
             ),
         )
+        maybe_shadow(env, answer.text, model.name, tier, rt)
     elif step.action == "escalate":
         escalated = env.decide(
             "infer",
@@ -114,6 +164,9 @@ def retry_or_dead(env: Envelope, exc: Exception, rt: Runtime) -> None:
 
 
 def release_then(item: Admitted, exc: Exception, rt: Runtime) -> None:
+    if item.env.shadow_of is not None:
+        log.warning("shadow_dropped", error=str(exc))  # costs a sample, never the step
+        return
     rt.budgets.settle(item.env, item.reservation, 0)
     retry_or_dead(item.env, exc, rt)
 

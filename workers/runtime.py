@@ -54,6 +54,7 @@ class Runtime:
     results: Results
     provider_factory: Callable[[str], Provider]
     batch_jobs: BatchJobs
+    shadow: Ledger  # shadow evaluation records
     clock: Callable[[], float] = time.time
     _providers: dict[str, Provider] = field(default_factory=dict)
     _router: RouterArtifact | None = None
@@ -104,6 +105,7 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         results=BackendResults(app),
         provider_factory=lambda name: build_provider(name, settings, counter),
         batch_jobs=RedisBatchJobs(client),
+        shadow=StreamLedger(client, settings.shadow_stream, settings.ledger_maxlen),
     )
 
 

@@ -56,8 +56,7 @@ TIERS = "".join(
     f'[tiers.{tier}]\nrank = {rank}\nmodel = "{model}"\n'
     for rank, (tier, model) in enumerate([("cheap", CHEAP), ("mid", MID), ("frontier", TOP)])
 ) + "".join(
-    f'[models."{m}"]\nprovider = "replay"\ninput_per_mtok = 1\noutput_per_mtok = 1\n'
-    for m in COST
+    f'[models."{m}"]\nprovider = "replay"\ninput_per_mtok = 1\noutput_per_mtok = 1\n' for m in COST
 )
 
 
