@@ -229,13 +229,16 @@ def bench_routing_cmd(
     target: Annotated[float, typer.Option(help="the router's success target (the knob)")] = 0.8,
     test_share: Annotated[float, typer.Option(help="held-out share without --test")] = 0.3,
     png: Annotated[Path | None, typer.Option(help="draw the cost-quality curve here")] = None,
+    shadow: Annotated[
+        float, typer.Option(help="share of accepted cheaper answers shadowed by the frontier")
+    ] = 0.0,
     out: OutOption = None,
 ) -> None:
     """Train the learned router on --train only, run the fleet over the test prompts with
     recorded real-model answers, and compare with frontier-only and the oracle."""
     from producers.bench.routing import bench_routing
 
-    figures = bench_routing(train, test, target, Settings(), test_share, png)
+    figures = bench_routing(train, test, target, Settings(), test_share, png, shadow)
     console.print_json(json.dumps(figures))
     _write(out, figures)
 

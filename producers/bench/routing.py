@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from policies.learned_router import RouterArtifact, route_learned
 from policies.tiers import TierTable, load_tier_table
 from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
+from producers.report import summarize_shadow
 from producers.runner import run_workload
 from producers.train_router import save_router, train_router
 from producers.workloads import Workload
@@ -161,6 +163,7 @@ def bench_routing(
     base: Settings,
     test_share: float = 0.3,
     png: Path | None = None,
+    shadow_fraction: float = 0.0,
 ) -> dict[str, Any]:
     rows = list(read_routerbench(train_path))
     if test_path is None:
@@ -182,12 +185,14 @@ def bench_routing(
                 "router": "learned",
                 "router_artifact": artifact_path,
                 "router_target": target,
+                "shadow_fraction": shadow_fraction,
             }
         )
         with LocalFleet(settings) as local, Fleet(local.settings) as fleet:
             results = run_workload(fleet, replay_steps(test), timeout_s=1800)
             ids = {r.step_id for r in results}
             ledger = [e for e in fleet.ledger() if e["step_id"] in ids]
+            shadow = settled_shadow(fleet) if shadow_fraction > 0 else []
 
     n = len(ledger)
     cost = sum(e["cost_usd"] for e in ledger) / n
@@ -231,9 +236,42 @@ def bench_routing(
             for p in curve
         ],
     }
+    if shadow:
+        figures["shadow"] = shadow_figures(shadow, ledger, frontier)
     if png is not None:
         figures["curve_png"] = plot_curve(figures, png)
     return figures
+
+
+def settled_shadow(
+    fleet: Fleet, quiet_s: float = 2.0, timeout_s: float = 120.0
+) -> list[dict[str, Any]]:
+    """Shadow records, once no new one has arrived for ``quiet_s`` (they trail the answers)."""
+    deadline = time.monotonic() + timeout_s
+    count, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now = len(fleet.shadow_records())
+        if now != count:
+            count, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            break
+        time.sleep(0.2)
+    return fleet.shadow_records()
+
+
+def shadow_figures(
+    records: Sequence[dict[str, Any]], ledger: Sequence[dict[str, Any]], frontier: str
+) -> dict[str, Any]:
+    """Shadow agreement beside what the labels say of the same accepted answers: how well
+    the production signal tracks the quality it stands in for."""
+    by_step = {e["step_id"]: e for e in ledger}
+    sampled = [by_step[r["step_id"]] for r in records if r["step_id"] in by_step]
+    summary = summarize_shadow(records)
+    summary["labelled_accuracy_of_sampled"] = (
+        round(sum(bool(e["correct"]) for e in sampled) / len(sampled), 4) if sampled else None
+    )
+    summary["shadow_model"] = frontier
+    return summary
 
 
 def _mix(ledger: Sequence[dict[str, Any]]) -> dict[str, int]:
