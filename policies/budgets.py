@@ -32,5 +32,6 @@ class BudgetState:
         )
 
 
-def reservation_id(step_id: str, attempt: int, retries: int) -> str:
-    return f"{step_id}:{attempt}:{retries}"
+def reservation_id(step_id: str, attempt: int, retries: int, cross_check: bool = False) -> str:
+    """One id per paid call of a step: a redelivered call finds its own reservation."""
+    return f"{step_id}:{attempt}:{retries}" + (":x" if cross_check else "")

@@ -91,6 +91,17 @@ def judge(
     return Verdict(True, f"passed checks (confidence {shown})")
 
 
+def second_opinion(table: TierTable, tier: str, answered_by: str) -> str | None:
+    """The model whose answer must agree before ``tier`` accepts one (acceptance =
+    "agreement"): the tier's cross-check model, or its default when the cross-check model
+    gave the first answer. None when the tier accepts on its checks alone."""
+    spec = table.tier(tier)
+    if spec.acceptance != "agreement" or spec.cross_check is None:
+        return None
+    cross = spec.cross_check if spec.cross_check != answered_by else spec.model
+    return None if cross == answered_by else cross
+
+
 def next_after(table: TierTable, tier: str, verdict: Verdict) -> Next:
     if verdict.accepted:
         return Next("accept", tier, verdict.why)

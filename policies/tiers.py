@@ -44,6 +44,10 @@ class Tier:
     model: str  # the tier's default model: the rule router and escalations use it
     accept_min_confidence: float
     models: tuple[str, ...] = ()  # every model of the tier, the default first
+    # "checks": an answer passing the format/schema/confidence checks is accepted.
+    # "agreement": it must also agree with a second model's answer (``cross_check``).
+    acceptance: str = "checks"
+    cross_check: str | None = None
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -90,7 +94,8 @@ class TierTable:
         tier's models, else the tier's default."""
         if model is None:
             return self.model_of(tier)
-        if model not in self.tier(tier).members:
+        spec = self.tier(tier)
+        if model not in spec.members and model != spec.cross_check:
             raise KeyError(f"model {model!r} is not in tier {tier!r}")
         return self.models[model]
 
@@ -133,8 +138,20 @@ def _tier(name: str, spec: dict[str, Any]) -> Tier:
     if not default:
         raise ValueError(f"tier {name!r} names no model")
     members = (default, *(m for m in listed if m != default))
+    acceptance = str(spec.get("acceptance", "checks"))
+    if acceptance not in ("checks", "agreement"):
+        raise ValueError(f"tier {name!r}: acceptance must be checks or agreement")
+    cross = spec.get("cross_check")
+    if acceptance == "agreement" and not cross:
+        raise ValueError(f"tier {name!r}: acceptance = agreement needs cross_check = <model>")
     return Tier(
-        name, int(spec["rank"]), default, float(spec.get("accept_min_confidence", 0)), members
+        name,
+        int(spec["rank"]),
+        default,
+        float(spec.get("accept_min_confidence", 0)),
+        members,
+        acceptance,
+        str(cross) if cross else None,
     )
 
 
@@ -144,7 +161,7 @@ def parse_tier_table(data: dict[str, Any], prices: PriceTable | None = None) -> 
         sorted((_tier(name, t) for name, t in data["tiers"].items()), key=lambda t: t.rank)
     )
     for tier in tiers:
-        for model in tier.members:
+        for model in (*tier.members, *([tier.cross_check] if tier.cross_check else [])):
             if model not in models:
                 raise ValueError(f"tier {tier.name!r} names model {model!r}, not in [models]")
     r = data.get("routing", {})

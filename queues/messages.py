@@ -157,12 +157,13 @@ class CostEntry(Frozen):
     batch: bool = False  # answered through the provider's batch API, at its discount
 
 
-class ShadowOf(Frozen):
-    """Marks a shadow call: the answer accepted at a cheaper tier, to compare against."""
+class PriorAnswer(Frozen):
+    """An earlier answer a second call is compared with (a cross-check or a shadow)."""
 
     answer: str
     model: str
     tier: str
+    correct: bool | None = None  # evaluation label (simulated and replay only): for scorers
 
 
 class Envelope(Frozen):
@@ -172,7 +173,8 @@ class Envelope(Frozen):
     submitted_at: float = Field(default_factory=time.time)
     tier: str | None = None
     model: str | None = None  # the router's pick within the tier; None: the tier's default
-    shadow_of: ShadowOf | None = None  # set on the copy sent to the frontier for shadow eval
+    shadow_of: PriorAnswer | None = None  # set on the copy sent to the top tier (shadow eval)
+    first_answer: PriorAnswer | None = None  # set on a cross-check call: the answer it checks
     attempt: int = 0  # cascade escalations so far
     retries: int = 0  # transient-failure retries at the current tier
     cache_key: str | None = None

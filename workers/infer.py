@@ -54,7 +54,9 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
     batch = env.step.lane is Lane.batch and supports_batch(rt.provider_for(model))
     tokens_in = request_tokens(rt.counter, env.request, env.step.tools)
     amount = to_nano_up(reservation_usd(model, tokens_in, env.step.max_output_tokens, batch=batch))
-    rid = reservation_id(env.step.step_id, env.attempt, env.retries)
+    rid = reservation_id(
+        env.step.step_id, env.attempt, env.retries, cross_check=env.first_answer is not None
+    )
     if rt.budgets.reserve(env, rid, amount) is None:
         state = rt.budgets.state(env.step.tenant, env.step.session_id)
         reason = f"hard budget refuses ${amount / NANO:.6f} on {model.name}: {state.describe()}"

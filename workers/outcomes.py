@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from policies.cascade import judge, next_after
+from policies.cascade import Verdict, judge, next_after, second_opinion
 from policies.shadow import agree, shadowed
 from policies.tiers import ModelSpec, to_nano
-from queues.messages import CostEntry, Envelope, Outcome, ShadowOf, StepStatus
+from queues.messages import CostEntry, Envelope, Outcome, PriorAnswer, StepStatus
 from queues.topology import Stage
 from workers.errors import TRANSIENT, PermanentError, TransientError
 from workers.ports import Completion
@@ -83,7 +83,7 @@ def maybe_shadow(env: Envelope, answer: str, model: str, tier: str, rt: Runtime)
         f"{fraction:.0%} of answers accepted below {top} are compared with {top}'s",
         tier=top,
         model=None,
-        shadow_of=ShadowOf(answer=answer, model=model, tier=tier),
+        shadow_of=PriorAnswer(answer=answer, model=model, tier=tier),
     )
     rt.bus.send(Stage.infer, copy)
 
@@ -118,20 +118,28 @@ def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime)
             batch=item.batch,
         )
     )
+    this = PriorAnswer(answer=answer.text, model=model.name, tier=tier, correct=answer.correct)
+    first = env.first_answer
+    if first is not None:  # this call cross-checks ``first``: accept it only on agreement
+        if verdict.accepted and agree(first.answer, answer.text, env.step.task_kind):
+            _accept(env, first, f"{model.name} agrees with {first.model}", rt)
+            return
+        if verdict.accepted:
+            verdict = Verdict(False, f"{model.name} disagrees with {first.model}")
+    elif verdict.accepted and (cross := second_opinion(rt.table, tier, model.name)):
+        checking = env.decide(
+            "infer",
+            f"cross-check->{cross}",
+            f"{tier} accepts on agreement: {verdict.why}; {cross} answers too",
+            model=cross,
+            first_answer=this,
+            retries=0,
+        )
+        rt.bus.send(Stage.infer, checking)
+        return
     step = next_after(rt.table, tier, verdict)
     if step.action == "accept":
-        rt.bus.finalize(
-            env.decide("infer", "accept", step.why),
-            Outcome(
-                status=StepStatus.ok,
-                answer=answer.text,
-                tier=tier,
-                model=model.name,
-                provider=model.provider,
-                correct=answer.correct,
-            ),
-        )
-        maybe_shadow(env, answer.text, model.name, tier, rt)
+        _accept(env, this, step.why, rt)
     elif step.action == "escalate":
         escalated = env.decide(
             "infer",
@@ -139,12 +147,29 @@ def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime)
             step.why,
             tier=step.tier,
             model=None,  # the next tier's default model
+            first_answer=None,
             attempt=env.attempt + 1,
             retries=0,
         )
         rt.bus.send(Stage.infer, escalated)
     else:
         dead_letter(rt, env, "infer", step.why)
+
+
+def _accept(env: Envelope, answer: PriorAnswer, why: str, rt: Runtime) -> None:
+    model = rt.table.models[answer.model]
+    rt.bus.finalize(
+        env.decide("infer", "accept", why),
+        Outcome(
+            status=StepStatus.ok,
+            answer=answer.answer,
+            tier=answer.tier,
+            model=model.name,
+            provider=model.provider,
+            correct=answer.correct,
+        ),
+    )
+    maybe_shadow(env, answer.answer, model.name, answer.tier, rt)
 
 
 def retry_or_dead(env: Envelope, exc: Exception, rt: Runtime) -> None:

@@ -1,0 +1,76 @@
+"""Acceptance on agreement: a tier accepts an answer only when a second model agrees."""
+
+from pathlib import Path
+
+import pytest
+
+from policies.cascade import second_opinion
+from policies.tiers import load_tier_table
+from queues.messages import StepStatus
+from queues.topology import Stage
+from tests.doubles import FunctionProvider, envelope, make_runtime
+from workers.infer import handle_batch
+from workers.ports import Completion
+
+TABLE = """
+version = "test"
+[tiers.cheap]
+rank = 0
+models = ["small-a", "small-b"]
+acceptance = "agreement"
+cross_check = "small-b"
+[tiers.top]
+rank = 1
+model = "big"
+""" + "".join(
+    f'[models."{m}"]\nprovider = "replay"\ninput_per_mtok = 1\noutput_per_mtok = 1\n'
+    for m in ("small-a", "small-b", "big")
+)
+
+
+@pytest.fixture
+def table_path(tmp_path) -> Path:
+    path = tmp_path / "tiers.toml"
+    path.write_text(TABLE)
+    return path
+
+
+def answering(answers: dict[str, str]) -> FunctionProvider:
+    return FunctionProvider(lambda r: Completion(answers[r.model.name], 100, 5, correct=True))
+
+
+def run(rt, bus, env):
+    """Feed every infer hop back in until the step is finalized."""
+    handle_batch([env.to_wire()], rt)
+    while not bus.finalized:
+        stage, env, _ = bus.sent.pop(0)
+        assert stage is Stage.infer
+        handle_batch([env.to_wire()], rt)
+    return bus.finalized[-1]
+
+
+def test_the_second_opinion_is_the_cross_check_model_or_the_default(table_path):
+    table = load_tier_table(table_path)
+    assert second_opinion(table, "cheap", "small-a") == "small-b"
+    assert second_opinion(table, "cheap", "small-b") == "small-a"
+    assert second_opinion(table, "top", "big") is None
+
+
+def test_agreeing_answers_are_accepted_with_both_calls_on_the_bill(table_path):
+    rt, bus, _ = make_runtime(
+        answering({"small-a": "B", "small-b": "The answer is B", "big": "C"}),
+        tier_table=table_path,
+    )
+    env, outcome = run(rt, bus, envelope(tier="cheap", task_kind="multiple_choice"))
+    assert (outcome.status, outcome.model, outcome.answer) == (StepStatus.ok, "small-a", "B")
+    assert [c.model for c in env.costs] == ["small-a", "small-b"] and env.attempt == 0
+
+
+def test_disagreement_escalates_to_the_next_tier(table_path):
+    rt, bus, _ = make_runtime(
+        answering({"small-a": "B", "small-b": "D", "big": "C"}), tier_table=table_path
+    )
+    env, outcome = run(rt, bus, envelope(tier="cheap", task_kind="multiple_choice"))
+    assert (outcome.model, outcome.answer) == ("big", "C")
+    assert [c.model for c in env.costs] == ["small-a", "small-b", "big"]
+    assert any("disagrees" in d.why for d in env.decisions)
