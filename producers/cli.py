@@ -232,13 +232,17 @@ def bench_routing_cmd(
     shadow: Annotated[
         float, typer.Option(help="share of accepted cheaper answers shadowed by the frontier")
     ] = 0.0,
+    cross_check: Annotated[
+        str | None,
+        typer.Option(help="the cheap tier accepts only when this model's answer agrees"),
+    ] = None,
     out: OutOption = None,
 ) -> None:
     """Train the learned router on --train only, run the fleet over the test prompts with
     recorded real-model answers, and compare with frontier-only and the oracle."""
     from producers.bench.routing import bench_routing
 
-    figures = bench_routing(train, test, target, Settings(), test_share, png, shadow)
+    figures = bench_routing(train, test, target, Settings(), test_share, png, shadow, cross_check)
     console.print_json(json.dumps(figures))
     _write(out, figures)
 

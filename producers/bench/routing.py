@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from policies.cascade import judge, next_after
+from policies.cascade import Verdict, judge, next_after, second_opinion
 from policies.learned_router import RouterArtifact, route_learned
+from policies.shadow import agree
 from policies.tiers import TierTable, load_tier_table
 from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
@@ -85,6 +86,12 @@ def simulate(
                 confidence=None,
                 min_confidence=0.0,
             )
+            cross = second_opinion(table, tier, model) if verdict.accepted else None
+            if cross is not None:
+                other = row.outcomes[cross]
+                cost += other.cost_usd
+                if not agree(recorded.response, other.response, task_kind(row)):
+                    verdict = Verdict(False, "the cross-check disagrees")
             step = next_after(table, tier, verdict)
             if step.action == "escalate":
                 escalated += 1
@@ -164,23 +171,25 @@ def bench_routing(
     test_share: float = 0.3,
     png: Path | None = None,
     shadow_fraction: float = 0.0,
+    cross_check: str | None = None,
 ) -> dict[str, Any]:
     rows = list(read_routerbench(train_path))
     if test_path is None:
         train, test = split_by_prompt(rows, test_share)
     else:
         train, test = rows, list(read_routerbench(test_path))
-    table = load_tier_table(ROUTERBENCH_TABLE)
-    frontier = table.model_of(table.top.name).name
     artifact = train_router(train, trained_on=f"{train_path} ({len(train)} prompts)")
 
     with tempfile.TemporaryDirectory(prefix="tierfleet-routing-") as tmp:
+        table_path = tier_table_with(Path(tmp), cross_check)
+        table = load_tier_table(table_path)
+        frontier = table.model_of(table.top.name).name
         artifact_path, data_path = Path(tmp) / "router.json", Path(tmp) / "test.csv"
         save_router(artifact, artifact_path)
         write_test_csv(test, data_path)
         settings = base.model_copy(
             update={
-                "tier_table": ROUTERBENCH_TABLE,
+                "tier_table": table_path,
                 "replay_data": data_path,
                 "router": "learned",
                 "router_artifact": artifact_path,
@@ -210,6 +219,7 @@ def bench_routing(
         "test": f"{test_path or train_path} ({len(test)} prompts, held out by prompt)",
         "router": artifact.version,
         "target": target,
+        "cheap_tier_acceptance": f"agreement with {cross_check}" if cross_check else "checks",
         "accuracy": round(sum(bool(e["correct"]) and e["status"] == "ok" for e in ledger) / n, 4),
         "cost_per_query": round(cost, 7),
         "cost_ratio_vs_frontier": round(cost / ref["frontier_cost_per_query"], 4),
@@ -241,6 +251,20 @@ def bench_routing(
     if png is not None:
         figures["curve_png"] = plot_curve(figures, png)
     return figures
+
+
+def tier_table_with(folder: Path, cross_check: str | None) -> Path:
+    """The RouterBench tier table, its cheap tier accepting on agreement when asked."""
+    if cross_check is None:
+        return ROUTERBENCH_TABLE
+    text = ROUTERBENCH_TABLE.read_text().replace(
+        "[tiers.cheap]\n",
+        f'[tiers.cheap]\nacceptance = "agreement"\ncross_check = "{cross_check}"\n',
+        1,
+    )
+    path = folder / "tiers.toml"
+    path.write_text(text)
+    return path
 
 
 def settled_shadow(
