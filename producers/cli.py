@@ -17,6 +17,7 @@ from producers.local_fleet import LocalFleet
 from producers.report import render, render_attribution, summarize, unique_steps
 from producers.runner import run_with_progress
 from producers.workloads import (
+    DEFAULT_ROUTELLM,
     DEFAULT_ROUTERBENCH,
     DEFAULT_TAU_BENCH,
     generate_workload,
@@ -220,8 +221,12 @@ def bench_prefix_cache_cmd(
 @bench_app.command("routing")
 def bench_routing_cmd(
     train: Annotated[
-        Path, typer.Option(help="RouterBench-format CSV file or folder to train on")
-    ] = DEFAULT_ROUTERBENCH,
+        Path | None,
+        typer.Option(help="CSV file or folder to train on (default: the format's shared data)"),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="routerbench (11 models) or routellm (MMLU, 2 models)")
+    ] = "routerbench",
     test: Annotated[
         Path | None,
         typer.Option(help="data to test on; default: a held-out share of --train, by prompt"),
@@ -242,7 +247,13 @@ def bench_routing_cmd(
     recorded real-model answers, and compare with frontier-only and the oracle."""
     from producers.bench.routing import bench_routing
 
-    figures = bench_routing(train, test, target, Settings(), test_share, png, shadow, cross_check)
+    if fmt not in ("routerbench", "routellm"):
+        console.print(f"[red]unknown --format {fmt!r}[/]: routerbench or routellm")
+        raise typer.Exit(2)
+    default = DEFAULT_ROUTERBENCH if fmt == "routerbench" else DEFAULT_ROUTELLM
+    figures = bench_routing(
+        train or default, test, target, Settings(), test_share, png, shadow, cross_check, fmt
+    )
     console.print_json(json.dumps(figures))
     _write(out, figures)
 

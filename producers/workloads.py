@@ -299,6 +299,7 @@ def routerbench_workload(data: Path, limit: int, seed: int = 7) -> Workload:
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_TAU_BENCH = SHARED_DATA / "workload" / "tau_bench_airline_gpt4o.json"
 DEFAULT_ROUTERBENCH = SHARED_DATA / "routing" / "routerbench"
+DEFAULT_ROUTELLM = SHARED_DATA / "routing" / "routellm_mmlu"
 
 
 def tau_bench_workload(

@@ -36,8 +36,15 @@ from producers.train_router import save_router, train_router
 from producers.workloads import Workload
 from queues.messages import AgentStep
 from queues.settings import Settings
-from workers.providers.replay import ReplayRow, read_routerbench
+from workers.providers.replay import (
+    ROUTELLM_RESPONSE,
+    ReplayRow,
+    read_routellm,
+    read_routerbench,
+)
+from workers.tokenizer import BpeCounter
 
+TABLES = Path(__file__).resolve().parents[2] / "policies" / "tables"
 ROUTERBENCH_TABLE = (
     Path(__file__).resolve().parents[1].parent / "policies" / "tables" / "routerbench.toml"
 )
@@ -56,7 +63,24 @@ def split_by_prompt(
 
 
 def task_kind(row: ReplayRow) -> str:
-    return "code" if row.eval_name == "mbpp" else "multiple_choice"
+    if row.eval_name == "mbpp":
+        return "code"
+    if any(o.response == ROUTELLM_RESPONSE for o in row.outcomes.values()):
+        return "chat"  # no recorded answer text to check the format of
+    return "multiple_choice"
+
+
+def read_rows(path: Path, fmt: str, table_path: Path) -> list[ReplayRow]:
+    if fmt == "routerbench":
+        return list(read_routerbench(path))
+    if fmt == "routellm":
+        table = load_tier_table(table_path)
+        prices = {
+            name: (m.price.input_per_mtok, m.price.output_per_mtok)
+            for name, m in table.models.items()
+        }
+        return list(read_routellm(path, prices, BpeCounter("cl100k_base")))
+    raise ValueError(f"unknown format {fmt!r}: routerbench or routellm")
 
 
 @dataclass(frozen=True)
@@ -172,16 +196,18 @@ def bench_routing(
     png: Path | None = None,
     shadow_fraction: float = 0.0,
     cross_check: str | None = None,
+    fmt: str = "routerbench",
 ) -> dict[str, Any]:
-    rows = list(read_routerbench(train_path))
+    base_table = ROUTERBENCH_TABLE if fmt == "routerbench" else TABLES / "routellm.toml"
+    rows = read_rows(train_path, fmt, base_table)
     if test_path is None:
         train, test = split_by_prompt(rows, test_share)
     else:
-        train, test = rows, list(read_routerbench(test_path))
+        train, test = rows, read_rows(test_path, fmt, base_table)
     artifact = train_router(train, trained_on=f"{train_path} ({len(train)} prompts)")
 
     with tempfile.TemporaryDirectory(prefix="tierfleet-routing-") as tmp:
-        table_path = tier_table_with(Path(tmp), cross_check)
+        table_path = tier_table_with(base_table, Path(tmp), cross_check)
         table = load_tier_table(table_path)
         frontier = table.model_of(table.top.name).name
         artifact_path, data_path = Path(tmp) / "router.json", Path(tmp) / "test.csv"
@@ -215,6 +241,7 @@ def bench_routing(
         task["cost"] += e["cost_usd"]
     curve = [simulate(test, artifact, table, t) for t in TARGETS]
     figures: dict[str, Any] = {
+        "format": fmt,
         "train": f"{train_path} ({len(train)} prompts)",
         "test": f"{test_path or train_path} ({len(test)} prompts, held out by prompt)",
         "router": artifact.version,
@@ -253,11 +280,11 @@ def bench_routing(
     return figures
 
 
-def tier_table_with(folder: Path, cross_check: str | None) -> Path:
-    """The RouterBench tier table, its cheap tier accepting on agreement when asked."""
+def tier_table_with(base: Path, folder: Path, cross_check: str | None) -> Path:
+    """The tier table, its cheap tier accepting on agreement when asked."""
     if cross_check is None:
-        return ROUTERBENCH_TABLE
-    text = ROUTERBENCH_TABLE.read_text().replace(
+        return base
+    text = base.read_text().replace(
         "[tiers.cheap]\n",
         f'[tiers.cheap]\nacceptance = "agreement"\ncross_check = "{cross_check}"\n',
         1,

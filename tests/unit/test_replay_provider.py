@@ -8,7 +8,12 @@ from policies.tiers import ModelSpec
 from tests.doubles import step
 from workers.errors import PermanentError
 from workers.ports import CompletionRequest
-from workers.providers.replay import ReplayProvider, read_routerbench
+from workers.providers.replay import (
+    ROUTELLM_RESPONSE,
+    ReplayProvider,
+    read_routellm,
+    read_routerbench,
+)
 from workers.tokenizer import BpeCounter
 
 MODELS = ["gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat"]
@@ -89,3 +94,18 @@ def test_unknown_prompt_or_model_is_permanent(tmp_path):
         provider.complete([request("nope", MODELS[0])])
     with pytest.raises(PermanentError, match="no model"):
         provider.complete([request("q1", "claude-9")])
+
+
+def test_routellm_files_drop_contaminated_prompts_and_price_each_call(tmp_path):
+    (tmp_path / "mmlu_x.csv").write_text(
+        'prompt,small,big\n"Q one? Answer:",True,True\n"Q two? Answer:",False,True\n'
+    )
+    (tmp_path / "contaminated_prompts.jsonl").write_text(
+        '{"train_prompt": "elsewhere", "eval_prompt": "Q two? Answer:"}\n'
+    )
+    prices = {"small": (1.0, 2.0), "big": (10.0, 30.0)}
+    [row] = list(read_routellm(tmp_path, prices, BpeCounter()))
+    tokens = BpeCounter().count_many(["Q one? Answer:"])[0]
+    assert row.eval_name == "mmlu_x" and row.outcomes["small"].correct
+    assert row.outcomes["big"].cost_usd == pytest.approx((tokens * 10 + 30) / 1e6)
+    assert row.outcomes["small"].response == ROUTELLM_RESPONSE

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import json
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -69,6 +70,45 @@ def read_routerbench(path: Path) -> Iterator[ReplayRow]:
                     for m in models
                 }
                 yield ReplayRow(row["sample_id"], unlist(row["prompt"]), row["eval_name"], outcomes)
+
+
+# RouteLLM's MMLU files record correctness only: the answer is one choice letter, and the cost
+# is what that call costs at the model's price (the prompt in, one token out).
+ROUTELLM_RESPONSE = "(response not recorded)"
+CONTAMINATED = "contaminated_prompts.jsonl"
+
+
+def read_routellm(
+    path: Path, prices: dict[str, tuple[float, float]], counter: TokenCounter
+) -> Iterator[ReplayRow]:
+    """RouteLLM MMLU outcome CSVs (``prompt,<model>,<model>`` with True/False), without the
+    prompts its ``contaminated_prompts.jsonl`` lists. ``prices``: model -> USD per million
+    input and output tokens."""
+    folder = path if path.is_dir() else path.parent
+    excluded: set[str] = set()
+    if (folder / CONTAMINATED).exists():
+        for line in (folder / CONTAMINATED).read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                excluded |= {
+                    str(record.get("train_prompt", "")),
+                    str(record.get("eval_prompt", "")),
+                }
+    for file in csv_files(path):
+        with file.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            models = [c for c in reader.fieldnames or [] if c != "prompt"]
+            for i, row in enumerate(reader):
+                prompt = row["prompt"]
+                if prompt in excluded:
+                    continue
+                tokens = counter.count_many([prompt])[0]
+                outcomes = {}
+                for m in models:
+                    per_in, per_out = prices[m]
+                    cost = (tokens * per_in + per_out) / 1_000_000
+                    outcomes[m] = Recorded(ROUTELLM_RESPONSE, row[m] == "True", cost)
+                yield ReplayRow(f"{file.stem}-{i}", prompt, file.stem, outcomes)
 
 
 class ReplayProvider:
