@@ -16,11 +16,13 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from policies.tiers import TierTable
+from queues.messages import ChatMessage
 
 # scikit-learn's default token pattern: words of two or more word characters.
 TOKEN = re.compile(r"(?u)\b\w\w+\b")
@@ -74,6 +76,23 @@ class RouterArtifact:
     def success(self, text: str) -> dict[str, float]:
         x = self.features.transform(text)
         return {name: model.probability(x) for name, model in self.models.items()}
+
+    def success_of(self, model: str, text: str) -> float | None:
+        """One model's predicted success on ``text``; None for a model it was not fitted on."""
+        fitted = self.models.get(model)
+        return None if fitted is None else fitted.probability(self.features.transform(text))
+
+
+def user_text(messages: Sequence[ChatMessage]) -> str:
+    """What the learned policies read of a step: its user turns (they were trained on the
+    prompts of recorded outcomes)."""
+    return "\n".join(m.text() for m in messages if m.role == "user")
+
+
+def acceptance_text(prompt: str, answer: str) -> str:
+    """What the learned acceptance check reads: the prompt, then the answer's words marked
+    as the answer's (``ans_...``), so the two never share a feature."""
+    return prompt + "\n" + " ".join("ans_" + w for w in TOKEN.findall(answer.lower()))
 
 
 @dataclass(frozen=True)

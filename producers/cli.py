@@ -241,6 +241,13 @@ def bench_routing_cmd(
         str | None,
         typer.Option(help="the cheap tier accepts only when this model's answer agrees"),
     ] = None,
+    acceptance: Annotated[
+        float | None,
+        typer.Option(
+            help="train the learned acceptance check too; tiers below the top accept an "
+            "answer only when its predicted success is at least this"
+        ),
+    ] = None,
     out: OutOption = None,
 ) -> None:
     """Train the learned router on --train only, run the fleet over the test prompts with
@@ -252,10 +259,48 @@ def bench_routing_cmd(
         raise typer.Exit(2)
     default = DEFAULT_ROUTERBENCH if fmt == "routerbench" else DEFAULT_ROUTELLM
     figures = bench_routing(
-        train or default, test, target, Settings(), test_share, png, shadow, cross_check, fmt
+        train or default,
+        test,
+        target,
+        Settings(),
+        test_share,
+        png,
+        shadow,
+        cross_check,
+        fmt,
+        acceptance,
     )
     console.print_json(json.dumps(figures))
     _write(out, figures)
+
+
+def _outcome_rows(data: Path) -> list[Any]:
+    from workers.providers.replay import read_routerbench
+
+    try:
+        rows = list(read_routerbench(data))
+    except (OSError, KeyError, ValueError) as exc:
+        console.print(f"[red]cannot read {data}:[/] {exc}")
+        raise typer.Exit(2) from None
+    if not rows:
+        console.print(f"[red]no outcome rows in {data}[/]")
+        raise typer.Exit(2)
+    return rows
+
+
+@app.command("train-acceptance")
+def train_acceptance_cmd(
+    data: Annotated[Path, typer.Option(help="RouterBench-format CSV file or folder")],
+    out: Annotated[Path, typer.Option(help="where to write the artifact (JSON)")],
+) -> None:
+    """Fit the learned acceptance check (P(answer right | prompt, answer) per model) on
+    recorded answers; set TIERFLEET_ACCEPTANCE_ARTIFACT to the file it writes."""
+    from producers.train_router import save_router, train_acceptance
+
+    rows = _outcome_rows(data)
+    artifact = train_acceptance(rows, trained_on=f"{data} ({len(rows)} prompts)")
+    save_router(artifact, out)
+    console.print(f"acceptance check {artifact.version}: {len(artifact.models)} models -> {out}")
 
 
 @app.command("train-router")
@@ -267,16 +312,8 @@ def train_router_cmd(
     """Fit the learned router on recorded model outcomes; set TIERFLEET_ROUTER=learned and
     TIERFLEET_ROUTER_ARTIFACT to the file it writes."""
     from producers.train_router import save_router, train_router
-    from workers.providers.replay import read_routerbench
 
-    try:
-        rows = list(read_routerbench(data))
-    except (OSError, KeyError, ValueError) as exc:
-        console.print(f"[red]cannot read {data}:[/] {exc}")
-        raise typer.Exit(2) from None
-    if not rows:
-        console.print(f"[red]no outcome rows in {data}[/]")
-        raise typer.Exit(2)
+    rows = _outcome_rows(data)
     artifact = train_router(
         rows, trained_on=f"{data} ({len(rows)} prompts)", max_features=max_features
     )

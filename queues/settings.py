@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     router: str = Field(default="rules", pattern="^(rules|learned)$")
     router_artifact: Path | None = None
     router_target: float = Field(default=0.8, ge=0.0, le=1.0)
+    # The learned acceptance check (`tierfleet train-acceptance`): where a provider reports
+    # no confidence, P(answer right | prompt, answer) stands in, judged against each tier's
+    # accept_min_confidence.
+    acceptance_artifact: Path | None = None
     # Shadow evaluation: this share of answers accepted below the top tier is also put to
     # the top tier's model; agreement goes to the shadow stream (`tierfleet shadow`).
     shadow_fraction: float = Field(default=0.0, ge=0.0, le=1.0)

@@ -3,7 +3,7 @@ router, the model within it) and says why."""
 
 from __future__ import annotations
 
-from policies.learned_router import route_learned
+from policies.learned_router import route_learned, user_text
 from policies.routing import route_by_rules
 from policies.tokens import prompt_tokens
 from queues.messages import Envelope
@@ -11,14 +11,11 @@ from queues.topology import Stage
 from workers.runtime import Runtime
 
 
-def routing_text(env: Envelope) -> str:
-    """What the learned router reads: the step's user turns (as it was trained on prompts)."""
-    return "\n".join(m.text() for m in env.step.messages if m.role == "user")
-
-
 def handle(env: Envelope, rt: Runtime) -> None:
     if rt.settings.router == "learned":
-        learned = route_learned(rt.router, rt.table, routing_text(env), rt.settings.router_target)
+        learned = route_learned(
+            rt.router, rt.table, user_text(env.step.messages), rt.settings.router_target
+        )
         routed = env.decide(
             "classify",
             f"tier={learned.tier} model={learned.model}",

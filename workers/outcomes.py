@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import structlog
 
 from policies.cascade import Verdict, judge, next_after, second_opinion
+from policies.learned_router import acceptance_text, user_text
 from policies.shadow import agree, shadowed
 from policies.tiers import ModelSpec, to_nano
 from queues.messages import CostEntry, Envelope, Outcome, PriorAnswer, StepStatus
@@ -88,6 +89,14 @@ def maybe_shadow(env: Envelope, answer: str, model: str, tier: str, rt: Runtime)
     rt.bus.send(Stage.infer, copy)
 
 
+def confidence_of(env: Envelope, model: str, answer: Completion, rt: Runtime) -> float | None:
+    """The provider's confidence, else the learned acceptance check's, else none."""
+    if answer.confidence is not None or rt.acceptance is None:
+        return answer.confidence
+    text = acceptance_text(user_text(env.step.messages), answer.text)
+    return rt.acceptance.success_of(model, text)
+
+
 def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime) -> None:
     env, model, tier = item.env, item.model, item.env.tier or ""
     cost = price(item, answer)
@@ -99,7 +108,7 @@ def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime)
         answer.text,
         task_kind=env.step.task_kind,
         schema=env.step.response_schema,
-        confidence=answer.confidence,
+        confidence=confidence_of(env, model.name, answer, rt),
         min_confidence=rt.table.tier(tier).accept_min_confidence,
     )
     env = env.charge(

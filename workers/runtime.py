@@ -58,6 +58,7 @@ class Runtime:
     clock: Callable[[], float] = time.time
     _providers: dict[str, Provider] = field(default_factory=dict)
     _router: RouterArtifact | None = None
+    _acceptance: RouterArtifact | None = None
 
     def provider_for(self, model: ModelSpec) -> Provider:
         if model.provider not in self._providers:
@@ -79,6 +80,19 @@ class Runtime:
             except (OSError, ValueError, KeyError) as exc:
                 raise PermanentError(f"cannot load the router artifact {path}: {exc}") from exc
         return self._router
+
+    @property
+    def acceptance(self) -> RouterArtifact | None:
+        """The learned acceptance check, when one is configured (loaded once)."""
+        path = self.settings.acceptance_artifact
+        if path is None:
+            return None
+        if self._acceptance is None:
+            try:
+                self._acceptance = load_router(path)
+            except (OSError, ValueError, KeyError) as exc:
+                raise PermanentError(f"cannot load the acceptance artifact {path}: {exc}") from exc
+        return self._acceptance
 
     @property
     def compression_plan(self) -> CompressionPlan:

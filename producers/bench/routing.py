@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from policies.cascade import Verdict, judge, next_after, second_opinion
-from policies.learned_router import RouterArtifact, route_learned
+from policies.learned_router import RouterArtifact, acceptance_text, route_learned
 from policies.shadow import agree
 from policies.tiers import TierTable, load_tier_table
 from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
 from producers.report import summarize_shadow
 from producers.runner import run_workload
-from producers.train_router import save_router, train_router
+from producers.train_router import save_router, train_acceptance, train_router
 from producers.workloads import Workload
 from queues.messages import AgentStep
 from queues.settings import Settings
@@ -92,7 +92,11 @@ class Point:
 
 
 def simulate(
-    rows: Sequence[ReplayRow], artifact: RouterArtifact, table: TierTable, target: float
+    rows: Sequence[ReplayRow],
+    artifact: RouterArtifact,
+    table: TierTable,
+    target: float,
+    acceptance: RouterArtifact | None = None,
 ) -> Point:
     """Route each prompt, then apply the cascade's checks to the recorded answers."""
     right = cost = escalated = 0.0
@@ -103,12 +107,17 @@ def simulate(
         while tier is not None:
             recorded = row.outcomes[model]
             cost += recorded.cost_usd
+            confidence = (
+                acceptance.success_of(model, acceptance_text(row.prompt, recorded.response))
+                if acceptance is not None
+                else None
+            )
             verdict = judge(
                 recorded.response,
                 task_kind=task_kind(row),
                 schema=None,
-                confidence=None,
-                min_confidence=0.0,
+                confidence=confidence,
+                min_confidence=table.tier(tier).accept_min_confidence,
             )
             cross = second_opinion(table, tier, model) if verdict.accepted else None
             if cross is not None:
@@ -197,6 +206,7 @@ def bench_routing(
     shadow_fraction: float = 0.0,
     cross_check: str | None = None,
     fmt: str = "routerbench",
+    acceptance_min: float | None = None,
 ) -> dict[str, Any]:
     base_table = ROUTERBENCH_TABLE if fmt == "routerbench" else TABLES / "routellm.toml"
     rows = read_rows(train_path, fmt, base_table)
@@ -207,7 +217,11 @@ def bench_routing(
     artifact = train_router(train, trained_on=f"{train_path} ({len(train)} prompts)")
 
     with tempfile.TemporaryDirectory(prefix="tierfleet-routing-") as tmp:
-        table_path = tier_table_with(base_table, Path(tmp), cross_check)
+        table_path = tier_table_with(base_table, Path(tmp), cross_check, acceptance_min)
+        acceptance = None
+        if acceptance_min is not None:
+            acceptance = train_acceptance(train, trained_on=f"{train_path} ({len(train)} prompts)")
+            save_router(acceptance, Path(tmp) / "acceptance.json")
         table = load_tier_table(table_path)
         frontier = table.model_of(table.top.name).name
         artifact_path, data_path = Path(tmp) / "router.json", Path(tmp) / "test.csv"
@@ -221,6 +235,7 @@ def bench_routing(
                 "router_artifact": artifact_path,
                 "router_target": target,
                 "shadow_fraction": shadow_fraction,
+                "acceptance_artifact": Path(tmp) / "acceptance.json" if acceptance else None,
             }
         )
         with LocalFleet(settings) as local, Fleet(local.settings) as fleet:
@@ -239,7 +254,7 @@ def bench_routing(
         task["n"] += 1
         task["right"] += bool(e["correct"]) and e["status"] == "ok"
         task["cost"] += e["cost_usd"]
-    curve = [simulate(test, artifact, table, t) for t in TARGETS]
+    curve = [simulate(test, artifact, table, t, acceptance) for t in TARGETS]
     figures: dict[str, Any] = {
         "format": fmt,
         "train": f"{train_path} ({len(train)} prompts)",
@@ -247,6 +262,7 @@ def bench_routing(
         "router": artifact.version,
         "target": target,
         "cheap_tier_acceptance": f"agreement with {cross_check}" if cross_check else "checks",
+        "learned_acceptance_min": acceptance_min,
         "accuracy": round(sum(bool(e["correct"]) and e["status"] == "ok" for e in ledger) / n, 4),
         "cost_per_query": round(cost, 7),
         "cost_ratio_vs_frontier": round(cost / ref["frontier_cost_per_query"], 4),
@@ -280,17 +296,26 @@ def bench_routing(
     return figures
 
 
-def tier_table_with(base: Path, folder: Path, cross_check: str | None) -> Path:
-    """The tier table, its cheap tier accepting on agreement when asked."""
-    if cross_check is None:
+def tier_table_with(
+    base: Path, folder: Path, cross_check: str | None, accept_min: float | None = None
+) -> Path:
+    """The tier table, its cheap tier accepting on agreement and the tiers below the top
+    demanding ``accept_min`` confidence, when asked."""
+    if cross_check is None and accept_min is None:
         return base
-    text = base.read_text().replace(
-        "[tiers.cheap]\n",
-        f'[tiers.cheap]\nacceptance = "agreement"\ncross_check = "{cross_check}"\n',
-        1,
-    )
+    top = load_tier_table(base).top.name
+    lines, section = [], ""
+    for line in base.read_text().splitlines():
+        if line.startswith("["):
+            section = line.strip()
+        below_top = section.startswith("[tiers.") and section != f"[tiers.{top}]"
+        if accept_min is not None and below_top and line.startswith("accept_min_confidence"):
+            line = f"accept_min_confidence = {accept_min}"
+        lines.append(line)
+        if cross_check is not None and line.strip() == "[tiers.cheap]":
+            lines += ['acceptance = "agreement"', f'cross_check = "{cross_check}"']
     path = folder / "tiers.toml"
-    path.write_text(text)
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
