@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     provider_retry_after_cap_s: float = 20.0  # a longer Retry-After waits on the queue instead
     provider_concurrency: int = 8  # concurrent calls per provider in one worker process
     prompt_cache_breakpoints: bool = True  # Anthropic cache_control on the static prefix
+    # Ask OpenAI-style providers for token log-probabilities; their geometric-mean token
+    # probability becomes the answer's confidence (judged against accept_min_confidence).
+    request_logprobs: bool = False
 
     session_budget_usd: float | None = None  # default hard limit; None = unlimited
     simulated_latency_ms: float = 0.0  # per provider call, for the simulated provider

@@ -137,6 +137,16 @@ class ProviderServer:
             text = malformed(text)
         cap = body.get("max_completion_tokens") or body.get("max_tokens")
         text, out = self._out_tokens(text, int(cap) if cap else None)
+        logprobs: dict[str, Any] | None = None
+        if body.get("logprobs"):
+            # Deterministic per answer: a malformed answer comes back unsure of itself.
+            lp = -1.2 if fault is not None and fault.malformed else -0.05
+            words = text.split() or [text]
+            logprobs = {
+                "content": [
+                    {"token": w, "logprob": lp, "bytes": None, "top_logprobs": []} for w in words
+                ]
+            }
         self.bill.charge(
             model, fresh=prompt_tokens - cached, cached=cached, written=0, output=out, batch=batch
         )
@@ -153,7 +163,7 @@ class ProviderServer:
                         "index": 0,
                         "message": {"role": "assistant", "content": text, "refusal": None},
                         "finish_reason": "stop",
-                        "logprobs": None,
+                        "logprobs": logprobs,
                     }
                 ],
                 "usage": {

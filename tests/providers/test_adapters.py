@@ -170,3 +170,12 @@ def test_a_provider_without_its_key_is_unavailable_and_named():
     ]
     with pytest.raises(ProviderUnavailable, match="TIERFLEET_OPENAI_COMPATIBLE_BASE_URL"):
         build_provider("openai-compatible", bare, BpeCounter())
+
+
+def test_logprobs_become_the_answers_confidence(api):
+    plain = one("openai", api, request("cheap"), request_logprobs=True)
+    assert isinstance(plain, Completion) and plain.confidence == pytest.approx(0.951, abs=1e-3)
+    api.faults({"malformed": True})
+    unsure = one("openai", api, request("cheap"), request_logprobs=True)
+    assert isinstance(unsure, Completion) and unsure.confidence == pytest.approx(0.301, abs=1e-3)
+    assert one("openai", api, request("cheap")).confidence is None  # not asked, none reported

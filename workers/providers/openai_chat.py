@@ -11,6 +11,7 @@ calls that share a prefix to the same cache. Usage: ``prompt_tokens`` includes
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -28,6 +29,13 @@ RUNNING = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 
 def chat_messages(request: CompletionRequest) -> list[dict[str, Any]]:
     return [m.model_dump(mode="json", exclude_none=True) for m in request.messages]
+
+
+def confidence_from_logprobs(choice: dict[str, Any]) -> float | None:
+    """The geometric mean of the answer's token probabilities: exp(mean log-probability)."""
+    content = (choice.get("logprobs") or {}).get("content") or []
+    values = [float(t["logprob"]) for t in content if t.get("logprob") is not None]
+    return math.exp(sum(values) / len(values)) if values else None
 
 
 def chat_params(request: CompletionRequest, *, compatible: bool) -> dict[str, Any]:
@@ -53,7 +61,8 @@ def chat_params(request: CompletionRequest, *, compatible: bool) -> dict[str, An
 def completion_of(response: Any) -> Completion:
     """A Completion from a chat.completion object (the SDK's, or a batch line's dict)."""
     body = response if isinstance(response, dict) else response.model_dump()
-    message = body["choices"][0]["message"]
+    choice = body["choices"][0]
+    message = choice["message"]
     text = message.get("content") or ""
     if message.get("tool_calls"):
         calls = [
@@ -71,6 +80,7 @@ def completion_of(response: Any) -> Completion:
         # Newer API versions report cache writes too; the price table bills them (at the
         # input price for OpenAI's models, which charge nothing extra for writing).
         tokens_cache_write=int(details.get("cache_write_tokens") or 0),
+        confidence=confidence_from_logprobs(choice),
     )
 
 
@@ -81,12 +91,14 @@ class OpenAIChat:
         self.name = name
         self.client = client
         self.compatible = name != "openai"
+        self.logprobs = settings.request_logprobs
         self.pool = CallPool(name, settings)
 
     def _call(self, request: CompletionRequest) -> Completion:
-        response = self.client.chat.completions.create(
-            **chat_params(request, compatible=self.compatible)
-        )
+        params = chat_params(request, compatible=self.compatible)
+        if self.logprobs:
+            params["logprobs"] = True
+        response = self.client.chat.completions.create(**params)
         return completion_of(response)
 
     def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion | Exception]:
