@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from queues.messages import AgentStep, Lane
-from workers.providers.replay import read_routerbench
+from workers.providers.replay import ROUTELLM_RESPONSE, ReplayRow, read_routerbench
 
 
 @dataclass
@@ -271,28 +271,45 @@ def write_jsonl(steps: Iterable[AgentStep], path: Path) -> None:
             fh.write(step.model_dump_json(exclude_defaults=False) + "\n")
 
 
-def routerbench_workload(data: Path, limit: int, seed: int = 7) -> Workload:
-    rows = list(read_routerbench(data))
-    random.Random(seed).shuffle(rows)
-    sessions = []
-    for i, row in enumerate(rows[:limit]):
-        kind = "code" if row.eval_name == "mbpp" else "multiple_choice"
-        sessions.append(
+def replay_kind(row: ReplayRow) -> str:
+    """The task kind a recorded prompt is asked as, so the cascade checks the right format."""
+    if row.eval_name == "mbpp":
+        return "code"
+    if any(o.response == ROUTELLM_RESPONSE for o in row.outcomes.values()):
+        return "chat"  # no recorded answer text to check the format of
+    return "multiple_choice"
+
+
+def replay_step_id(prefix: str, index: int, row: ReplayRow) -> str:
+    return f"{prefix}-{index:05d}-{row.sample_id}"
+
+
+def replay_workload(rows: Sequence[ReplayRow], prefix: str, workflow: str) -> Workload:
+    """Recorded prompts as single-step sessions the replay provider answers."""
+    return Workload(
+        [
             [
                 AgentStep(
-                    step_id=f"rb-{i:05d}-{row.sample_id}",
+                    step_id=replay_step_id(prefix, i, row),
                     tenant="bench",
                     agent=row.eval_name.replace("-", "_"),
-                    workflow="routerbench",
-                    session_id=f"rb-{i:05d}",
+                    workflow=workflow,
+                    session_id=f"{prefix}-{i:05d}",
                     messages=({"role": "user", "content": row.prompt},),
-                    task_kind=kind,
+                    task_kind=replay_kind(row),
                     max_output_tokens=1024,
                     labels={"replay_id": row.sample_id},
                 )
             ]
-        )
-    return Workload(sessions)
+            for i, row in enumerate(rows)
+        ]
+    )
+
+
+def routerbench_workload(data: Path, limit: int, seed: int = 7) -> Workload:
+    rows = list(read_routerbench(data))
+    random.Random(seed).shuffle(rows)
+    return replay_workload(rows[:limit], "rb", "routerbench")
 
 
 # The shared data folder sits beside the project checkout.

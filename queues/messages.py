@@ -132,6 +132,17 @@ class AgentStep(Frozen):
             object.__setattr__(self, "prompt_version", prompt_version_of(self.messages, self.tools))
         return self
 
+    def attribution(self) -> dict[str, str]:
+        """Who a record about this step is charged to, as every ledger-like stream writes it."""
+        return {
+            "step_id": self.step_id,
+            "tenant": self.tenant,
+            "agent": self.agent,
+            "workflow": self.workflow,
+            "session_id": self.session_id,
+            "task_kind": self.task_kind,
+        }
+
 
 class Decision(Frozen):
     stage: str

@@ -33,3 +33,14 @@ class ServerHandle:
 
     def stats(self) -> dict[str, int]:
         return dict(call(f"{self.url}/_stats"))
+
+
+# A system prompt long enough (2000+ tokens) for the providers' prefix caches.
+POLICY = "You are the airline's support agent. " + " ".join(
+    f"Rule {i}: a passenger may change flight {i} once without a fee." for i in range(150)
+)
+SCHEMA = {
+    "type": "object",
+    "properties": {"action": {"type": "string", "enum": ["refund", "rebook"]}},
+    "required": ["action"],
+}

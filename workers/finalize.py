@@ -55,12 +55,7 @@ def ledger_entry(
     step = env.step
     return {
         "ts": now,
-        "step_id": step.step_id,
-        "tenant": step.tenant,
-        "agent": step.agent,
-        "workflow": step.workflow,
-        "session_id": step.session_id,
-        "task_kind": step.task_kind,
+        **step.attribution(),
         "lane": step.lane.value,
         "status": result.status.value,
         "tier": result.tier,

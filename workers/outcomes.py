@@ -56,12 +56,7 @@ def record_shadow(item: Admitted, answer: Completion, cost: float, rt: Runtime) 
     rt.shadow.append(
         {
             "ts": rt.clock(),
-            "step_id": step.step_id,
-            "tenant": step.tenant,
-            "agent": step.agent,
-            "workflow": step.workflow,
-            "session_id": step.session_id,
-            "task_kind": step.task_kind,
+            **step.attribution(),
             "accepted_model": shadow.model,
             "accepted_tier": shadow.tier,
             "shadow_model": item.model.name,

@@ -33,15 +33,9 @@ from producers.local_fleet import LocalFleet
 from producers.report import summarize_shadow
 from producers.runner import run_workload
 from producers.train_router import save_router, train_acceptance, train_router
-from producers.workloads import Workload
-from queues.messages import AgentStep
+from producers.workloads import replay_kind, replay_step_id, replay_workload
 from queues.settings import Settings
-from workers.providers.replay import (
-    ROUTELLM_RESPONSE,
-    ReplayRow,
-    read_routellm,
-    read_routerbench,
-)
+from workers.providers.replay import ReplayRow, read_routellm, read_routerbench
 from workers.tokenizer import BpeCounter
 
 TABLES = Path(__file__).resolve().parents[2] / "policies" / "tables"
@@ -60,14 +54,6 @@ def split_by_prompt(
     train = [r for r in rows if bucket(r) >= test_share]
     test = [r for r in rows if bucket(r) < test_share]
     return train, test
-
-
-def task_kind(row: ReplayRow) -> str:
-    if row.eval_name == "mbpp":
-        return "code"
-    if any(o.response == ROUTELLM_RESPONSE for o in row.outcomes.values()):
-        return "chat"  # no recorded answer text to check the format of
-    return "multiple_choice"
 
 
 def read_rows(path: Path, fmt: str, table_path: Path) -> list[ReplayRow]:
@@ -114,7 +100,7 @@ def simulate(
             )
             verdict = judge(
                 recorded.response,
-                task_kind=task_kind(row),
+                task_kind=replay_kind(row),
                 schema=None,
                 confidence=confidence,
                 min_confidence=table.tier(tier).accept_min_confidence,
@@ -123,7 +109,7 @@ def simulate(
             if cross is not None:
                 other = row.outcomes[cross]
                 cost += other.cost_usd
-                if not agree(recorded.response, other.response, task_kind(row)):
+                if not agree(recorded.response, other.response, replay_kind(row)):
                     verdict = Verdict(False, "the cross-check disagrees")
             step = next_after(table, tier, verdict)
             if step.action == "escalate":
@@ -152,27 +138,6 @@ def reference(rows: Sequence[ReplayRow], frontier: str) -> dict[str, float]:
         "oracle_accuracy": oracle_right / n,
         "oracle_cost_per_query": oracle_cost / n,
     }
-
-
-def replay_steps(rows: Sequence[ReplayRow]) -> Workload:
-    return Workload(
-        [
-            [
-                AgentStep(
-                    step_id=f"rt-{i:05d}-{row.sample_id}",
-                    tenant="bench",
-                    agent=row.eval_name.replace("-", "_"),
-                    workflow="routing",
-                    session_id=f"rt-{i:05d}",
-                    messages=({"role": "user", "content": row.prompt},),
-                    task_kind=task_kind(row),
-                    max_output_tokens=1024,
-                    labels={"replay_id": row.sample_id},
-                )
-            ]
-            for i, row in enumerate(rows)
-        ]
-    )
 
 
 def write_test_csv(rows: Sequence[ReplayRow], path: Path) -> None:
@@ -239,7 +204,7 @@ def bench_routing(
             }
         )
         with LocalFleet(settings) as local, Fleet(local.settings) as fleet:
-            results = run_workload(fleet, replay_steps(test), timeout_s=1800)
+            results = run_workload(fleet, replay_workload(test, "rt", "routing"), timeout_s=1800)
             ids = {r.step_id for r in results}
             ledger = [e for e in fleet.ledger() if e["step_id"] in ids]
             shadow = settled_shadow(fleet) if shadow_fraction > 0 else []
@@ -248,7 +213,7 @@ def bench_routing(
     cost = sum(e["cost_usd"] for e in ledger) / n
     ref = reference(test, frontier)
     per_task: dict[str, dict[str, float]] = defaultdict(lambda: {"n": 0, "right": 0, "cost": 0.0})
-    by_id = {f"rt-{i:05d}-{r.sample_id}": r for i, r in enumerate(test)}
+    by_id = {replay_step_id("rt", i, r): r for i, r in enumerate(test)}
     for e in ledger:
         task = per_task[by_id[e["step_id"]].eval_name]
         task["n"] += 1

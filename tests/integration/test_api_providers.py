@@ -14,20 +14,12 @@ from producers.local_fleet import LocalFleet
 from producers.report import by_model
 from queues.messages import StepResult, StepStatus
 from tests.integration.conftest import settings_for
-from tests.provider_handle import ServerHandle
+from tests.provider_handle import POLICY, SCHEMA, ServerHandle
 
 pytestmark = pytest.mark.integration
 
 TABLE = Path(__file__).parents[2] / "policies" / "tables" / "providers.toml"
 KEY = "sk-proj-T3stKey0nlyF0rL00pback"
-POLICY = "You are the airline's support agent. " + " ".join(
-    f"Rule {i}: a passenger may change flight {i} once without a fee." for i in range(150)
-)
-SCHEMA = {
-    "type": "object",
-    "properties": {"action": {"type": "string", "enum": ["refund", "rebook"]}},
-    "required": ["action"],
-}
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 from policies.tiers import load_tier_table
 from queues.settings import Settings
 from tests.doubles import step
-from tests.provider_handle import ServerHandle
+from tests.provider_handle import POLICY, SCHEMA, ServerHandle
 from workers.errors import PermanentError, ProviderUnavailable, TransientError
 from workers.ports import Completion, CompletionRequest
 from workers.providers import build_provider, provider_problems
@@ -19,14 +19,6 @@ TABLE = load_tier_table(
     __import__("pathlib").Path(__file__).parents[2] / "policies" / "tables" / "providers.toml"
 )
 KEY = "sk-test-5f1c0ffee0ddba11"
-POLICY = "You are the airline's support agent. " + " ".join(
-    f"Rule {i}: a passenger may change flight {i} once without a fee." for i in range(150)
-)
-SCHEMA = {
-    "type": "object",
-    "properties": {"action": {"type": "string", "enum": ["refund", "rebook"]}},
-    "required": ["action"],
-}
 
 
 def settings(api: ServerHandle, **overrides: object) -> Settings:
