@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis
 from celery import Celery
@@ -57,8 +58,7 @@ class Runtime:
     shadow: Ledger  # shadow evaluation records
     clock: Callable[[], float] = time.time
     _providers: dict[str, Provider] = field(default_factory=dict)
-    _router: RouterArtifact | None = None
-    _acceptance: RouterArtifact | None = None
+    _artifacts: dict[str, RouterArtifact] = field(default_factory=dict)
 
     def provider_for(self, model: ModelSpec) -> Provider:
         if model.provider not in self._providers:
@@ -68,31 +68,26 @@ class Runtime:
     @property
     def router(self) -> RouterArtifact:
         """The learned router's artifact, loaded once per process on first use."""
-        if self._router is None:
-            path = self.settings.router_artifact
-            if path is None:
-                raise PermanentError(
-                    "TIERFLEET_ROUTER=learned needs TIERFLEET_ROUTER_ARTIFACT "
-                    "(written by `tierfleet train-router`)"
-                )
-            try:
-                self._router = load_router(path)
-            except (OSError, ValueError, KeyError) as exc:
-                raise PermanentError(f"cannot load the router artifact {path}: {exc}") from exc
-        return self._router
+        if self.settings.router_artifact is None:
+            raise PermanentError(
+                "TIERFLEET_ROUTER=learned needs TIERFLEET_ROUTER_ARTIFACT "
+                "(written by `tierfleet train-router`)"
+            )
+        return self._artifact("router", self.settings.router_artifact)
 
     @property
     def acceptance(self) -> RouterArtifact | None:
         """The learned acceptance check, when one is configured (loaded once)."""
         path = self.settings.acceptance_artifact
-        if path is None:
-            return None
-        if self._acceptance is None:
+        return None if path is None else self._artifact("acceptance", path)
+
+    def _artifact(self, kind: str, path: Path) -> RouterArtifact:
+        if kind not in self._artifacts:
             try:
-                self._acceptance = load_router(path)
+                self._artifacts[kind] = load_router(path)
             except (OSError, ValueError, KeyError) as exc:
-                raise PermanentError(f"cannot load the acceptance artifact {path}: {exc}") from exc
-        return self._acceptance
+                raise PermanentError(f"cannot load the {kind} artifact {path}: {exc}") from exc
+        return self._artifacts[kind]
 
     @property
     def compression_plan(self) -> CompressionPlan:
