@@ -23,52 +23,20 @@ from producers.provider_server.answers import json_answer, malformed, text_answe
 from producers.provider_server.billing import Bill
 from producers.provider_server.faults import Fault, Faults
 from producers.provider_server.prompt_cache import Block, PromptCache
+from producers.provider_server.wire import (
+    ANTHROPIC_ERROR_TYPES,
+    DEFAULT_ANSWER_WORDS,
+    OPENAI_ERROR_TYPES,
+    Answered,
+    answered_ok,
+    chat_completion,
+    message,
+    message_batch,
+    message_batch_line,
+    openai_batch_line,
+    text_of,
+)
 from workers.tokenizer import BpeCounter
-
-DEFAULT_ANSWER_WORDS = 24
-OPENAI_ERROR_TYPES = {429: "rate_limit_error", 400: "invalid_request_error", 401: "invalid_api_key"}
-ANTHROPIC_ERROR_TYPES = {
-    429: "rate_limit_error",
-    400: "invalid_request_error",
-    401: "authentication_error",
-    529: "overloaded_error",
-}
-
-
-@dataclass
-class Answered:
-    """One model answer before it is dressed in a provider's response format."""
-
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
-
-
-EXPIRED_MESSAGE = "The request was not run before the completion window expired."
-
-
-def _openai_line(custom_id: str, kind: str, result: Answered | None) -> dict[str, Any]:
-    """One line of an OpenAI batch's output or error file."""
-    line: dict[str, Any] = {"id": f"batch_req_{uuid.uuid4().hex[:12]}", "custom_id": custom_id}
-    if kind == "expired" or result is None:
-        return line | {
-            "response": None,
-            "error": {"code": "batch_expired", "message": EXPIRED_MESSAGE},
-        }
-    response = {"status_code": result.status, "request_id": uuid.uuid4().hex, "body": result.body}
-    return line | {"response": response, "error": None}
-
-
-def _ok(line: dict[str, Any]) -> bool:
-    return bool(line["response"]) and line["response"]["status_code"] == 200
 
 
 @dataclass
@@ -127,7 +95,7 @@ class ProviderServer:
         blocks = self._blocks(texts)
         prompt_tokens = sum(b.tokens for b in blocks)
         cached = self.openai_cache.openai(model, blocks)
-        prompt = _text_of(messages[-1].get("content"))
+        prompt = text_of(messages[-1].get("content"))
         fmt = body.get("response_format") or {}
         if fmt.get("type") == "json_schema":
             text = json_answer(model, prompt, fmt["json_schema"].get("schema", {}))
@@ -151,29 +119,7 @@ class ProviderServer:
             model, fresh=prompt_tokens - cached, cached=cached, written=0, output=out, batch=batch
         )
         self.stats["openai.chat"] += 1
-        return Answered(
-            200,
-            {
-                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text, "refusal": None},
-                        "finish_reason": "stop",
-                        "logprobs": logprobs,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": out,
-                    "total_tokens": prompt_tokens + out,
-                    "prompt_tokens_details": {"cached_tokens": cached},
-                },
-            },
-        )
+        return Answered(200, chat_completion(model, text, prompt_tokens, cached, out, logprobs))
 
     # -- Anthropic messages ---------------------------------------------------------------
 
@@ -213,7 +159,7 @@ class ProviderServer:
         blocks = self._blocks(texts)
         total = sum(b.tokens for b in blocks)
         read, written = self.anthropic_cache.anthropic(model, blocks)
-        prompt = _text_of(messages[-1].get("content"))
+        prompt = text_of(messages[-1].get("content"))
         choice = body.get("tool_choice") or {}
         content: list[dict[str, Any]]
         if choice.get("type") == "tool":
@@ -241,24 +187,7 @@ class ProviderServer:
         fresh = total - read - written
         self.bill.charge(model, fresh=fresh, cached=read, written=written, output=out, batch=batch)
         self.stats["anthropic.messages"] += 1
-        return Answered(
-            200,
-            {
-                "id": f"msg_{uuid.uuid4().hex[:12]}",
-                "type": "message",
-                "role": "assistant",
-                "model": model,
-                "content": content,
-                "stop_reason": stop,
-                "stop_sequence": None,
-                "usage": {
-                    "input_tokens": fresh,
-                    "output_tokens": out,
-                    "cache_creation_input_tokens": written,
-                    "cache_read_input_tokens": read,
-                },
-            },
-        )
+        return Answered(200, message(model, content, stop, fresh, read, written, out))
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -371,8 +300,8 @@ class ProviderServer:
         }
         if ended:
             if "output_file_id" not in batch:
-                lines = [_openai_line(*item) for item in batch["results"]]
-                ok = [line for line in lines if line["error"] is None and _ok(line)]
+                lines = [openai_batch_line(*item) for item in batch["results"]]
+                ok = [line for line in lines if line["error"] is None and answered_ok(line)]
                 bad = [line for line in lines if line not in ok]
                 batch["output_file_id"] = self._store_lines(ok)
                 batch["error_file_id"] = self._store_lines(bad)
@@ -425,28 +354,7 @@ class ProviderServer:
     def _anthropic_batch(self, batch_id: str, base_url: str) -> dict[str, Any]:
         batch = self.batches[batch_id]
         ended = self._due(batch)
-        kinds = Counter(kind for _, kind, _ in batch["results"] or [])
-        iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(batch["created"]))
-        return {
-            "id": batch_id,
-            "type": "message_batch",
-            "processing_status": "ended" if ended else "in_progress",
-            "request_counts": {
-                "processing": 0 if ended else len(batch["items"]),
-                "succeeded": kinds["ok"],
-                "errored": kinds["errored"],
-                "canceled": 0,
-                "expired": kinds["expired"],
-            },
-            "created_at": iso,
-            "expires_at": iso,
-            "ended_at": iso if ended else None,
-            "archived_at": None,
-            "cancel_initiated_at": None,
-            "results_url": f"{base_url.rstrip('/')}/v1/messages/batches/{batch_id}/results"
-            if ended
-            else None,
-        }
+        return message_batch(batch_id, batch, ended, base_url)
 
     async def get_message_batch(self, request: Request) -> Response:
         batch_id = request.path_params["batch_id"]
@@ -467,17 +375,7 @@ class ProviderServer:
                 },
                 status_code=404,
             )
-        lines = []
-        for custom_id, kind, result in batch["results"]:
-            if kind == "expired":
-                outcome: dict[str, Any] = {"type": "expired"}
-            elif kind == "errored":
-                assert result is not None
-                outcome = {"type": "errored", "error": result.body}
-            else:
-                assert result is not None
-                outcome = {"type": "succeeded", "message": result.body}
-            lines.append(json.dumps({"custom_id": custom_id, "result": outcome}))
+        lines = [json.dumps(message_batch_line(*item)) for item in batch["results"]]
         return PlainTextResponse("\n".join(lines) + "\n", media_type="application/binary")
 
     # -- control ---------------------------------------------------------------------------
