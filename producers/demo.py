@@ -16,11 +16,9 @@ from producers.local_fleet import LocalFleet
 from producers.report import render, summarize
 from producers.runner import run_with_progress
 from producers.workloads import Workload, generate_workload, routerbench_workload
-from queues.settings import Settings
+from queues.settings import TABLES, Settings
 
-ROUTERBENCH_TABLE = (
-    Path(__file__).resolve().parent.parent / "policies" / "tables" / "routerbench.toml"
-)
+ROUTERBENCH_TABLE = TABLES / "routerbench.toml"
 
 
 def demo_settings(base: Settings, replay: Path | None) -> Settings:

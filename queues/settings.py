@@ -7,7 +7,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_TIER_TABLE = Path(__file__).resolve().parent.parent / "policies" / "tables" / "default.toml"
+TABLES = Path(__file__).resolve().parent.parent / "policies" / "tables"  # the shipped tables
+DEFAULT_TIER_TABLE = TABLES / "default.toml"
 
 
 class Settings(BaseSettings):

@@ -27,9 +27,9 @@ from producers.provider_server.serve import RunningServer, serve_in_thread
 from producers.report import by_model, cached_share, percentile
 from producers.runner import run_workload
 from producers.workloads import Workload, tau_bench_workload
-from queues.settings import Settings
+from queues.settings import TABLES, Settings
 
-PROVIDERS_TABLE = Path(__file__).resolve().parents[2] / "policies" / "tables" / "providers.toml"
+PROVIDERS_TABLE = TABLES / "providers.toml"
 # tool_call routes to the cheap tier (OpenAI), plan to the mid tier (Anthropic).
 KINDS = ("tool_call", "plan")
 LOCAL_KEY = "sk-local-provider-test-server"

@@ -34,14 +34,11 @@ from producers.report import summarize_shadow
 from producers.runner import run_workload
 from producers.train_router import save_router, train_acceptance, train_router
 from producers.workloads import replay_kind, replay_step_id, replay_workload
-from queues.settings import Settings
+from queues.settings import TABLES, Settings
 from workers.providers.replay import ReplayRow, read_routellm, read_routerbench
 from workers.tokenizer import BpeCounter
 
-TABLES = Path(__file__).resolve().parents[2] / "policies" / "tables"
-ROUTERBENCH_TABLE = (
-    Path(__file__).resolve().parents[1].parent / "policies" / "tables" / "routerbench.toml"
-)
+ROUTERBENCH_TABLE = TABLES / "routerbench.toml"
 TARGETS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 
 
