@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import signal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from policies.tiers import load_tier_table
+from producers.cli_bench import bench_app
+from producers.cli_common import OutOption, console, stop_on_sigterm, write_figures
 from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
 from producers.report import render, render_attribution, summarize, unique_steps
 from producers.runner import run_with_progress
 from producers.workloads import (
-    DEFAULT_ROUTELLM,
-    DEFAULT_ROUTERBENCH,
-    DEFAULT_TAU_BENCH,
     generate_workload,
     read_jsonl,
     write_jsonl,
@@ -33,25 +29,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 dead_app = typer.Typer(help="Inspect and replay dead-lettered steps.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks that print figures and write JSON.", no_args_is_help=True)
 app.add_typer(dead_app, name="dead")
 app.add_typer(bench_app, name="bench")
-console = Console()
-
-OutOption = Annotated[Path | None, typer.Option("--out", help="write the figures as JSON here")]
-
-
-def _stop_on_sigterm() -> None:
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-def _write(out: Path | None, figures: dict[str, Any]) -> None:
-    if out is not None:
-        out.write_text(json.dumps(figures, indent=2))
-        console.print(f"written to {out}")
 
 
 @app.command()
@@ -75,7 +54,7 @@ def demo(
     """Start the whole fleet on embedded defaults, run an agent workload, report savings."""
     from producers.demo import demo_settings, demo_workload, run_demo
 
-    _stop_on_sigterm()
+    stop_on_sigterm()
     settings = demo_settings(Settings(simulated_latency_ms=latency_ms), replay)
     workload = demo_workload(sessions, seed, replay, steps)
     if write_workload:
@@ -99,7 +78,7 @@ def run(
     out: OutOption = None,
 ) -> None:
     """Submit a workload (sessions in order, side by side) and report what it cost."""
-    _stop_on_sigterm()
+    stop_on_sigterm()
     try:
         steps = read_jsonl(workload)
     except (OSError, ValueError) as exc:
@@ -120,7 +99,7 @@ def run(
         if local:
             local.stop()
     render(summary, console, title=f"tierfleet run {workload.name}")
-    _write(out, summary)
+    write_figures(out, summary)
 
 
 @app.command()
@@ -131,7 +110,7 @@ def report(out: OutOption = None, top: int = 10) -> None:
     summary = summarize(entries)
     render(summary, console)
     render_attribution(entries, console, top=top)
-    _write(out, summary)
+    write_figures(out, summary)
 
 
 @app.command()
@@ -146,7 +125,7 @@ def shadow(out: OutOption = None) -> None:
         return
     summary = summarize_shadow(records)
     render_shadow(summary, console)
-    _write(out, summary)
+    write_figures(out, summary)
 
 
 @dead_app.command("list")
@@ -174,104 +153,6 @@ def dead_replay(limit: int = 100, wait: bool = True) -> None:
         if wait and replayed:
             for result in fleet.wait(replayed):
                 console.print(f"{result.step_id}: {result.status.value} {result.reason}")
-
-
-@bench_app.command("fleet")
-def bench_fleet_cmd(
-    steps: Annotated[int, typer.Option(help="steps for the throughput run")] = 2000,
-    out: OutOption = None,
-) -> None:
-    """Steps/s end to end and per-step overhead, beside Celery's no-op floor."""
-    from producers.bench.fleet import bench_fleet
-
-    figures = bench_fleet(steps, Settings())
-    console.print_json(json.dumps(figures))
-    _write(out, figures)
-
-
-@bench_app.command("prefix-cache")
-def bench_prefix_cache_cmd(
-    workload: Annotated[
-        Path, typer.Option(help="tau-bench trajectories (JSON)")
-    ] = DEFAULT_TAU_BENCH,
-    sessions: Annotated[int | None, typer.Option(help="first N sessions (default: all)")] = None,
-    config: Annotated[
-        list[str] | None,
-        typer.Option(help="a configuration to run, repeatable (default: all of them)"),
-    ] = None,
-    out: OutOption = None,
-) -> None:
-    """Cached-prefix share and cost of tau-bench sessions, with and without prefix-stable
-    prompt assembly, against the provider test server at published prices."""
-    from producers.bench.prefix_cache import CONFIGS, bench_prefix_cache
-
-    names = config or list(CONFIGS)
-    unknown = sorted(set(names) - set(CONFIGS))
-    if unknown:
-        console.print(f"[red]unknown configuration(s) {unknown}; known: {list(CONFIGS)}")
-        raise typer.Exit(2)
-    if not workload.exists():
-        console.print(f"[red]no workload at {workload}[/] (pass --workload)")
-        raise typer.Exit(2)
-    figures = bench_prefix_cache(workload, sessions, Settings(), names)
-    console.print_json(json.dumps(figures))
-    _write(out, figures)
-
-
-@bench_app.command("routing")
-def bench_routing_cmd(
-    train: Annotated[
-        Path | None,
-        typer.Option(help="CSV file or folder to train on (default: the format's shared data)"),
-    ] = None,
-    fmt: Annotated[
-        str, typer.Option("--format", help="routerbench (11 models) or routellm (MMLU, 2 models)")
-    ] = "routerbench",
-    test: Annotated[
-        Path | None,
-        typer.Option(help="data to test on; default: a held-out share of --train, by prompt"),
-    ] = None,
-    target: Annotated[float, typer.Option(help="the router's success target (the knob)")] = 0.8,
-    test_share: Annotated[float, typer.Option(help="held-out share without --test")] = 0.3,
-    png: Annotated[Path | None, typer.Option(help="draw the cost-quality curve here")] = None,
-    shadow: Annotated[
-        float, typer.Option(help="share of accepted cheaper answers shadowed by the frontier")
-    ] = 0.0,
-    cross_check: Annotated[
-        str | None,
-        typer.Option(help="the cheap tier accepts only when this model's answer agrees"),
-    ] = None,
-    acceptance: Annotated[
-        float | None,
-        typer.Option(
-            help="train the learned acceptance check too; tiers below the top accept an "
-            "answer only when its predicted success is at least this"
-        ),
-    ] = None,
-    out: OutOption = None,
-) -> None:
-    """Train the learned router on --train only, run the fleet over the test prompts with
-    recorded real-model answers, and compare with frontier-only and the oracle."""
-    from producers.bench.routing import bench_routing
-
-    if fmt not in ("routerbench", "routellm"):
-        console.print(f"[red]unknown --format {fmt!r}[/]: routerbench or routellm")
-        raise typer.Exit(2)
-    default = DEFAULT_ROUTERBENCH if fmt == "routerbench" else DEFAULT_ROUTELLM
-    figures = bench_routing(
-        train or default,
-        test,
-        target,
-        Settings(),
-        test_share,
-        png,
-        shadow,
-        cross_check,
-        fmt,
-        acceptance,
-    )
-    console.print_json(json.dumps(figures))
-    _write(out, figures)
 
 
 def _outcome_rows(data: Path) -> list[Any]:

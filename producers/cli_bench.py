@@ -1,0 +1,113 @@
+"""``tierfleet bench ...``: the benchmarks, each printing its figures and writing JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from producers.cli_common import OutOption, console, write_figures
+from producers.workloads import DEFAULT_ROUTELLM, DEFAULT_ROUTERBENCH, DEFAULT_TAU_BENCH
+from queues.settings import Settings
+
+bench_app = typer.Typer(help="Benchmarks that print figures and write JSON.", no_args_is_help=True)
+
+
+@bench_app.command("fleet")
+def bench_fleet_cmd(
+    steps: Annotated[int, typer.Option(help="steps for the throughput run")] = 2000,
+    out: OutOption = None,
+) -> None:
+    """Steps/s end to end and per-step overhead, beside Celery's no-op floor."""
+    from producers.bench.fleet import bench_fleet
+
+    figures = bench_fleet(steps, Settings())
+    console.print_json(json.dumps(figures))
+    write_figures(out, figures)
+
+
+@bench_app.command("prefix-cache")
+def bench_prefix_cache_cmd(
+    workload: Annotated[
+        Path, typer.Option(help="tau-bench trajectories (JSON)")
+    ] = DEFAULT_TAU_BENCH,
+    sessions: Annotated[int | None, typer.Option(help="first N sessions (default: all)")] = None,
+    config: Annotated[
+        list[str] | None,
+        typer.Option(help="a configuration to run, repeatable (default: all of them)"),
+    ] = None,
+    out: OutOption = None,
+) -> None:
+    """Cached-prefix share and cost of tau-bench sessions, with and without prefix-stable
+    prompt assembly, against the provider test server at published prices."""
+    from producers.bench.prefix_cache import CONFIGS, bench_prefix_cache
+
+    names = config or list(CONFIGS)
+    unknown = sorted(set(names) - set(CONFIGS))
+    if unknown:
+        console.print(f"[red]unknown configuration(s) {unknown}; known: {list(CONFIGS)}")
+        raise typer.Exit(2)
+    if not workload.exists():
+        console.print(f"[red]no workload at {workload}[/] (pass --workload)")
+        raise typer.Exit(2)
+    figures = bench_prefix_cache(workload, sessions, Settings(), names)
+    console.print_json(json.dumps(figures))
+    write_figures(out, figures)
+
+
+@bench_app.command("routing")
+def bench_routing_cmd(
+    train: Annotated[
+        Path | None,
+        typer.Option(help="CSV file or folder to train on (default: the format's shared data)"),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="routerbench (11 models) or routellm (MMLU, 2 models)")
+    ] = "routerbench",
+    test: Annotated[
+        Path | None,
+        typer.Option(help="data to test on; default: a held-out share of --train, by prompt"),
+    ] = None,
+    target: Annotated[float, typer.Option(help="the router's success target (the knob)")] = 0.8,
+    test_share: Annotated[float, typer.Option(help="held-out share without --test")] = 0.3,
+    png: Annotated[Path | None, typer.Option(help="draw the cost-quality curve here")] = None,
+    shadow: Annotated[
+        float, typer.Option(help="share of accepted cheaper answers shadowed by the frontier")
+    ] = 0.0,
+    cross_check: Annotated[
+        str | None,
+        typer.Option(help="the cheap tier accepts only when this model's answer agrees"),
+    ] = None,
+    acceptance: Annotated[
+        float | None,
+        typer.Option(
+            help="train the learned acceptance check too; tiers below the top accept an "
+            "answer only when its predicted success is at least this"
+        ),
+    ] = None,
+    out: OutOption = None,
+) -> None:
+    """Train the learned router on --train only, run the fleet over the test prompts with
+    recorded real-model answers, and compare with frontier-only and the oracle."""
+    from producers.bench.routing import bench_routing
+
+    if fmt not in ("routerbench", "routellm"):
+        console.print(f"[red]unknown --format {fmt!r}[/]: routerbench or routellm")
+        raise typer.Exit(2)
+    default = DEFAULT_ROUTERBENCH if fmt == "routerbench" else DEFAULT_ROUTELLM
+    figures = bench_routing(
+        train or default,
+        test,
+        target,
+        Settings(),
+        test_share,
+        png,
+        shadow,
+        cross_check,
+        fmt,
+        acceptance,
+    )
+    console.print_json(json.dumps(figures))
+    write_figures(out, figures)
