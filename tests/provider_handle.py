@@ -34,6 +34,15 @@ class ServerHandle:
     def stats(self) -> dict[str, int]:
         return dict(call(f"{self.url}/_stats"))
 
+    def settings_fields(self, key: str) -> dict[str, object]:
+        """Settings that point both API providers at this server, with ``key`` as the key."""
+        return {
+            "openai_api_key": key,
+            "anthropic_api_key": key,
+            "openai_base_url": self.openai_base_url,
+            "anthropic_base_url": self.url,
+        }
+
 
 # A system prompt long enough (2000+ tokens) for the providers' prefix caches.
 POLICY = "You are the airline's support agent. " + " ".join(

@@ -225,6 +225,20 @@ class ProviderServer:
             out.append((custom_id, "ok" if result.status == 200 else "errored", result))
         return out
 
+    def _new_batch(self, api: str, items: list[tuple[str, dict[str, Any]]], **extra: Any) -> str:
+        """Record a batch job; it runs once ``batch_delay_s`` has passed (see ``_due``)."""
+        prefix = "batch" if api == "openai" else "msgbatch"
+        batch_id = f"{prefix}_{uuid.uuid4().hex[:16]}"
+        self.batches[batch_id] = {
+            "api": api,
+            "created": time.time(),
+            "items": items,
+            "results": None,
+            **extra,
+        }
+        self.stats[f"{api}.batches"] += 1
+        return batch_id
+
     def _due(self, batch: dict[str, Any]) -> bool:
         """Runs a batch once its time has come; True when it has ended."""
         with self._lock:
@@ -269,16 +283,12 @@ class ProviderServer:
             if line.strip():
                 row = json.loads(line)
                 items.append((str(row["custom_id"]), dict(row["body"])))
-        batch_id = f"batch_{uuid.uuid4().hex[:16]}"
-        self.batches[batch_id] = {
-            "api": "openai",
-            "created": time.time(),
-            "items": items,
-            "results": None,
-            "input_file_id": body["input_file_id"],
-            "metadata": body.get("metadata") or {},
-        }
-        self.stats["openai.batches"] += 1
+        batch_id = self._new_batch(
+            "openai",
+            items,
+            input_file_id=body["input_file_id"],
+            metadata=body.get("metadata") or {},
+        )
         return JSONResponse(self._openai_batch(batch_id))
 
     def _openai_batch(self, batch_id: str) -> dict[str, Any]:
@@ -341,14 +351,7 @@ class ProviderServer:
                 },
                 status_code=400,
             )
-        batch_id = f"msgbatch_{uuid.uuid4().hex[:16]}"
-        self.batches[batch_id] = {
-            "api": "anthropic",
-            "created": time.time(),
-            "items": items,
-            "results": None,
-        }
-        self.stats["anthropic.batches"] += 1
+        batch_id = self._new_batch("anthropic", items)
         return JSONResponse(self._anthropic_batch(batch_id, str(request.base_url)))
 
     def _anthropic_batch(self, batch_id: str, base_url: str) -> dict[str, Any]:

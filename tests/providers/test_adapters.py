@@ -23,10 +23,7 @@ KEY = "sk-test-5f1c0ffee0ddba11"
 
 def settings(api: ServerHandle, **overrides: object) -> Settings:
     fields: dict[str, object] = {
-        "openai_api_key": KEY,
-        "openai_base_url": api.openai_base_url,
-        "anthropic_api_key": KEY,
-        "anthropic_base_url": api.url,
+        **api.settings_fields(KEY),
         "openai_compatible_base_url": api.openai_base_url,
         "retry_backoff_s": 0.01,
         "provider_timeout_s": 2.0,
