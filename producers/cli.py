@@ -10,6 +10,7 @@ from rich.table import Table
 
 from policies.tiers import load_tier_table
 from producers.cli_bench import bench_app
+from producers.cli_cache import cache_app, train_cache
 from producers.cli_common import OutOption, console, stop_on_sigterm, write_figures
 from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
@@ -31,6 +32,8 @@ app = typer.Typer(
 dead_app = typer.Typer(help="Inspect and replay dead-lettered steps.", no_args_is_help=True)
 app.add_typer(dead_app, name="dead")
 app.add_typer(bench_app, name="bench")
+app.add_typer(cache_app, name="cache")
+app.command("train-cache")(train_cache)
 
 
 @app.command()

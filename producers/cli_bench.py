@@ -9,7 +9,12 @@ from typing import Annotated
 import typer
 
 from producers.cli_common import OutOption, console, write_figures
-from producers.workloads import DEFAULT_ROUTELLM, DEFAULT_ROUTERBENCH, DEFAULT_TAU_BENCH
+from producers.workloads import (
+    DEFAULT_QQP_PAIRS,
+    DEFAULT_ROUTELLM,
+    DEFAULT_ROUTERBENCH,
+    DEFAULT_TAU_BENCH,
+)
 from queues.settings import Settings
 
 bench_app = typer.Typer(help="Benchmarks that print figures and write JSON.", no_args_is_help=True)
@@ -110,4 +115,40 @@ def bench_routing_cmd(
         acceptance,
     )
     console.print_json(json.dumps(figures))
+    write_figures(out, figures)
+
+
+@bench_app.command("cache")
+def bench_cache_cmd(
+    pairs: Annotated[
+        Path, typer.Option(help="labelled pairs to test on: JSON lines {text_a, text_b, label}")
+    ] = DEFAULT_QQP_PAIRS,
+    train_pairs: Annotated[
+        Path | None,
+        typer.Option(help="pairs to train on; default: a share of --pairs, split by pair"),
+    ] = None,
+    max_wrong_rate: Annotated[
+        float, typer.Option(help="the most wrong hits allowed, as a share of served hits")
+    ] = 0.05,
+    sizes: Annotated[
+        str, typer.Option(help="entries in the embedded store for the latency runs")
+    ] = "10000,100000",
+    test_share: Annotated[float, typer.Option(help="held-out share without --train-pairs")] = 0.3,
+    limit: Annotated[int | None, typer.Option(help="use only the first N pairs")] = None,
+    out: OutOption = None,
+) -> None:
+    """Precision and recall of the semantic cache's served hits on pairs its verifier never
+    saw, the operating point for the bound, and lookup latency in the embedded store."""
+    from producers.bench.cache import bench_cache
+
+    figures = bench_cache(
+        pairs,
+        train_pairs,
+        max_wrong_rate,
+        [int(s) for s in sizes.split(",") if s.strip()],
+        test_share,
+        limit,
+    )
+    shown = {k: v for k, v in figures.items() if not k.endswith("curve")}
+    console.print_json(json.dumps(shown))
     write_figures(out, figures)

@@ -3,6 +3,7 @@ letters. ``AsyncResult(step_id)`` is a plain Celery result: the step's own id.""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -17,7 +18,7 @@ from queues.app import create_app
 from queues.bus import CeleryBus
 from queues.messages import AgentStep, Envelope, StepResult
 from queues.settings import Settings
-from queues.topology import Stage
+from queues.topology import CACHE_INVALIDATE_TASK, INGRESS, Stage
 from workers.stores.budget import RedisBudgetStore
 from workers.stores.dead_letters import DeadLetter, list_dead, remove_dead
 from workers.stores.redis_stores import RedisFinalizeGuard, read_ledger
@@ -79,6 +80,21 @@ class Fleet:
             if on_result:
                 on_result(result)
         return [by_id[i] for i in ids]
+
+    def invalidate_cache(self, prompt_version: str, timeout: float = 30.0) -> dict[str, int]:
+        """Drop a prompt version's cached answers, exact and semantic. The cache worker does
+        it (it owns the embedded vector store); raises celery's TimeoutError without one."""
+        task_id = f"invalidate:{prompt_version}:{uuid.uuid4().hex}"
+        self.app.send_task(
+            CACHE_INVALIDATE_TASK, args=[prompt_version], queue=INGRESS, task_id=task_id
+        )
+        # Polled like wait(): no result subscription is left behind.
+        for _, meta in self.app.backend.get_many([task_id], timeout=timeout, interval=0.05):
+            if meta["status"] != "SUCCESS":
+                raise RuntimeError(f"invalidation ended {meta['status']}: {meta.get('result')}")
+            counts: dict[str, int] = meta["result"]
+        self.app.backend.forget(task_id)
+        return counts
 
     def set_session_budget(self, tenant: str, session_id: str, hard_usd: float | None) -> None:
         self.budgets.set_limit(tenant, session_id, hard_usd)

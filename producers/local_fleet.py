@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -32,6 +33,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump().items():
         if isinstance(value, SecretStr):  # handed to the child process, never printed
             value = value.get_secret_value()
+        if isinstance(value, list | dict):  # complex settings are read back as JSON
+            value = json.dumps(value)
         if value is not None:
             env[f"TIERFLEET_{name.upper()}"] = str(value)
     return env

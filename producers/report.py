@@ -97,6 +97,7 @@ def summarize(
         "cost": round(cost, 8),
         "quality": round(good / len(known), 4) if known else None,
         "cache_hit_rate": round(sum(e["cache_hit"] for e in steps) / n, 4) if n else 0.0,
+        "semantic_hits": sum(1 for e in steps if e.get("semantic")),
         "escalations": sum(e["escalations"] for e in steps),
         "escalated_steps": sum(1 for e in steps if e["escalations"]),
         "budget_stops": sum(1 for e in steps if e["status"] == "budget_exceeded"),

@@ -317,6 +317,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_TAU_BENCH = SHARED_DATA / "workload" / "tau_bench_airline_gpt4o.json"
 DEFAULT_ROUTERBENCH = SHARED_DATA / "routing" / "routerbench"
 DEFAULT_ROUTELLM = SHARED_DATA / "routing" / "routellm_mmlu"
+DEFAULT_QQP_PAIRS = SHARED_DATA / "cache" / "qqp_pairs_dev.jsonl.gz"
 
 
 def tau_bench_workload(

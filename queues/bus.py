@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery
 
 from queues.messages import Envelope, Outcome
-from queues.topology import FINALIZE, TASK_NAMES, Stage, queue_for
+from queues.topology import CACHE_STORE_TASK, FINALIZE, INGRESS, TASK_NAMES, Stage, queue_for
 
 
 def hop_id(env: Envelope, stage: Stage) -> str:
@@ -59,4 +59,14 @@ class CeleryBus:
             queue=FINALIZE,
             task_id=env.step.step_id,
             ignore_result=False,
+        )
+
+    def remember(self, env: Envelope, outcome: Outcome) -> None:
+        """Ask the cache worker to store an answered step in the semantic cache."""
+        self.app.send_task(
+            CACHE_STORE_TASK,
+            args=[env.to_wire(), outcome.model_dump_json()],
+            queue=INGRESS,
+            task_id=f"{env.step.step_id}:cache_store",
+            ignore_result=True,
         )

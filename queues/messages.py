@@ -214,6 +214,17 @@ class Envelope(Frozen):
         return cls.model_validate_json(raw)
 
 
+class SemanticHit(Frozen):
+    """Why the semantic cache served an answer: kept in the ledger for audits of wrong hits."""
+
+    similarity: float
+    verifier_score: float
+    threshold: float
+    question: str  # this step's question
+    cached_question: str  # the question the served answer was written for
+    embedder: str
+
+
 class Outcome(Frozen):
     """How a step ended, handed to finalize with the envelope."""
 
@@ -226,6 +237,7 @@ class Outcome(Frozen):
     cached_from: str | None = None
     correct: bool | None = None  # ground truth where the provider knows it (simulated, replay)
     reason: str = ""
+    semantic: SemanticHit | None = None  # set when the semantic cache answered
 
 
 class StepResult(Frozen):
@@ -244,6 +256,7 @@ class StepResult(Frozen):
     tokens_cache_write: int = 0
     cache_hit: bool = False
     cached_from: str | None = None  # the step whose answer a cache hit served
+    semantic: SemanticHit | None = None
     escalations: int = 0
     latency_ms: float = 0.0
     correct: bool | None = None

@@ -49,6 +49,26 @@ class Settings(BaseSettings):
     shadow_stream: str = "tf:shadow"
 
     cache_ttl_s: int = 24 * 3600
+    # The semantic cache (Qdrant). It serves hits only with a verifier artifact, written by
+    # `tierfleet train-cache`: raw cosine is not a safe duplicate test.
+    semantic_cache: bool = True
+    cache_verifier: Path | None = None
+    semantic_ttl_s: int | None = None  # None: cache_ttl_s
+    semantic_candidates: int = 3  # nearest entries the verifier looks at
+    no_semantic_kinds: list[str] = Field(
+        default_factory=lambda: ["tool_call"],
+        description="task kinds never answered semantically (side effects, live data)",
+    )
+    qdrant_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("TIERFLEET_QDRANT_URL", "QDRANT_URL")
+    )
+    qdrant_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TIERFLEET_QDRANT_API_KEY", "QDRANT_API_KEY"),
+    )
+    qdrant_collection: str = "tierfleet_cache"
+    vector_dir: Path = Path(".tierfleet/vectors")  # the embedded shard (one process owns it)
+    vector_optimize_every: int = 5000  # new points between HNSW index builds (embedded)
     keep_last_messages: int = 8
     window_stride: int = 8  # the kept window moves in steps of this many (prefix-cache friendly)
     tool_result_max_tokens: int = 600
@@ -100,7 +120,12 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every secret value set, for the log and error redactor."""
-        keys = (self.openai_api_key, self.anthropic_api_key, self.openai_compatible_api_key)
+        keys = (
+            self.openai_api_key,
+            self.anthropic_api_key,
+            self.openai_compatible_api_key,
+            self.qdrant_api_key,
+        )
         return [k.get_secret_value() for k in keys if k is not None and k.get_secret_value()]
 
     @property

@@ -37,6 +37,9 @@ class Stage(StrEnum):
 TASK_NAMES: dict[Stage, str] = {stage: f"tierfleet.{stage.value}" for stage in Stage}
 NOOP_TASK = "tierfleet.noop"
 BATCH_POLL_TASK = "tierfleet.batch_poll"
+# The cache worker also owns the semantic store: stores and invalidations go to its queue.
+CACHE_STORE_TASK = "tierfleet.cache_store"
+CACHE_INVALIDATE_TASK = "tierfleet.cache_invalidate"
 
 _STAGE_QUEUES: dict[Stage, str] = {
     Stage.cache: INGRESS,

@@ -1,32 +1,116 @@
-"""The cache stage (tf.ingress): an exact hit ends the step at zero model cost."""
+"""The cache stage (tf.ingress): an exact hit, or a verified semantic hit within the step's
+scope, ends the step at zero model cost. The same worker stores answered steps in the
+semantic cache and drops a prompt version's entries on request."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import structlog
+from celery import Celery
+
 from policies.caching import exact_key
+from policies.semantic_cache import question_of, scope_of, skip_reason
 from queues.messages import Envelope, Outcome, StepStatus
-from queues.topology import Stage
-from workers.runtime import Runtime
+from queues.topology import CACHE_INVALIDATE_TASK, CACHE_STORE_TASK, INGRESS, Stage
+from workers.errors import TRANSIENT
+from workers.runtime import LazyRuntime, Runtime
+from workers.stage import parse_envelope
+
+log = structlog.get_logger("tierfleet.cache")
+
+
+def _served(hit: dict[str, Any], **extra: Any) -> Outcome:
+    return Outcome(
+        status=StepStatus.ok,
+        answer=hit["answer"],
+        tier=hit.get("tier"),
+        model=hit.get("model"),
+        provider=hit.get("provider"),
+        cache_hit=True,
+        cached_from=hit["step_id"],
+        correct=hit.get("correct"),
+        **extra,
+    )
 
 
 def handle(env: Envelope, rt: Runtime) -> None:
     key = exact_key(env.step)
     hit = rt.cache.get(key)
-    if hit is None:
-        rt.bus.send(Stage.compress, env.decide("cache", "miss", "no exact entry", cache_key=key))
+    if hit is not None:
+        env = env.decide(
+            "cache", "exact_hit", f"same request answered by step {hit['step_id']}", cache_key=key
+        )
+        rt.bus.finalize(env, _served(hit))
         return
-    env = env.decide(
-        "cache", "exact_hit", f"same request answered by step {hit['step_id']}", cache_key=key
+    why_not = skip_reason(env.step, rt.settings.no_semantic_kinds)
+    layer = rt.semantic if why_not is None else None
+    if why_not is None and layer is not None:
+        scope = scope_of(rt.table, env.step, layer.embedder_id)
+        served = layer.lookup(question_of(env.step), scope, rt.clock())
+        if served is not None:
+            s = served.hit
+            env = env.decide(
+                "cache",
+                "semantic_hit",
+                f"verifier {s.verifier_score:.3f} >= {s.threshold:.3f} (cosine "
+                f"{s.similarity:.3f}) for step {served.payload['step_id']}",
+                cache_key=key,
+            )
+            rt.bus.finalize(env, _served(served.payload, semantic=s))
+            return
+        why_not = "no verified match in scope"
+    elif why_not is None:
+        why_not = "semantic layer off"
+    rt.bus.send(Stage.compress, env.decide("cache", "miss", why_not, cache_key=key))
+
+
+def remember(env: Envelope, outcome: Outcome, rt: Runtime) -> bool:
+    """Store an answered step in the semantic cache, unless it may never be served."""
+    if outcome.status is not StepStatus.ok or outcome.cache_hit or outcome.answer is None:
+        return False
+    if skip_reason(env.step, rt.settings.no_semantic_kinds) is not None:
+        return False
+    layer = rt.semantic
+    if layer is None or outcome.tier is None:
+        return False
+    scope = scope_of(rt.table, env.step, layer.embedder_id)
+    rank = rt.table.tier(outcome.tier).rank
+    layer.remember(question_of(env.step), scope, outcome, env.step.step_id, rank, rt.clock())
+    return True
+
+
+def invalidate(prompt_version: str, rt: Runtime) -> dict[str, int]:
+    """Drop every exact and semantic entry of a prompt version."""
+    exact = rt.cache.drop_prompt_version(prompt_version)
+    layer = rt.semantic
+    semantic = layer.store.drop_prompt_version(prompt_version) if layer is not None else 0
+    log.info("cache_invalidated", prompt_version=prompt_version, exact=exact, semantic=semantic)
+    return {"exact": exact, "semantic": semantic}
+
+
+def register(app: Celery, runtime: LazyRuntime) -> None:
+    """The store and invalidate tasks, on the cache worker's queue (it owns the store)."""
+
+    @app.task(
+        name=CACHE_STORE_TASK,
+        queue=INGRESS,
+        autoretry_for=TRANSIENT,
+        retry_backoff=runtime.settings.retry_backoff_s,
+        max_retries=runtime.settings.max_transient_retries,
     )
-    rt.bus.finalize(
-        env,
-        Outcome(
-            status=StepStatus.ok,
-            answer=hit["answer"],
-            tier=hit.get("tier"),
-            model=hit.get("model"),
-            provider=hit.get("provider"),
-            cache_hit=True,
-            cached_from=hit["step_id"],
-            correct=hit.get("correct"),
-        ),
-    )
+    def cache_store(raw_env: str, raw_outcome: str) -> None:
+        try:
+            env = parse_envelope(raw_env)
+            outcome = Outcome.model_validate_json(raw_outcome)
+            remember(env, outcome, runtime())
+        except TRANSIENT:
+            raise
+        except Exception:
+            # The answer already reached its producer: a failed store costs a future hit,
+            # never the step. Log it and move on rather than redeliver forever.
+            log.exception("semantic_store_failed")
+
+    @app.task(name=CACHE_INVALIDATE_TASK, queue=INGRESS, ignore_result=False)
+    def cache_invalidate(prompt_version: str) -> dict[str, int]:
+        return invalidate(prompt_version, runtime())

@@ -38,6 +38,7 @@ def result_of(env: Envelope, outcome: Outcome, now: float) -> StepResult:
         tokens_cache_write=sum(c.tokens_cache_write for c in costs),
         cache_hit=outcome.cache_hit,
         cached_from=outcome.cached_from,
+        semantic=outcome.semantic,
         escalations=env.attempt,
         latency_ms=max(0.0, (now - env.submitted_at) * 1000),
         correct=outcome.correct,
@@ -85,6 +86,7 @@ def ledger_entry(
         "latency_ms": result.latency_ms,
         "cache_hit": result.cache_hit,
         "cached_from": result.cached_from,
+        "semantic": result.semantic.model_dump() if result.semantic else None,
         "escalations": result.escalations,
         "attempts": len(env.costs),
         "simulated": result.simulated,
@@ -112,6 +114,8 @@ def handle(env: Envelope, outcome: Outcome, rt: Runtime) -> StepResult:
                 "step_id": env.step.step_id,
             },
         )
+        if rt.settings.semantic_cache and rt.settings.cache_verifier is not None:
+            rt.bus.remember(env, outcome)
     rt.budgets.release_step(env)
     if outcome.status is StepStatus.dead_lettered:
         last_stage = env.decisions[-1].stage if env.decisions else "finalize"

@@ -47,6 +47,7 @@ def build_worker_app(settings: Settings) -> Celery:
     for stage, handler in STAGE_HANDLERS.items():
         register_stage(app, runtime, stage, handler)
     infer.register(app, runtime)
+    cache.register(app, runtime)
     finalize.register(app, runtime)
     batch_lane.register(app, runtime)
 

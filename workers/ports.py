@@ -72,6 +72,10 @@ class Bus(Protocol):
 
     def finalize(self, env: Envelope, outcome: Outcome) -> None: ...
 
+    def remember(self, env: Envelope, outcome: Outcome) -> None:
+        """Have the cache worker store an answered step in the semantic cache."""
+        ...
+
 
 class BudgetStore(Protocol):
     def reserve(self, env: Envelope, reservation: str, amount_nano: int) -> BudgetState | None:
@@ -89,6 +93,58 @@ class ExactCache(Protocol):
     def get(self, key: str) -> dict[str, Any] | None: ...
 
     def put(self, key: str, entry: dict[str, Any]) -> None: ...
+
+    def drop_prompt_version(self, prompt_version: str) -> int: ...
+
+
+class Embedder(Protocol):
+    """Text to unit vectors (a dot product is the cosine)."""
+
+    model: str
+    version: str
+
+    def embed(self, texts: Sequence[str]) -> Any: ...  # float32 array, one row per text
+
+
+@dataclass(frozen=True)
+class SemanticEntry:
+    """One answered question in the vector store. ``scope`` is matched exactly,
+    ``tier_rank`` as a floor, ``expires_at`` against the clock."""
+
+    point_id: str  # a UUID derived from the step id: a redelivered store writes it once
+    vector: Any
+    scope: str
+    prompt_version: str
+    tier_rank: int
+    expires_at: float
+    payload: dict[str, Any]  # question, answer, step_id, tier, model, provider, embedder...
+
+
+@dataclass(frozen=True)
+class SemanticMatch:
+    similarity: float
+    vector: Any
+    payload: dict[str, Any]
+
+
+class VectorStore(Protocol):
+    """The semantic cache's store (Qdrant: embedded edge shard or a server)."""
+
+    def upsert(self, entries: Sequence[SemanticEntry]) -> None: ...
+
+    def nearest(
+        self, vector: Any, scope: str, min_tier_rank: int, now: float, limit: int
+    ) -> list[SemanticMatch]:
+        """The closest live entries of exactly this scope, best first."""
+        ...
+
+    def drop_prompt_version(self, prompt_version: str) -> int:
+        """Delete every entry of a prompt version; return how many there were."""
+        ...
+
+    def purge_expired(self, now: float) -> int: ...
+
+    def count(self) -> int: ...
 
 
 class Ledger(Protocol):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+import structlog
 from celery import Celery
 
 from policies.compression import CompressionPlan
@@ -29,6 +30,7 @@ from workers.ports import (
     Results,
 )
 from workers.providers import build_provider
+from workers.semantic import SemanticLayer, build_semantic_layer
 from workers.stores.batch_jobs import RedisBatchJobs
 from workers.stores.budget import RedisBudgetStore
 from workers.stores.dead_letters import BrokerDeadLetters
@@ -39,6 +41,8 @@ from workers.stores.redis_stores import (
     StreamLedger,
 )
 from workers.tokenizer import BpeCounter
+
+log = structlog.get_logger("tierfleet.runtime")
 
 
 @dataclass
@@ -57,6 +61,9 @@ class Runtime:
     batch_jobs: BatchJobs
     shadow: Ledger  # shadow evaluation records
     clock: Callable[[], float] = time.time
+    # Builds the semantic cache layer (only the cache worker calls it): (layer, or why not).
+    semantic_factory: Callable[[], tuple[SemanticLayer | None, str]] = lambda: (None, "off")
+    _semantic: tuple[SemanticLayer | None, str] | None = None
     _providers: dict[str, Provider] = field(default_factory=dict)
     _artifacts: dict[str, RouterArtifact] = field(default_factory=dict)
 
@@ -90,6 +97,16 @@ class Runtime:
         return self._artifacts[kind]
 
     @property
+    def semantic(self) -> SemanticLayer | None:
+        """The semantic cache layer, built on first use; None (reason logged once) if off."""
+        if self._semantic is None:
+            self._semantic = self.semantic_factory()
+            layer, why = self._semantic
+            if layer is None:
+                log.warning("semantic_cache_off", reason=why)
+        return self._semantic[0]
+
+    @property
     def compression_plan(self) -> CompressionPlan:
         return CompressionPlan(
             keep_last=self.settings.keep_last_messages,
@@ -115,6 +132,7 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         provider_factory=lambda name: build_provider(name, settings, counter),
         batch_jobs=RedisBatchJobs(client),
         shadow=StreamLedger(client, settings.shadow_stream, settings.ledger_maxlen),
+        semantic_factory=lambda: build_semantic_layer(settings),
     )
 
 

@@ -29,3 +29,12 @@ def test_the_batch_lane_has_its_poller_and_one_beat():
     services = yaml.safe_load(COMPOSE.read_text())["services"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "workers.app", "beat"]
     assert "TIERFLEET_OPENAI_API_KEY" in services["batch"]["environment"]
+
+
+def test_compose_runs_a_qdrant_server_for_the_semantic_cache():
+    doc = yaml.safe_load(COMPOSE.read_text())
+    services = doc["services"]
+    assert services["qdrant"]["image"].startswith("qdrant/qdrant:")
+    assert services["cache"]["environment"]["TIERFLEET_QDRANT_URL"] == "http://qdrant:6333"
+    assert "qdrant" in services["cache"]["depends_on"]
+    assert "qdrant-data" in doc["volumes"]

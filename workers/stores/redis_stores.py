@@ -4,12 +4,14 @@ step results written outside finalize."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import redis
 from celery import Celery
 from celery import states as celery_states
 
+from policies.caching import EXACT_PREFIX
 from queues.messages import StepResult
 
 
@@ -51,6 +53,21 @@ class RedisExactCache:
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
         self.client.set(key, json.dumps(entry), ex=self.ttl_s)
+
+    def drop_prompt_version(self, prompt_version: str) -> int:
+        """Delete the exact entries of a prompt version (keys carry it: see exact_key)."""
+        dropped = 0
+        literal = re.sub(r"([*?\[\]\\])", r"\\\1", prompt_version)  # glob-escaped
+        pattern = f"{EXACT_PREFIX}*:*:{literal}:*"
+        batch: list[Any] = []
+        for key in self.client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                dropped += int(self.client.delete(*batch))
+                batch = []
+        if batch:
+            dropped += int(self.client.delete(*batch))
+        return dropped
 
 
 class RedisFinalizeGuard:

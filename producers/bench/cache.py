@@ -1,0 +1,219 @@
+"""``tierfleet bench cache``: how often the semantic cache would serve a wrong answer, how
+many right ones it finds, and how fast a lookup is.
+
+Quality: the verifier is trained on the train pairs (its threshold calibrated on a share of
+them for the configured wrong-hit bound), then judged on test pairs it never saw: every test
+pair the verifier accepts is a served hit, right when the pair is labelled a duplicate. Plain
+cosine thresholds are reported beside it. Speed: lookups (a scoped nearest-neighbour query)
+in the embedded Qdrant shard holding 10k and 100k entries.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policies.cache_verifier import Floats
+from producers.report import percentile
+from producers.train_cache import (
+    Pair,
+    PairVectors,
+    feature_rows,
+    read_pairs,
+    split_pairs,
+    train_verifier,
+)
+from workers.embedder import MiniLMEmbedder
+from workers.ports import SemanticEntry
+from workers.stores.vectors import EdgeVectorStore
+
+COSINE_THRESHOLDS = (0.85, 0.9, 0.95, 0.98)
+
+
+def served(scores: Floats, labels: np.ndarray[Any, Any], threshold: float) -> dict[str, float]:
+    """Precision and recall of the hits served at ``threshold``."""
+    hit = scores >= threshold
+    positives = max(1, int(labels.sum()))
+    n = int(hit.sum())
+    right = int(labels[hit].sum())
+    return {
+        "threshold": round(float(threshold), 6),
+        "hits": n,
+        "precision": round(right / n, 4) if n else 1.0,
+        "recall": round(right / positives, 4),
+    }
+
+
+def curve(scores: Floats, labels: np.ndarray[Any, Any], points: int = 40) -> list[dict[str, float]]:
+    """Precision/recall at evenly spaced recall levels of the ranking by score."""
+    order = np.argsort(-scores, kind="stable")
+    y = labels[order]
+    right = np.cumsum(y)
+    positives = max(1, int(labels.sum()))
+    out = []
+    for level in np.linspace(0.025, 1.0, points):
+        i = int(min(len(y) - 1, np.searchsorted(right, level * positives)))
+        out.append(
+            {
+                "recall": round(float(right[i] / positives), 4),
+                "precision": round(float(right[i] / (i + 1)), 4),
+                "threshold": round(float(scores[order][i]), 6),
+            }
+        )
+    return out
+
+
+def quality(
+    train: Sequence[Pair], test: Sequence[Pair], max_wrong_rate: float
+) -> tuple[dict[str, Any], MiniLMEmbedder, PairVectors]:
+    embedder = MiniLMEmbedder()
+    started = time.perf_counter()
+    vectors = PairVectors(embedder, [*train, *test])
+    embed_s = time.perf_counter() - started
+    verifier = train_verifier(
+        train,
+        vectors,
+        embedder=f"{embedder.model}@{embedder.version}",
+        max_wrong_rate=max_wrong_rate,
+    )
+    labels = np.array([p.label for p in test])
+    scores = verifier.score_rows(feature_rows(test, vectors, verifier.idf, verifier.default_idf))
+    cosines = np.array([float(np.dot(vectors.of(p.a), vectors.of(p.b))) for p in test])
+    point = served(scores, labels, verifier.threshold)
+    figures: dict[str, Any] = {
+        "train_pairs": len(train),
+        "test_pairs": len(test),
+        "test_duplicates": int(labels.sum()),
+        "max_wrong_rate": max_wrong_rate,
+        "precision": point["precision"],
+        "recall": point["recall"],
+        "threshold": point["threshold"],
+        "hits": point["hits"],
+        "calibration": verifier.calibration.__dict__,
+        "verifier_curve": curve(scores, labels),
+        "cosine": [served(cosines, labels, t) for t in COSINE_THRESHOLDS],
+        "cosine_curve": curve(cosines, labels),
+        "texts_embedded": len(vectors.index),
+        "embed_texts_per_s": round(len(vectors.index) / embed_s, 1),
+    }
+    return figures, embedder, vectors
+
+
+def _fill(base: Floats, n: int, rng: np.random.Generator) -> Floats:
+    """``n`` unit vectors like real questions: the real ones, then blends of two of them."""
+    if n <= len(base):
+        return base[:n]
+    a = base[rng.integers(0, len(base), n - len(base))]
+    b = base[rng.integers(0, len(base), n - len(base))]
+    mixed = a + rng.uniform(0.2, 0.8, (len(a), 1)).astype(np.float32) * (b - a)
+    mixed /= np.linalg.norm(mixed, axis=1, keepdims=True)
+    return np.concatenate([base, mixed]).astype(np.float32)
+
+
+def lookup_latency(
+    base: Floats, sizes: Sequence[int], queries: int = 1000, scopes: int = 1, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Scoped top-3 lookups in a fresh embedded shard per size, after its index is built.
+    With ``scopes`` 1 every entry shares the query's scope (the hardest filter to plan)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for size in sizes:
+        vectors = _fill(base, size, rng)
+        folder = Path(tempfile.mkdtemp(prefix="tierfleet-bench-cache-"))
+        try:
+            store = EdgeVectorStore(folder, vectors.shape[1], optimize_every=10**9)
+            now = time.time()
+            started = time.perf_counter()
+            for start in range(0, size, 2000):
+                store.upsert(
+                    [
+                        SemanticEntry(
+                            str(uuid.uuid4()),
+                            vectors[i],
+                            f"scope-{i % scopes}",
+                            "pv",
+                            1,
+                            now + 3600,
+                            {"question": f"q{i}", "answer": "a", "step_id": f"s{i}"},
+                        )
+                        for i in range(start, min(size, start + 2000))
+                    ]
+                )
+            upsert_s = time.perf_counter() - started
+            started = time.perf_counter()
+            store.optimize()
+            index_s = time.perf_counter() - started
+            picks = rng.integers(0, size, queries)
+            noise = rng.normal(0, 0.02, (queries, vectors.shape[1])).astype(np.float32)
+            times = []
+            for q, pick in enumerate(picks):
+                query = vectors[pick] + noise[q]
+                query /= np.linalg.norm(query)
+                t0 = time.perf_counter()
+                store.nearest(query, f"scope-{pick % scopes}", 0, now, 3)
+                times.append((time.perf_counter() - t0) * 1000)
+            store.close()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        out.append(
+            {
+                "entries": size,
+                "scopes": scopes,
+                "upsert_per_s": round(size / upsert_s),
+                "index_build_s": round(index_s, 1),
+                "lookup_p50_ms": round(percentile(times, 50), 3),
+                "lookup_p99_ms": round(percentile(times, 99), 3),
+            }
+        )
+    return out
+
+
+def verified_lookup_ms(
+    embedder: MiniLMEmbedder, pairs: Sequence[Pair], n: int = 200
+) -> dict[str, float]:
+    """What the cache worker adds per step: embedding one question (the store lookup and
+    the verifier's few candidate scores are measured apart or are sub-millisecond)."""
+    times = []
+    for p in list(pairs)[:n]:
+        t0 = time.perf_counter()
+        embedder.embed([p.a])
+        times.append((time.perf_counter() - t0) * 1000)
+    return {
+        "embed_p50_ms": round(percentile(times, 50), 3),
+        "embed_p99_ms": round(percentile(times, 99), 3),
+    }
+
+
+def bench_cache(
+    pairs_path: Path,
+    train_pairs: Path | None,
+    max_wrong_rate: float,
+    sizes: Sequence[int],
+    test_share: float = 0.3,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    pairs = read_pairs(pairs_path)
+    if train_pairs is None:
+        train, test = split_pairs(pairs[:limit] if limit else pairs, test_share)
+    else:
+        train, test = read_pairs(train_pairs), pairs
+        if limit:
+            train, test = train[:limit], test[:limit]
+    figures, embedder, vectors = quality(train, test, max_wrong_rate)
+    figures["pairs"] = str(pairs_path)
+    figures["train_from"] = str(train_pairs) if train_pairs else f"{1 - test_share:.0%} of pairs"
+    latency = lookup_latency(vectors.vectors, sizes)
+    figures["latency"] = latency
+    largest = max(latency, key=lambda r: int(r["entries"]))
+    figures["lookup_entries"] = largest["entries"]
+    figures["lookup_p50_ms"] = largest["lookup_p50_ms"]
+    figures["lookup_p99_ms"] = largest["lookup_p99_ms"]
+    figures.update(verified_lookup_ms(embedder, test))
+    return figures

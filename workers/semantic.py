@@ -1,0 +1,151 @@
+"""The semantic cache layer the cache worker owns: embed the question, search its scope in
+Qdrant, let the verifier judge the nearest entries, and remember answered steps.
+
+Lookups and stores both run in the cache worker, so the embedded shard has one owner; the
+finalize worker asks for a store by message (``tierfleet.cache_store``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from policies.cache_verifier import Verifier, load_verifier
+from policies.semantic_cache import SemanticScope
+from queues.messages import Outcome, SemanticHit
+from queues.settings import Settings
+from workers.ports import Embedder, SemanticEntry, VectorStore
+from workers.stores.vectors import open_vector_store
+
+log = structlog.get_logger("tierfleet.semantic")
+
+PURGE_EVERY_S = 60.0  # expired entries are also filtered at lookup; this frees their space
+
+
+@dataclass(frozen=True)
+class Served:
+    """A verified hit: the stored answer and the evidence for serving it."""
+
+    payload: dict[str, Any]
+    hit: SemanticHit
+
+
+@dataclass
+class SemanticLayer:
+    embedder: Embedder
+    store: VectorStore
+    verifier: Verifier
+    candidates: int
+    ttl_s: float
+    memo_size: int = 4096
+    _memo: OrderedDict[str, Any] = field(default_factory=OrderedDict)
+    _last_purge: float = 0.0
+
+    @property
+    def embedder_id(self) -> str:
+        return f"{self.embedder.model}@{self.embedder.version}"
+
+    def vector(self, text: str) -> Any:
+        """The question's vector; a step's lookup and its later store embed it once."""
+        if text in self._memo:
+            self._memo.move_to_end(text)
+            return self._memo[text]
+        vec = self.embedder.embed([text])[0]
+        self._memo[text] = vec
+        if len(self._memo) > self.memo_size:
+            self._memo.popitem(last=False)
+        return vec
+
+    def lookup(self, question: str, scope: SemanticScope, now: float) -> Served | None:
+        vec = self.vector(question)
+        matches = self.store.nearest(vec, scope.key, scope.tier_floor, now, self.candidates)
+        best: Served | None = None
+        for match in matches:
+            cached_question = str(match.payload.get("question", ""))
+            score = self.verifier.score(vec, match.vector, question, cached_question)
+            if score < self.verifier.threshold:
+                continue
+            if best is None or score > best.hit.verifier_score:
+                best = Served(
+                    match.payload,
+                    SemanticHit(
+                        similarity=round(float(match.similarity), 6),
+                        verifier_score=round(score, 6),
+                        threshold=self.verifier.threshold,
+                        question=question,
+                        cached_question=cached_question,
+                        embedder=self.embedder_id,
+                    ),
+                )
+        return best
+
+    def remember(
+        self,
+        question: str,
+        scope: SemanticScope,
+        outcome: Outcome,
+        step_id: str,
+        tier_rank: int,
+        now: float,
+    ) -> None:
+        entry = SemanticEntry(
+            point_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"tierfleet:{step_id}")),
+            vector=self.vector(question),
+            scope=scope.key,
+            prompt_version=scope.prompt_version,
+            tier_rank=tier_rank,
+            expires_at=now + self.ttl_s,
+            payload={
+                "question": question,
+                "answer": outcome.answer,
+                "step_id": step_id,
+                "tier": outcome.tier,
+                "model": outcome.model,
+                "provider": outcome.provider,
+                "correct": outcome.correct,
+                "tenant_agent": f"{scope.tenant}/{scope.agent}",
+                "embedder": self.embedder_id,
+                "stored_at": now,
+            },
+        )
+        self.store.upsert([entry])
+        if now - self._last_purge >= PURGE_EVERY_S:
+            self._last_purge = now
+            purged = self.store.purge_expired(now)
+            if purged:
+                log.info("semantic_purged", entries=purged)
+
+
+def build_semantic_layer(settings: Settings) -> tuple[SemanticLayer | None, str]:
+    """The layer, or None and why not. A missing verifier or a store that cannot be opened
+    turns the semantic layer off with the reason logged; the exact cache keeps working."""
+    if not settings.semantic_cache:
+        return None, "TIERFLEET_SEMANTIC_CACHE is off"
+    if settings.cache_verifier is None:
+        return (
+            None,
+            "no hit verifier: train one with `tierfleet train-cache` and set "
+            "TIERFLEET_CACHE_VERIFIER",
+        )
+    from workers.embedder import MiniLMEmbedder
+
+    try:
+        verifier = load_verifier(settings.cache_verifier)
+    except (OSError, ValueError, KeyError) as exc:
+        return None, f"cannot load the cache verifier {settings.cache_verifier}: {exc}"
+    embedder = MiniLMEmbedder()
+    embedder_id = f"{embedder.model}@{embedder.version}"
+    if verifier.embedder != embedder_id:
+        return None, f"the verifier was trained on {verifier.embedder}, not {embedder_id}"
+    try:
+        store = open_vector_store(settings, embedder.dim)
+    except Exception as exc:  # qdrant-edge raises plain errors (e.g. the shard is open elsewhere)
+        return None, (
+            f"cannot open the vector store: {exc}. The embedded store has one owner: run one "
+            "cache worker process (--pool solo or threads), or set QDRANT_URL"
+        )
+    ttl = settings.semantic_ttl_s if settings.semantic_ttl_s is not None else settings.cache_ttl_s
+    return SemanticLayer(embedder, store, verifier, settings.semantic_candidates, ttl), ""
