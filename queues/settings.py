@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     semantic_cache: bool = True
     cache_verifier: Path | None = None
     semantic_ttl_s: int | None = None  # None: cache_ttl_s
-    semantic_candidates: int = 3  # nearest entries the verifier looks at
+    semantic_candidates: int = Field(default=3, ge=1)  # nearest entries the verifier judges
     no_semantic_kinds: list[str] = Field(
         default_factory=lambda: ["tool_call"],
         description="task kinds never answered semantically (side effects, live data)",
