@@ -39,14 +39,15 @@ def train_cache(
     from producers.train_cache import PairVectors, read_pairs, train_verifier
     from workers.embedder import MiniLMEmbedder
 
-    rows = read_pairs(pairs)[:limit] if limit else read_pairs(pairs)
+    rows = read_pairs(pairs)
+    rows = rows[:limit] if limit else rows
     embedder = MiniLMEmbedder()
     with console.status(f"embedding {len(rows)} pairs"):
         vectors = PairVectors(embedder, rows)
     verifier = train_verifier(
         rows,
         vectors,
-        embedder=f"{embedder.model}@{embedder.version}",
+        embedder=embedder.id,
         max_wrong_rate=max_wrong_rate,
     )
     save_verifier(verifier, out)

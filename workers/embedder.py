@@ -38,6 +38,7 @@ class MiniLMEmbedder:
 
     model = MINILM
     version = MINILM_VERSION
+    id = f"{MINILM}@{MINILM_VERSION}"  # what vectors and verifiers are tagged with
     dim = DIM
 
     def __init__(self, batch_size: int = 64, threads: int = 0) -> None:

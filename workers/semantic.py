@@ -46,7 +46,7 @@ class SemanticLayer:
 
     @property
     def embedder_id(self) -> str:
-        return f"{self.embedder.model}@{self.embedder.version}"
+        return f"{self.embedder.model}@{self.embedder.version}"  # as MiniLMEmbedder.id
 
     def vector(self, text: str) -> Any:
         """The question's vector; a step's lookup and its later store embed it once."""
@@ -106,7 +106,6 @@ class SemanticLayer:
                 "model": outcome.model,
                 "provider": outcome.provider,
                 "correct": outcome.correct,
-                "tenant_agent": f"{scope.tenant}/{scope.agent}",
                 "embedder": self.embedder_id,
                 "stored_at": now,
             },
@@ -137,9 +136,8 @@ def build_semantic_layer(settings: Settings) -> tuple[SemanticLayer | None, str]
     except (OSError, ValueError, KeyError) as exc:
         return None, f"cannot load the cache verifier {settings.cache_verifier}: {exc}"
     embedder = MiniLMEmbedder()
-    embedder_id = f"{embedder.model}@{embedder.version}"
-    if verifier.embedder != embedder_id:
-        return None, f"the verifier was trained on {verifier.embedder}, not {embedder_id}"
+    if verifier.embedder != embedder.id:
+        return None, f"the verifier was trained on {verifier.embedder}, not {embedder.id}"
     try:
         store = open_vector_store(settings, embedder.dim)
     except Exception as exc:  # qdrant-edge raises plain errors (e.g. the shard is open elsewhere)

@@ -80,7 +80,7 @@ def quality(
     verifier = train_verifier(
         train,
         vectors,
-        embedder=f"{embedder.model}@{embedder.version}",
+        embedder=embedder.id,
         max_wrong_rate=max_wrong_rate,
     )
     labels = np.array([p.label for p in test])

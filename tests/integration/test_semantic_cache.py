@@ -76,7 +76,7 @@ def verifier_path(tmp_path_factory):
     verifier = train_verifier(
         pairs,
         PairVectors(embedder, pairs),
-        embedder=f"{embedder.model}@{embedder.version}",
+        embedder=embedder.id,
         max_wrong_rate=0.05,
     )
     path = tmp_path_factory.mktemp("verifier") / "verifier.npz"

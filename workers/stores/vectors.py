@@ -48,13 +48,13 @@ class EdgeVectorStore:
 
         self._qe = qe
         self.path = path
-        config = qe.EdgeConfig(
-            vectors={VECTOR: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)}
-        )
         if (path / "segments").exists():
             self._shard = qe.EdgeShard.load(str(path))
         else:
             path.mkdir(parents=True, exist_ok=True)
+            config = qe.EdgeConfig(
+                vectors={VECTOR: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)}
+            )
             self._shard = qe.EdgeShard.create(str(path), config)
             kinds = {
                 "keyword": qe.PayloadSchemaType.Keyword,
