@@ -149,6 +149,29 @@ def choose_threshold(
     )
 
 
+def logit(probability: Floats) -> Floats:
+    p = np.clip(probability, 1e-6, 1 - 1e-6)
+    out: Floats = np.log(p / (1 - p)).astype(np.float32)
+    return out
+
+
+@dataclass(frozen=True)
+class Blend:
+    """A logistic blend of two judges: the cross-encoder's logit and the feature network's
+    logit. They err on different pairs (the network catches a changed number or name the
+    cross-encoder reads past; the cross-encoder catches rewordings the features miss), so
+    the blend serves more hits at the same bound than either alone."""
+
+    cross: float
+    features: float
+    bias: float
+
+    def __call__(self, cross_logits: Floats, feature_probability: Floats) -> Floats:
+        z = self.cross * cross_logits + self.features * logit(feature_probability) + self.bias
+        out: Floats = (1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))).astype(np.float32)
+        return out
+
+
 @dataclass(frozen=True)
 class Verifier:
     """A trained verifier: feature scaling, a one-hidden-layer network, the IDF table and the
@@ -184,6 +207,15 @@ class Verifier:
     def score(self, u: Floats, v: Floats, a: str, b: str) -> float:
         return float(self.score_rows(self.features(u, v, a, b)[None, :])[0])
 
+    def score_candidates(
+        self, u: Floats, question: str, candidates: Sequence[tuple[Floats, str]]
+    ) -> list[float]:
+        """P(same question) for each stored (vector, question) against this question."""
+        if not candidates:
+            return []
+        rows = np.stack([self.features(u, v, question, b) for v, b in candidates])
+        return [float(x) for x in self.score_rows(rows)]
+
     def with_bound(self, calibration: Calibration) -> Verifier:
         return Verifier(
             self.mean,
@@ -200,7 +232,14 @@ class Verifier:
         )
 
 
-def save_verifier(verifier: Verifier, path: Path) -> None:
+def save_verifier(
+    verifier: Verifier,
+    path: Path,
+    extra_meta: Mapping[str, Any] | None = None,
+    extra_arrays: Mapping[str, npt.NDArray[Any]] | None = None,
+) -> None:
+    """One npz file, JSON metadata and arrays, loadable without pickle. A verifier built on
+    this one (the cross-encoder blend) adds its own metadata and arrays beside."""
     meta = {
         "format": FORMAT,
         "idf": verifier.idf,
@@ -209,30 +248,38 @@ def save_verifier(verifier: Verifier, path: Path) -> None:
         "embedder": verifier.embedder,
         "out_b": verifier.out_b,
         **verifier.meta,
+        **(extra_meta or {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:  # np.savez would append .npz to a name without it
-        np.savez(
-            fh,
-            meta=np.array(json.dumps(meta)),
-            mean=verifier.mean,
-            scale=verifier.scale,
-            hidden_w=verifier.hidden_w,
-            hidden_b=verifier.hidden_b,
-            out_w=verifier.out_w,
-        )
+        arrays: dict[str, Any] = {
+            "meta": np.array(json.dumps(meta)),
+            "mean": verifier.mean,
+            "scale": verifier.scale,
+            "hidden_w": verifier.hidden_w,
+            "hidden_b": verifier.hidden_b,
+            "out_w": verifier.out_w,
+            **(extra_arrays or {}),
+        }
+        np.savez(fh, **arrays)
+
+
+def read_verifier_meta(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    meta: dict[str, Any] = json.loads(str(data["meta"]))
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a cache verifier ({meta.get('format')!r})")
+    return meta
 
 
 def load_verifier(path: Path) -> Verifier:
+    """The feature verifier in ``path`` (a blend's file holds one too)."""
     with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a cache verifier ({meta.get('format')!r})")
+        meta = read_verifier_meta(data, path)
         arrays = {
             k: data[k].astype(np.float32)
             for k in ("mean", "scale", "hidden_w", "hidden_b", "out_w")
         }
-    known = {"format", "idf", "default_idf", "calibration", "embedder", "out_b"}
+    known = {"format", "idf", "default_idf", "calibration", "embedder", "out_b", "cross"}
     return Verifier(
         mean=arrays["mean"],
         scale=arrays["scale"],

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from policies.tiers import load_tier_table
 from producers.cli_bench import bench_app
-from producers.cli_cache import cache_app, train_cache
+from producers.cli_cache import cache_app, train_cache, train_cross_encoder
 from producers.cli_common import OutOption, console, stop_on_sigterm, write_figures
 from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
@@ -34,6 +34,7 @@ app.add_typer(dead_app, name="dead")
 app.add_typer(bench_app, name="bench")
 app.add_typer(cache_app, name="cache")
 app.command("train-cache")(train_cache)
+app.command("train-cross-encoder")(train_cross_encoder)
 
 
 @app.command()

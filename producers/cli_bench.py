@@ -135,6 +135,10 @@ def bench_cache_cmd(
     ] = "10000,100000",
     test_share: Annotated[float, typer.Option(help="held-out share without --train-pairs")] = 0.3,
     limit: Annotated[int | None, typer.Option(help="use only the first N pairs")] = None,
+    cross_encoder: Annotated[
+        Path | None,
+        typer.Option(help="blend in a `train-cross-encoder --for-bench` model from this folder"),
+    ] = None,
     out: OutOption = None,
 ) -> None:
     """Precision and recall of the semantic cache's served hits on pairs its verifier never
@@ -148,6 +152,7 @@ def bench_cache_cmd(
         [int(s) for s in sizes.split(",") if s.strip()],
         test_share,
         limit,
+        cross_encoder,
     )
     shown = {k: v for k, v in figures.items() if not k.endswith("curve")}
     console.print_json(json.dumps(shown))

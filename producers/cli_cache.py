@@ -25,18 +25,29 @@ BoundOption = Annotated[
 ]
 
 
+CrossEncoderOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="a folder from `tierfleet train-cross-encoder` on the same pairs: blend it in"
+    ),
+]
+
+
 def train_cache(
     pairs: PairsOption = DEFAULT_QQP_PAIRS,
     out: Annotated[Path, typer.Option(help="where to write the verifier")] = Path(
         "cache-verifier.npz"
     ),
     max_wrong_rate: BoundOption = 0.05,
+    cross_encoder: CrossEncoderOption = None,
     limit: Annotated[int | None, typer.Option(help="use only the first N pairs")] = None,
 ) -> None:
     """Train the semantic cache's hit verifier on labelled question pairs and choose its
     threshold on held-out pairs for the bound; set TIERFLEET_CACHE_VERIFIER to the file."""
     from policies.cache_verifier import save_verifier
-    from producers.train_cache import PairVectors, read_pairs, train_verifier
+    from producers.pairs import read_pairs
+    from producers.train_cache import PairVectors, blend_cross_verifier, train_verifier
+    from workers.cross_encoder import OnnxCrossEncoder, save_cross_verifier, trained_pair_ids
     from workers.embedder import MiniLMEmbedder
 
     rows = read_pairs(pairs)
@@ -50,13 +61,63 @@ def train_cache(
         embedder=embedder.id,
         max_wrong_rate=max_wrong_rate,
     )
-    save_verifier(verifier, out)
     c = verifier.calibration
+    if cross_encoder is not None:
+        encoder = OnnxCrossEncoder.from_dir(cross_encoder)
+        with console.status("scoring the calibration pairs with the cross-encoder"):
+            try:
+                blended = blend_cross_verifier(
+                    verifier,
+                    rows,
+                    vectors,
+                    encoder,
+                    trained_pair_ids(cross_encoder),
+                    max_wrong_rate,
+                )
+            except ValueError as exc:
+                console.print(f"[red]{exc}[/]")
+                raise typer.Exit(1) from None
+        save_cross_verifier(blended, encoder, out)
+        c = blended.calibration
+    else:
+        save_verifier(verifier, out)
     console.print(
         f"verifier -> {out}: threshold {c.threshold:.4f} for at most {max_wrong_rate:.0%} "
         f"wrong hits; on {c.pairs} held-out pairs: precision {c.precision:.3f}, "
         f"recall {c.recall:.3f}"
     )
+
+
+def train_cross_encoder(
+    pairs: PairsOption = DEFAULT_QQP_PAIRS,
+    out: Annotated[Path, typer.Option(help="the folder to write the model to")] = Path(
+        "cross-encoder"
+    ),
+    for_bench: Annotated[
+        bool,
+        typer.Option(help="train on what `bench cache` trains on (it tests on the rest)"),
+    ] = False,
+    epochs: Annotated[int, typer.Option(min=1)] = 5,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    learning_rate: float = 5e-5,
+    device: Annotated[str | None, typer.Option(help="cuda or cpu (default: cuda if any)")] = None,
+) -> None:
+    """Fine-tune MiniLM-L6 as a cross-encoder on the pairs `train-cache` fits on (not its
+    calibration pairs) and export it to int8 ONNX. Needs torch (pip install
+    'tierfleet[cross-encoder]'): a GPU takes about two minutes, two CPU cores some hours.
+    Then pass the folder to `train-cache --cross-encoder` or `bench cache --cross-encoder`."""
+    from producers.pairs import bench_split, fit_split, read_pairs
+    from producers.train_cross_encoder import CrossTraining, fine_tune
+
+    rows = read_pairs(pairs)
+    fit, _ = fit_split(bench_split(rows)[0] if for_bench else rows)
+    training = CrossTraining(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
+    try:
+        fine_tune(fit, out, training, device=device, log=console.print)
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"cross-encoder -> {out}/ ({len(fit)} pairs)")
 
 
 @cache_app.command("invalidate")

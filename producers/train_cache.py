@@ -3,61 +3,25 @@ pairs and calibrate its threshold on pairs it did not train on."""
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
-import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from policies.cache_verifier import (
+    Blend,
     Calibration,
     Floats,
     Verifier,
     choose_threshold,
+    logit,
     pair_features,
     words,
 )
-from workers.ports import Embedder
-
-
-@dataclass(frozen=True)
-class Pair:
-    a: str
-    b: str
-    label: int
-
-
-def read_pairs(path: Path) -> list[Pair]:
-    """JSON lines {text_a, text_b, label}, gzip or plain; a bad line names its number."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    pairs = []
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                doc = json.loads(line)
-                pairs.append(Pair(str(doc["text_a"]), str(doc["text_b"]), int(doc["label"])))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{n}: not a labelled pair ({exc})") from exc
-    if not pairs:
-        raise ValueError(f"{path}: no pairs")
-    return pairs
-
-
-def split_pairs(
-    pairs: Sequence[Pair], held_out: float, seed: int = 0
-) -> tuple[list[Pair], list[Pair]]:
-    """(kept, held out), split by pair with a fixed seed."""
-    order = list(range(len(pairs)))
-    random.Random(seed).shuffle(order)
-    cut = len(order) - int(len(order) * held_out)
-    return [pairs[i] for i in order[:cut]], [pairs[i] for i in order[cut:]]
+from producers.pairs import Pair, fit_split, pair_id
+from workers.cross_encoder import CrossVerifier
+from workers.ports import Embedder, PairScorer
 
 
 class PairVectors:
@@ -99,14 +63,13 @@ def train_verifier(
     *,
     embedder: str,
     max_wrong_rate: float,
-    calibration_share: float = 0.2,
     hidden: int = 256,
     seed: int = 0,
 ) -> Verifier:
     """Fit the network on most pairs, then choose the threshold on the rest."""
     from sklearn.neural_network import MLPClassifier
 
-    fit, calib = split_pairs(pairs, calibration_share, seed)
+    fit, calib = fit_split(pairs)
     idf, default_idf = idf_table(fit)
     x_fit = feature_rows(fit, vectors, idf, default_idf)
     mean = x_fit.mean(axis=0)
@@ -134,3 +97,46 @@ def train_verifier(
     )
     scores = verifier.score_rows(feature_rows(calib, vectors, idf, default_idf))
     return verifier.with_bound(choose_threshold(scores, [p.label for p in calib], max_wrong_rate))
+
+
+def blend_cross_verifier(
+    features: Verifier,
+    pairs: Sequence[Pair],
+    vectors: PairVectors,
+    encoder: PairScorer,
+    trained_on: set[int],
+    max_wrong_rate: float,
+    folds: int = 5,
+) -> CrossVerifier:
+    """Blend the feature verifier (trained on ``pairs``' fit split) with a cross-encoder
+    (trained on that split too, by `train-cross-encoder`) on the calibration split neither
+    saw. The threshold comes from out-of-fold blend scores, so the pairs that fit the blend
+    do not also vouch for it."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    _, calib = fit_split(pairs)
+    seen = sum(pair_id(p.a, p.b) in trained_on for p in calib)
+    if seen:
+        raise ValueError(
+            f"the cross-encoder trained on {seen} of the {len(calib)} calibration pairs: train "
+            "it with `tierfleet train-cross-encoder` on the same pairs file, which keeps them out"
+        )
+    labels = np.array([p.label for p in calib])
+    feature_scores = features.score_rows(
+        feature_rows(calib, vectors, features.idf, features.default_idf)
+    )
+    cross_logits = np.asarray(encoder.logits([(p.a, p.b) for p in calib]), dtype=np.float32)
+    x = np.column_stack([cross_logits, logit(feature_scores)])
+    out_of_fold = np.zeros(len(calib))
+    for fit_rows, held in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, labels):
+        model = LogisticRegression(max_iter=1000).fit(x[fit_rows], labels[fit_rows])
+        out_of_fold[held] = model.predict_proba(x[held])[:, 1]
+    model = LogisticRegression(max_iter=1000).fit(x, labels)
+    blend = Blend(
+        cross=float(model.coef_[0][0]),
+        features=float(model.coef_[0][1]),
+        bias=float(model.intercept_[0]),
+    )
+    calibration = choose_threshold(out_of_fold.tolist(), labels.tolist(), max_wrong_rate)
+    return CrossVerifier(features, encoder, blend, calibration)

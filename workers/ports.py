@@ -106,6 +106,29 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> Any: ...  # float32 array, one row per text
 
 
+class PairScorer(Protocol):
+    """Reads two texts together: one logit per pair, higher when they ask the same thing."""
+
+    id: str
+
+    def logits(self, pairs: Sequence[tuple[str, str]]) -> Any: ...  # float32, one per pair
+
+
+class HitVerifier(Protocol):
+    """Judges whether stored questions ask what this one asks, with a calibrated threshold:
+    a score at or above it is served."""
+
+    @property
+    def threshold(self) -> float: ...
+
+    @property
+    def embedder(self) -> str: ...  # the embedding model it was trained with
+
+    def score_candidates(
+        self, u: Any, question: str, candidates: Sequence[tuple[Any, str]]
+    ) -> list[float]: ...
+
+
 @dataclass(frozen=True)
 class SemanticEntry:
     """One answered question in the vector store. ``scope`` is matched exactly,

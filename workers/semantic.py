@@ -13,11 +13,10 @@ from typing import Any
 
 import structlog
 
-from policies.cache_verifier import Verifier, load_verifier
 from policies.semantic_cache import SemanticScope
 from queues.messages import Outcome, SemanticHit
 from queues.settings import Settings
-from workers.ports import Embedder, SemanticEntry, VectorStore
+from workers.ports import Embedder, HitVerifier, SemanticEntry, VectorStore
 from workers.stores.vectors import open_vector_store
 
 log = structlog.get_logger("tierfleet.semantic")
@@ -37,7 +36,7 @@ class Served:
 class SemanticLayer:
     embedder: Embedder
     store: VectorStore
-    verifier: Verifier
+    verifier: HitVerifier
     candidates: int
     ttl_s: float
     memo_size: int = 4096
@@ -62,10 +61,12 @@ class SemanticLayer:
     def lookup(self, question: str, scope: SemanticScope, now: float) -> Served | None:
         vec = self.vector(question)
         matches = self.store.nearest(vec, scope.key, scope.tier_floor, now, self.candidates)
+        questions = [str(m.payload.get("question", "")) for m in matches]
+        scores = self.verifier.score_candidates(
+            vec, question, [(m.vector, q) for m, q in zip(matches, questions, strict=True)]
+        )
         best: Served | None = None
-        for match in matches:
-            cached_question = str(match.payload.get("question", ""))
-            score = self.verifier.score(vec, match.vector, question, cached_question)
+        for match, cached_question, score in zip(matches, questions, scores, strict=True):
             if score < self.verifier.threshold:
                 continue
             if best is None or score > best.hit.verifier_score:
@@ -129,10 +130,11 @@ def build_semantic_layer(settings: Settings) -> tuple[SemanticLayer | None, str]
             "no hit verifier: train one with `tierfleet train-cache` and set "
             "TIERFLEET_CACHE_VERIFIER",
         )
+    from workers.cross_encoder import load_hit_verifier
     from workers.embedder import MiniLMEmbedder
 
     try:
-        verifier = load_verifier(settings.cache_verifier)
+        verifier = load_hit_verifier(settings.cache_verifier)
     except (OSError, ValueError, KeyError) as exc:
         return None, f"cannot load the cache verifier {settings.cache_verifier}: {exc}"
     embedder = MiniLMEmbedder()

@@ -21,17 +21,17 @@ from typing import Any
 import numpy as np
 
 from policies.cache_verifier import Floats
+from producers.pairs import Pair, pair_id, read_pairs, split_pairs
 from producers.report import percentile
 from producers.train_cache import (
-    Pair,
     PairVectors,
+    blend_cross_verifier,
     feature_rows,
-    read_pairs,
-    split_pairs,
     train_verifier,
 )
+from workers.cross_encoder import OnnxCrossEncoder, trained_pair_ids
 from workers.embedder import MiniLMEmbedder
-from workers.ports import SemanticEntry
+from workers.ports import HitVerifier, SemanticEntry
 from workers.stores.vectors import EdgeVectorStore
 
 COSINE_THRESHOLDS = (0.85, 0.9, 0.95, 0.98)
@@ -71,23 +71,56 @@ def curve(scores: Floats, labels: np.ndarray[Any, Any], points: int = 40) -> lis
 
 
 def quality(
-    train: Sequence[Pair], test: Sequence[Pair], max_wrong_rate: float
-) -> tuple[dict[str, Any], MiniLMEmbedder, PairVectors]:
+    train: Sequence[Pair],
+    test: Sequence[Pair],
+    max_wrong_rate: float,
+    cross_encoder: Path | None = None,
+) -> tuple[dict[str, Any], MiniLMEmbedder, PairVectors, HitVerifier]:
     embedder = MiniLMEmbedder()
     started = time.perf_counter()
     vectors = PairVectors(embedder, [*train, *test])
     embed_s = time.perf_counter() - started
-    verifier = train_verifier(
+    features = train_verifier(
         train,
         vectors,
         embedder=embedder.id,
         max_wrong_rate=max_wrong_rate,
     )
     labels = np.array([p.label for p in test])
-    scores = verifier.score_rows(feature_rows(test, vectors, verifier.idf, verifier.default_idf))
+    feature_scores = features.score_rows(
+        feature_rows(test, vectors, features.idf, features.default_idf)
+    )
+    verifier: HitVerifier = features
+    scores, calibration = feature_scores, features.calibration
+    figures: dict[str, Any] = {"verifier": "features"}
+    if cross_encoder is not None:
+        trained_on = trained_pair_ids(cross_encoder)
+        seen = sum(pair_id(p.a, p.b) in trained_on for p in test)
+        if seen:
+            raise ValueError(f"the cross-encoder trained on {seen} of the test pairs")
+        encoder = OnnxCrossEncoder.from_dir(cross_encoder)
+        blended = blend_cross_verifier(
+            features, train, vectors, encoder, trained_on, max_wrong_rate
+        )
+        started = time.perf_counter()
+        cross_logits = encoder.logits([(p.a, p.b) for p in test])
+        cross_s = time.perf_counter() - started
+        verifier, calibration = blended, blended.calibration
+        scores = blended.blend(cross_logits, feature_scores)
+        figures = {
+            "verifier": "features + cross-encoder",
+            "cross_encoder": {
+                "id": encoder.id,
+                **{k: encoder.meta.get(k) for k in ("trained_pairs", "train_seconds", "device")},
+                "pairs_per_s": round(len(test) / cross_s, 1),
+            },
+            "blend": blended.blend.__dict__,
+            "feature_verifier": served(feature_scores, labels, features.threshold),
+            "feature_verifier_curve": curve(feature_scores, labels),
+        }
     cosines = np.array([float(np.dot(vectors.of(p.a), vectors.of(p.b))) for p in test])
     point = served(scores, labels, verifier.threshold)
-    figures: dict[str, Any] = {
+    figures |= {
         "train_pairs": len(train),
         "test_pairs": len(test),
         "test_duplicates": int(labels.sum()),
@@ -96,14 +129,32 @@ def quality(
         "recall": point["recall"],
         "threshold": point["threshold"],
         "hits": point["hits"],
-        "calibration": verifier.calibration.__dict__,
+        "calibration": calibration.__dict__,
         "verifier_curve": curve(scores, labels),
         "cosine": [served(cosines, labels, t) for t in COSINE_THRESHOLDS],
         "cosine_curve": curve(cosines, labels),
         "texts_embedded": len(vectors.index),
         "embed_texts_per_s": round(len(vectors.index) / embed_s, 1),
     }
-    return figures, embedder, vectors
+    return figures, embedder, vectors, verifier
+
+
+def verify_latency_ms(
+    verifier: HitVerifier, vectors: PairVectors, pairs: Sequence[Pair], n: int = 200
+) -> dict[str, float]:
+    """Judging three candidates for one question, as the cache worker does per lookup."""
+    rows = list(pairs)[: n + 2]
+    times = []
+    for i in range(min(n, len(rows) - 2)):
+        question = rows[i].a
+        candidates = [(vectors.of(p.b), p.b) for p in rows[i : i + 3]]
+        t0 = time.perf_counter()
+        verifier.score_candidates(vectors.of(question), question, candidates)
+        times.append((time.perf_counter() - t0) * 1000)
+    return {
+        "verify_p50_ms": round(percentile(times, 50), 3),
+        "verify_p99_ms": round(percentile(times, 99), 3),
+    }
 
 
 def _fill(base: Floats, n: int, rng: np.random.Generator) -> Floats:
@@ -197,6 +248,7 @@ def bench_cache(
     sizes: Sequence[int],
     test_share: float = 0.3,
     limit: int | None = None,
+    cross_encoder: Path | None = None,
 ) -> dict[str, Any]:
     pairs = read_pairs(pairs_path)
     if train_pairs is None:
@@ -205,7 +257,7 @@ def bench_cache(
         train, test = read_pairs(train_pairs), pairs
         if limit:
             train, test = train[:limit], test[:limit]
-    figures, embedder, vectors = quality(train, test, max_wrong_rate)
+    figures, embedder, vectors, verifier = quality(train, test, max_wrong_rate, cross_encoder)
     figures["pairs"] = str(pairs_path)
     figures["train_from"] = str(train_pairs) if train_pairs else f"{1 - test_share:.0%} of pairs"
     latency = lookup_latency(vectors.vectors, sizes)
@@ -215,4 +267,5 @@ def bench_cache(
     figures["lookup_p50_ms"] = largest["lookup_p50_ms"]
     figures["lookup_p99_ms"] = largest["lookup_p99_ms"]
     figures.update(embed_latency_ms(embedder, test))
+    figures.update(verify_latency_ms(verifier, vectors, test))
     return figures

@@ -12,7 +12,8 @@ import pytest
 from policies.cache_verifier import save_verifier
 from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
-from producers.train_cache import Pair, PairVectors, train_verifier
+from producers.pairs import Pair
+from producers.train_cache import PairVectors, train_verifier
 from queues.messages import StepStatus
 from tests.integration.conftest import settings_for
 

@@ -67,3 +67,25 @@ def test_a_file_that_is_not_a_verifier_is_refused(tmp_path):
     np.savez(path, meta=np.array('{"format": "something-else"}'))
     with pytest.raises(ValueError, match="not a cache verifier"):
         load_verifier(path)
+
+
+def test_the_blend_weighs_both_judges_on_the_logit_scale():
+    from policies.cache_verifier import Blend
+
+    blend = Blend(cross=1.0, features=0.5, bias=-1.0)
+    cross = np.array([0.0, 3.0, 3.0], dtype=np.float32)
+    features = np.array([0.5, 0.5, 0.99], dtype=np.float32)
+    got = blend(cross, features)
+    logit_f = np.log(features / (1 - features))
+    assert got == pytest.approx(1 / (1 + np.exp(-(cross + 0.5 * logit_f - 1.0))), rel=1e-5)
+    assert got[0] < got[1] < got[2]  # more belief from either judge, a higher score
+
+
+def test_extra_metadata_and_arrays_ride_along_without_changing_the_verifier(tmp_path):
+    verifier = cosine_verifier(4, 0.9)
+    path = tmp_path / "v.npz"
+    save_verifier(verifier, path, {"cross": {"k": 1}}, {"blob": np.arange(3, dtype=np.uint8)})
+    loaded = load_verifier(path)
+    assert loaded.threshold == verifier.threshold and "cross" not in loaded.meta
+    with np.load(path, allow_pickle=False) as data:
+        assert data["blob"].tolist() == [0, 1, 2]
