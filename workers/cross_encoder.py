@@ -164,9 +164,6 @@ class CrossVerifier:
         features = np.array(self.features.score_candidates(u, question, candidates))
         return [float(x) for x in self.blend(cross, features)]
 
-    def with_bound(self, calibration: Calibration) -> CrossVerifier:
-        return CrossVerifier(self.features, self.encoder, self.blend, calibration)
-
 
 def save_cross_verifier(verifier: CrossVerifier, encoder: OnnxCrossEncoder, path: Path) -> None:
     cross = {
