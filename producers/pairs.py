@@ -66,3 +66,8 @@ def pair_id(a: str, b: str) -> int:
     first, second = sorted((a, b))
     digest = hashlib.blake2b(f"{first}\x00{second}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1
+
+
+def seen_in(pairs: Sequence[Pair], trained_on: set[int]) -> int:
+    """How many of ``pairs`` a model trained on ``trained_on`` (pair ids) has seen."""
+    return sum(pair_id(p.a, p.b) in trained_on for p in pairs)

@@ -19,7 +19,7 @@ from policies.cache_verifier import (
     pair_features,
     words,
 )
-from producers.pairs import Pair, fit_split, pair_id
+from producers.pairs import Pair, fit_split, seen_in
 from workers.cross_encoder import CrossVerifier
 from workers.ports import Embedder, PairScorer
 
@@ -116,7 +116,7 @@ def blend_cross_verifier(
     from sklearn.model_selection import StratifiedKFold
 
     _, calib = fit_split(pairs)
-    seen = sum(pair_id(p.a, p.b) in trained_on for p in calib)
+    seen = seen_in(calib, trained_on)
     if seen:
         raise ValueError(
             f"the cross-encoder trained on {seen} of the {len(calib)} calibration pairs: train "

@@ -28,7 +28,7 @@ from workers.cross_encoder import (
     TOKENIZER_FILE,
     TRAINED_PAIRS_FILE,
     encode_pairs,
-    load_tokenizer,
+    pair_tokenizer,
 )
 from workers.embedder import MINILM, _package_file
 
@@ -77,7 +77,7 @@ def fine_tune(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     random.seed(training.seed)
     torch.manual_seed(training.seed)
-    tokenizer = load_tokenizer(base / TOKENIZER_FILE, training.max_length)
+    tokenizer = pair_tokenizer((base / TOKENIZER_FILE).read_text(), training.max_length)
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=1, dtype=torch.float32
     ).to(device)

@@ -53,10 +53,11 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> dict[str, 
     }
 
 
-def load_tokenizer(path: Path, max_length: int) -> Any:
+def pair_tokenizer(tokenizer_json: str, max_length: int) -> Any:
+    """The WordPiece tokenizer as training and scoring both use it."""
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer = Tokenizer.from_str(tokenizer_json)
     tokenizer.enable_truncation(max_length)  # longest-first across the two texts
     tokenizer.enable_padding()
     return tokenizer
@@ -90,15 +91,12 @@ class OnnxCrossEncoder:
         threads: int = 0,
     ) -> None:
         import onnxruntime
-        from tokenizers import Tokenizer
 
         self.meta = meta
         self.model_bytes = model
         self.tokenizer_json = tokenizer_json
         self.id = f"{meta['name']}@{hashlib.sha256(model).hexdigest()[:12]}"
-        self._tokenizer = Tokenizer.from_str(tokenizer_json)
-        self._tokenizer.enable_truncation(int(meta["max_length"]))
-        self._tokenizer.enable_padding()
+        self._tokenizer = pair_tokenizer(tokenizer_json, int(meta["max_length"]))
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads  # 0: one per core
         options.log_severity_level = 3

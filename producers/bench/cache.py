@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from policies.cache_verifier import Floats
-from producers.pairs import Pair, pair_id, read_pairs, split_pairs
+from producers.pairs import Pair, read_pairs, seen_in, split_pairs
 from producers.report import percentile
 from producers.train_cache import (
     PairVectors,
@@ -95,7 +95,7 @@ def quality(
     figures: dict[str, Any] = {"verifier": "features"}
     if cross_encoder is not None:
         trained_on = trained_pair_ids(cross_encoder)
-        seen = sum(pair_id(p.a, p.b) in trained_on for p in test)
+        seen = seen_in(test, trained_on)
         if seen:
             raise ValueError(f"the cross-encoder trained on {seen} of the test pairs")
         encoder = OnnxCrossEncoder.from_dir(cross_encoder)
