@@ -1,50 +1,84 @@
-"""Compression plans: keep the static prefix byte-for-byte, keep the recent window, trim bulky
-tool results (head and tail, saying what was cut).
+"""Compression plans: the static prefix byte-for-byte, the recent window whole, the older
+history pruned, tool output compacted and cut to what the request needs.
 
-Only content after the static prefix (the leading system/developer messages) is ever
-rewritten, so a provider's prefix cache stays warm across a session's calls.
+Only content after the static prefix (the leading system/developer messages, the last cache
+breakpoint every call shares) is ever rewritten. Everything before the window is a function
+of the messages before the window's start alone, and that start moves in steps
+(``window_stride``): between steps each call's prompt extends the previous one, so a
+provider's prefix cache serves the whole history, not just the system prompt.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
+from policies.history import fill_budget, omitted_note, units
+from policies.structured import Request, extract, parse_json, render, render_lines
+from policies.text_select import select_sentences
 from policies.tokens import TokenCounter
 from queues.messages import ChatMessage, leading_system
+
+# (text, query, token budget) -> shorter text: the prompt compressor for long free text.
+TextCompressor = Callable[[str, str, int], str]
 
 
 @dataclass(frozen=True)
 class CompressionPlan:
-    keep_last: int = 8
+    keep_last: int = 4
     # The window's start moves in steps of this many messages, not one per call: between
     # steps every call extends the previous call's prompt, so the provider's prefix cache
     # serves the whole history. 1 = the classic rolling window (cache-hostile).
-    window_stride: int = 1
-    tool_result_max_tokens: int = 600
-    head_share: float = 0.67  # of a trimmed tool result's budget, the rest goes to its tail
+    window_stride: int = 4
+    history_budget_tokens: int | None = None  # for messages before the window; None: no cap
+    drop_old_replies: bool = True  # the assistant's own old prose; its facts stay in results
+    compact_json: bool = True  # JSON tool output as key/value lines and tables (lossless)
+    tool_result_max_tokens: int = 600  # beyond it, keep the records the request needs
+    text_max_tokens: int = 3000  # a longer free-text message goes to the prompt compressor
+    text_ratio: float = 0.5  # of such a message's tokens to keep
+
+    def economy(self, history_budget: int, factor: float = 0.5) -> CompressionPlan:
+        """The tighter plan of a step past its soft budget."""
+        budget = min(history_budget, self.history_budget_tokens or history_budget)
+        return replace(
+            self,
+            keep_last=max(2, int(self.keep_last * factor)),
+            history_budget_tokens=budget,
+            tool_result_max_tokens=max(100, int(self.tool_result_max_tokens * factor)),
+            text_ratio=self.text_ratio * factor,
+        )
 
 
 @dataclass(frozen=True)
 class CompressionReport:
     dropped_messages: int
-    trimmed_results: int
-    tokens_cut: int
+    trimmed_results: int  # tool results cut to the records the request needs
+    compacted_results: int  # JSON tool results rewritten as lines and tables
+    compressed_texts: int  # long free-text messages put through the prompt compressor
+    tokens_before: int
+    tokens_after: int
+
+    @property
+    def tokens_cut(self) -> int:
+        return self.tokens_before - self.tokens_after
 
     @property
     def changed(self) -> bool:
-        return bool(self.dropped_messages or self.trimmed_results)
+        return self.tokens_cut != 0 or self.dropped_messages > 0
 
     def describe(self) -> str:
         return (
-            f"dropped {self.dropped_messages} old messages, trimmed {self.trimmed_results} "
-            f"tool results, cut {self.tokens_cut} tokens"
+            f"{self.tokens_before} -> {self.tokens_after} tokens after the prefix: dropped "
+            f"{self.dropped_messages} old messages, compacted {self.compacted_results} and "
+            f"trimmed {self.trimmed_results} tool results, compressed {self.compressed_texts} "
+            "long texts"
         )
 
 
 def window_start(body: Sequence[ChatMessage], keep_last: int, stride: int = 1) -> int:
     """Index where the kept recent window begins: at least ``keep_last`` messages, the start
-    snapped down to a multiple of ``stride``, never splitting a tool call from its result."""
+    snapped down to a multiple of ``stride``, never splitting a tool call from its results
+    (so results the agent has not acted on yet are always in the window)."""
     start = max(0, len(body) - keep_last)
     start -= start % max(1, stride)
     while start > 0 and body[start].role == "tool":
@@ -52,43 +86,154 @@ def window_start(body: Sequence[ChatMessage], keep_last: int, stride: int = 1) -
     return start
 
 
-def trim_text(counter: TokenCounter, text: str, budget: int, head_share: float) -> tuple[str, int]:
-    """Keep the head and tail of ``text`` within ``budget`` tokens; return it and tokens cut."""
-    total = counter.count_many([text])[0]
-    if total <= budget:
-        return text, 0
-    head_n = int(budget * head_share)
-    head = counter.head(text, head_n)
-    tail = counter.tail(text, budget - head_n)
-    cut = total - budget
-    return f"{head}\n[... {cut} tokens of tool output cut ...]\n{tail}", cut
+def last_user_text(messages: Sequence[ChatMessage]) -> str:
+    return next((m.text() for m in reversed(messages) if m.role == "user"), "")
+
+
+def request_text(body: Sequence[ChatMessage]) -> str:
+    """What the agent is being asked now: the last user message's final paragraph."""
+    for msg in reversed(body):
+        if msg.role == "user":
+            paragraphs = [p for p in msg.text().split("\n\n") if p.strip()]
+            return paragraphs[-1][-2000:] if paragraphs else ""
+    return ""
+
+
+def subject(text: str) -> str | None:
+    """The entity a result is about: its first identifier line (``reservation_id: X``)."""
+    for line in render_lines(text)[:3]:
+        if line.record and line.key.rsplit(".", 1)[-1].endswith("id"):
+            return line.text
+    return None
+
+
+def stale_results(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """Results that a later result repeats, or that a later result about the same entity
+    supersedes (the reservation fetched again after a change), become a one-line pointer."""
+    out: list[ChatMessage] = []
+    later_texts: set[str] = set()
+    later_subjects: set[str] = set()
+    for msg in reversed(messages):
+        if msg.role == "tool" and isinstance(msg.content, str):
+            about = subject(msg.content)
+            if msg.content in later_texts:
+                note = "[the same result is repeated further down]"
+            elif about is not None and about in later_subjects:
+                note = f"[superseded by a later result for {about}]"
+            else:
+                note = None
+            later_texts.add(msg.content)
+            if about is not None:
+                later_subjects.add(about)
+            if note is not None:
+                msg = msg.model_copy(update={"content": note})
+        out.append(msg)
+    return out[::-1]
+
+
+class Compressor:
+    """One call's compression: ``compress`` below is the whole recipe."""
+
+    def __init__(self, counter: TokenCounter, plan: CompressionPlan, texts: TextCompressor | None):
+        self.counter = counter
+        self.plan = plan
+        self.texts = texts or self._select
+        self.trimmed = self.compacted = self.compressed = 0
+
+    def _count(self, texts: list[str]) -> list[int]:
+        return self.counter.count_many(texts)
+
+    def _select(self, text: str, query: str, budget: int) -> str:
+        return select_sentences(text, query, budget, self._count)
+
+    def tool_result(self, msg: ChatMessage, request: str) -> ChatMessage:
+        if not isinstance(msg.content, str):
+            return msg
+        lines = render_lines(msg.content)
+        text, omitted = extract(
+            lines, Request(request), self.plan.tool_result_max_tokens, self._count
+        )
+        if omitted:
+            self.trimmed += 1
+        elif self.plan.compact_json and parse_json(msg.content) is not None:
+            text = render(msg.content)
+            self.compacted += text != msg.content
+        else:
+            text = msg.content
+        return msg if text == msg.content else msg.model_copy(update={"content": text})
+
+    def free_text(self, msg: ChatMessage, query: str) -> ChatMessage:
+        if not isinstance(msg.content, str) or msg.role == "tool":
+            return msg
+        size = self._count([msg.content])[0]
+        if size <= self.plan.text_max_tokens:
+            return msg
+        budget = max(1, int(size * self.plan.text_ratio))
+        self.compressed += 1
+        return msg.model_copy(update={"content": self.texts(msg.content, query, budget)})
+
+    def results(self, window: Sequence[ChatMessage], last_user: str = "") -> list[ChatMessage]:
+        """Each result is cut for its own call and the user message before it, so its text
+        never changes from one call to the next."""
+        out: list[ChatMessage] = []
+        calls: dict[str, str] = {}
+        for msg in window:
+            if msg.role == "user":
+                last_user = msg.text()
+            for call in msg.tool_calls or ():
+                calls[call.id] = f"{call.function.name}({call.function.arguments})"
+            if msg.role == "tool":
+                msg = self.tool_result(msg, f"{calls.get(msg.tool_call_id or '', '')}\n{last_user}")
+            out.append(msg)
+        return out
+
+    def old_history(
+        self, old: Sequence[ChatMessage], last_user: str
+    ) -> tuple[list[ChatMessage], int]:
+        """The part before the window: replies dropped, results compacted, a budget filled."""
+        kept: list[ChatMessage] = []
+        for msg in old:
+            if msg.role == "assistant" and self.plan.drop_old_replies:
+                if not msg.tool_calls:
+                    continue
+                msg = msg.model_copy(update={"content": None}) if msg.content else msg
+            kept.append(msg)
+        kept = self.results(stale_results(kept), last_user)
+        history = units(kept)
+        sizes = [sum(self._count([m.text() for m in u.messages])) for u in history]
+        keep = fill_budget(history, sizes, self.plan.history_budget_tokens)
+        out: list[ChatMessage] = []
+        dropped = [u for u, k in zip(history, keep, strict=True) if not k]
+        for unit, k in zip(history, keep, strict=True):
+            if k:
+                out.extend(unit.messages)
+            elif dropped and unit is dropped[0]:
+                out.append(omitted_note(dropped))
+        return out, len(old) - len(kept) + sum(len(u.messages) for u in dropped)
 
 
 def compress(
-    counter: TokenCounter, messages: Sequence[ChatMessage], plan: CompressionPlan
+    counter: TokenCounter,
+    messages: Sequence[ChatMessage],
+    plan: CompressionPlan,
+    texts: TextCompressor | None = None,
 ) -> tuple[tuple[ChatMessage, ...], CompressionReport]:
     prefix = leading_system(tuple(messages))
     body = list(messages[len(prefix) :])
-
     # The opening user message states the task: it stays even when the middle goes.
     opening = [body[0]] if body and body[0].role == "user" else []
     rest = body[len(opening) :]
     start = window_start(rest, plan.keep_last, plan.window_stride)
-    dropped = rest[:start]
-    kept = rest[start:]
-    tokens_cut = sum(counter.count_many([m.text() for m in dropped])) if dropped else 0
-
-    trimmed = 0
-    out: list[ChatMessage] = []
-    for msg in kept:
-        if msg.role == "tool" and isinstance(msg.content, str):
-            text, cut = trim_text(
-                counter, msg.content, plan.tool_result_max_tokens, plan.head_share
-            )
-            if cut:
-                msg = msg.model_copy(update={"content": text})
-                trimmed += 1
-                tokens_cut += cut
-        out.append(msg)
-    report = CompressionReport(len(dropped), trimmed, tokens_cut)
-    return (*prefix, *opening, *out), report
+    work = Compressor(counter, plan, texts)
+    old, dropped = work.old_history(rest[:start], last_user_text(opening))
+    window = work.results(rest[start:], last_user_text([*opening, *rest[:start]]))
+    kept = [
+        work.free_text(m, request_text([*opening, *old, *window][: i + 1]))
+        for i, m in enumerate([*opening, *old, *window])
+    ]
+    before = sum(counter.count_many([m.text() for m in body])) if body else 0
+    after = sum(counter.count_many([m.text() for m in kept])) if kept else 0
+    report = CompressionReport(
+        dropped, work.trimmed, work.compacted, work.compressed, before, after
+    )
+    return (*prefix, *kept), report

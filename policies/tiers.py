@@ -110,6 +110,11 @@ class TierTable:
     def at_least(self, tier: str, floor: str) -> str:
         return tier if self.names.index(tier) >= self.names.index(floor) else floor
 
+    def at_most(self, tier: str, cap: str | None) -> str:
+        """``tier``, or ``cap`` if that is lower (None: the cheapest tier)."""
+        ceiling = cap or self.names[0]
+        return tier if self.names.index(tier) <= self.names.index(ceiling) else ceiling
+
 
 def _model(name: str, spec: dict[str, Any], prices: PriceTable | None) -> ModelSpec:
     """A table model: its price is the price table's entry (looked up by ``price``, else the

@@ -19,7 +19,7 @@ from queues.bus import CeleryBus
 from queues.messages import AgentStep, Envelope, StepResult
 from queues.settings import Settings
 from queues.topology import CACHE_INVALIDATE_TASK, INGRESS, Stage
-from workers.stores.budget import RedisBudgetStore
+from workers.stores.budget import ScopeLimits, budget_store
 from workers.stores.dead_letters import DeadLetter, list_dead, remove_dead
 from workers.stores.redis_stores import RedisFinalizeGuard, read_ledger
 
@@ -48,7 +48,7 @@ class Fleet:
         self.app: Celery = create_app(settings, self.table.names)
         self.bus = CeleryBus(self.app)
         self.redis = redis.Redis.from_url(settings.store_url)
-        self.budgets = RedisBudgetStore(self.redis, settings.session_budget_usd)
+        self.budgets = budget_store(self.redis, settings)
 
     def submit(self, step: AgentStep | Mapping[str, Any]) -> AsyncResult:
         env = Envelope(step=to_step(step))
@@ -96,11 +96,39 @@ class Fleet:
         self.app.backend.forget(task_id)
         return counts
 
-    def set_session_budget(self, tenant: str, session_id: str, hard_usd: float | None) -> None:
-        self.budgets.set_limit(tenant, session_id, hard_usd)
+    def set_session_budget(
+        self,
+        tenant: str,
+        session_id: str,
+        hard_usd: float | None,
+        *,
+        soft_usd: float | None = None,
+        hard_tokens: int | None = None,
+        soft_tokens: int | None = None,
+    ) -> None:
+        """A session's limits (they replace the defaults for it; None: no such limit)."""
+        limits = ScopeLimits(hard_usd, soft_usd, hard_tokens, soft_tokens)
+        self.budgets.set_limits("session", tenant, session_id, limits)
+
+    def set_agent_budget(
+        self,
+        tenant: str,
+        agent: str,
+        hard_usd: float | None,
+        *,
+        soft_usd: float | None = None,
+        hard_tokens: int | None = None,
+        soft_tokens: int | None = None,
+    ) -> None:
+        """An agent's limits, over all its sessions."""
+        limits = ScopeLimits(hard_usd, soft_usd, hard_tokens, soft_tokens)
+        self.budgets.set_limits("agent", tenant, agent, limits)
 
     def session_budget(self, tenant: str, session_id: str) -> BudgetState:
         return self.budgets.state(tenant, session_id)
+
+    def agent_budget(self, tenant: str, agent: str) -> BudgetState:
+        return self.budgets.agent_state(tenant, agent)
 
     def ledger(self) -> list[dict[str, Any]]:
         return read_ledger(self.redis, self.settings.ledger_stream)

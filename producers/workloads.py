@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from queues.messages import AgentStep, Lane
+from queues.messages import AgentStep, ChatMessage, Lane
 from workers.providers.replay import ROUTELLM_RESPONSE, ReplayRow, read_routerbench
 
 
@@ -37,6 +37,17 @@ class Workload:
             for k, step in enumerate(session):
                 waves[start + k].append(step)
         return [waves[w] for w in sorted(waves)]
+
+
+@dataclass(frozen=True)
+class TauSession:
+    session_id: str
+    messages: tuple[ChatMessage, ...]
+
+    @property
+    def calls(self) -> list[int]:
+        """Where each model call's input ends: before every assistant turn but the first."""
+        return [k for k, m in enumerate(self.messages) if m.role == "assistant" and k > 0]
 
 
 # Difficulty ranges by task kind: the simulated models' capabilities are 0.55 / 0.75 / 0.92.
@@ -320,30 +331,36 @@ DEFAULT_ROUTELLM = SHARED_DATA / "routing" / "routellm_mmlu"
 DEFAULT_QQP_PAIRS = SHARED_DATA / "cache" / "qqp_pairs_dev.jsonl.gz"
 
 
+def tau_bench_sessions(path: Path, sessions: int | None = None) -> list[TauSession]:
+    """Recorded tau-bench sessions: their ids and messages, validated."""
+    out = []
+    for record in json.loads(path.read_text())[:sessions]:
+        session = f"tau-{record['task_id']}-{record.get('trial', 0)}"
+        messages = tuple(ChatMessage.model_validate(m) for m in record["traj"])
+        out.append(TauSession(session, messages))
+    return out
+
+
 def tau_bench_workload(
     path: Path, sessions: int | None = None, kinds: Sequence[str] = ("tool_call",)
 ) -> Workload:
     """Recorded tau-bench sessions as agent steps: each assistant turn is one call whose
     input is every message before it. Session ``i`` gets task kind ``kinds[i % len(kinds)]``
     (which tier, so which provider, answers it)."""
-    trajectories = json.loads(path.read_text())
     out = []
-    for i, record in enumerate(trajectories[:sessions]):
-        session = f"tau-{record['task_id']}-{record.get('trial', 0)}"
-        traj = record["traj"]
+    for i, session in enumerate(tau_bench_sessions(path, sessions)):
         steps = [
             AgentStep(
-                step_id=f"{session}-{k:03d}",
+                step_id=f"{session.session_id}-{k:03d}",
                 tenant="tau",
                 agent="airline",
                 workflow="tau-bench",
-                session_id=session,
-                messages=tuple(traj[:k]),
+                session_id=session.session_id,
+                messages=session.messages[:k],
                 task_kind=kinds[i % len(kinds)],
                 max_output_tokens=256,
             )
-            for k, message in enumerate(traj)
-            if message["role"] == "assistant" and k > 0
+            for k in session.calls
         ]
         out.append(steps)
     return Workload(out)

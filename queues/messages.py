@@ -190,12 +190,19 @@ class Envelope(Frozen):
     retries: int = 0  # transient-failure retries at the current tier
     cache_key: str | None = None
     prompt: tuple[ChatMessage, ...] | None = None  # the compressed request, once compressed
+    economy: bool = False  # past a soft budget: lower tier cap, tighter compression
+    max_output_tokens: int | None = None  # the cap the compress stage set (task kind, economy)
     decisions: tuple[Decision, ...] = ()
     costs: tuple[CostEntry, ...] = ()
 
     @property
     def request(self) -> tuple[ChatMessage, ...]:
         return self.prompt if self.prompt is not None else self.step.messages
+
+    @property
+    def output_tokens(self) -> int:
+        """max_tokens for this step's calls."""
+        return self.max_output_tokens or self.step.max_output_tokens
 
     def decide(self, stage: str, what: str, why: str, **update: Any) -> Envelope:
         decision = Decision(stage=stage, what=what, why=why)

@@ -69,9 +69,18 @@ class Settings(BaseSettings):
     qdrant_collection: str = "tierfleet_cache"
     vector_dir: Path = Path(".tierfleet/vectors")  # the embedded shard (one process owns it)
     vector_optimize_every: int = 5000  # new points between HNSW index builds (embedded)
-    keep_last_messages: int = 8
-    window_stride: int = 8  # the kept window moves in steps of this many (prefix-cache friendly)
+    # Compression (policies/compression.py): the recent window is kept whole, older history
+    # pruned; JSON tool output compacted, cut to the records the request needs past
+    # tool_result_max_tokens; free text past text_max_tokens goes to the prompt compressor
+    # (LLMLingua when compressor_model_path is set, else the lexical default).
+    keep_last_messages: int = 4
+    window_stride: int = 4  # the kept window moves in steps of this many (prefix-cache friendly)
+    history_budget_tokens: int | None = None  # for messages before the window; None: no cap
     tool_result_max_tokens: int = 600
+    text_max_tokens: int = 3000
+    text_ratio: float = Field(default=0.5, gt=0.0, le=1.0)
+    compressor_model_path: Path | None = None  # a local LLMLingua model (GPU workers)
+    compressor_device: str = "cuda"
 
     batch_flush_every: int = 16
     batch_flush_interval_s: float = 0.005  # a lone step waits this long for company
@@ -110,7 +119,32 @@ class Settings(BaseSettings):
     # probability becomes the answer's confidence (judged against accept_min_confidence).
     request_logprobs: bool = False
 
-    session_budget_usd: float | None = None  # default hard limit; None = unlimited
+    # Budgets, per session and per agent: defaults for scopes that set none of their own
+    # (Fleet.set_session_budget / set_agent_budget). Hard limits refuse the call that would
+    # cross them (budget_exceeded); past a soft limit a step runs in economy mode.
+    session_budget_usd: float | None = None  # hard; None = unlimited
+    session_soft_budget_usd: float | None = None
+    session_budget_tokens: int | None = None
+    session_soft_budget_tokens: int | None = None
+    agent_budget_usd: float | None = None
+    agent_soft_budget_usd: float | None = None
+    agent_budget_tokens: int | None = None
+    agent_soft_budget_tokens: int | None = None
+    # Economy mode: start no higher than this tier (None: the cheapest), a history budget,
+    # and this factor on the window, tool-result and max_tokens allowances.
+    economy_max_tier: str | None = None
+    economy_history_tokens: int = 1500
+    economy_factor: float = Field(default=0.5, gt=0.0, le=1.0)
+    # max_tokens per task kind: a step asking more gets this much.
+    output_tokens_by_kind: dict[str, int] = Field(
+        default_factory=lambda: {
+            "classify": 64,
+            "extract": 1024,
+            "tool_call": 1024,
+            "summarize": 1024,
+            "chat": 2048,
+        }
+    )
     simulated_latency_ms: float = 0.0  # per provider call, for the simulated provider
 
     ledger_stream: str = "tf:ledger"

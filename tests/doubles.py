@@ -46,31 +46,56 @@ class RecordingBus:
 
 @dataclass
 class MemoryBudgets:
-    """The budget rules of the Lua script, in memory (the real one is tested on Redis)."""
+    """The budget rules of the Lua script for one scope, in memory (the real one, with both
+    scopes, is tested on Redis)."""
 
     limit_nano: int | None = None
     spent: int = 0
     held: dict[str, int] = field(default_factory=dict)
+    limit_tokens: int | None = None
+    soft_nano: int | None = None
+    spent_tokens: int = 0
+    held_tokens: dict[str, int] = field(default_factory=dict)
 
-    def reserve(self, env: Envelope, reservation: str, amount_nano: int) -> BudgetState | None:
-        state = BudgetState(self.limit_nano, self.spent, sum(self.held.values()))
+    def _state(self) -> BudgetState:
+        return BudgetState(
+            self.limit_nano,
+            self.spent,
+            sum(self.held.values()),
+            self.limit_tokens,
+            self.spent_tokens,
+            sum(self.held_tokens.values()),
+            soft_nano=self.soft_nano,
+        )
+
+    def reserve(
+        self, env: Envelope, reservation: str, amount_nano: int, tokens: int = 0
+    ) -> str | None:
         if reservation in self.held:
-            return state
-        if not state.admits(amount_nano):
             return None
+        if not self._state().admits(amount_nano, tokens):
+            return "session"
         self.held[reservation] = amount_nano
-        return state
+        self.held_tokens[reservation] = tokens
+        return None
 
-    def settle(self, env: Envelope, reservation: str, actual_nano: int) -> None:
+    def settle(self, env: Envelope, reservation: str, actual_nano: int, tokens: int = 0) -> None:
         if self.held.pop(reservation, None) is not None:
+            self.held_tokens.pop(reservation, None)
             self.spent += actual_nano
+            self.spent_tokens += tokens
 
     def release_step(self, env: Envelope) -> int:
         mine = [k for k in self.held if k.startswith(env.step.step_id + ":")]
+        for k in mine:
+            self.held_tokens.pop(k, None)
         return sum(self.held.pop(k) for k in mine)
 
     def state(self, tenant: str, session_id: str) -> BudgetState:
-        return BudgetState(self.limit_nano, self.spent, sum(self.held.values()))
+        return self._state()
+
+    def states(self, env: Envelope) -> list[BudgetState]:
+        return [self._state()]
 
 
 @dataclass

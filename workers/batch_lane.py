@@ -86,7 +86,7 @@ def submit(job: BatchJob, rt: Runtime) -> None:
     model = rt.table.models[job.model]
     steps = _parked(job, rt)
     requests = [
-        (custom_id, CompletionRequest.for_step(env.step, model, env.request))
+        (custom_id, CompletionRequest.for_step(env.step, model, env.request, env.output_tokens))
         for custom_id, (_, env) in steps.items()
     ]
     try:

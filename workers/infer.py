@@ -53,13 +53,18 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
         return Admitted(env, model, reservation="")
     batch = env.step.lane is Lane.batch and supports_batch(rt.provider_for(model))
     tokens_in = request_tokens(rt.counter, env.request, env.step.tools)
-    amount = to_nano_up(reservation_usd(model, tokens_in, env.step.max_output_tokens, batch=batch))
+    tokens = tokens_in + env.output_tokens
+    amount = to_nano_up(reservation_usd(model, tokens_in, env.output_tokens, batch=batch))
     rid = reservation_id(
         env.step.step_id, env.attempt, env.retries, cross_check=env.first_answer is not None
     )
-    if rt.budgets.reserve(env, rid, amount) is None:
-        state = rt.budgets.state(env.step.tenant, env.step.session_id)
-        reason = f"hard budget refuses ${amount / NANO:.6f} on {model.name}: {state.describe()}"
+    refused = rt.budgets.reserve(env, rid, amount, tokens)
+    if refused is not None:
+        state = next(s for s in rt.budgets.states(env) if s.scope == refused)
+        reason = (
+            f"hard {refused} budget refuses ${amount / NANO:.6f} ({tokens} tokens) on "
+            f"{model.name}: {state.describe()}"
+        )
         rt.bus.finalize(
             env.decide("infer", "budget_exceeded", reason),
             Outcome(status=StepStatus.budget_exceeded, tier=env.tier, reason=reason),
@@ -74,7 +79,10 @@ def call_provider(items: list[Admitted], rt: Runtime) -> None:
     started = time.perf_counter()
     try:
         answers = provider.complete(
-            [CompletionRequest.for_step(i.env.step, i.model, i.env.request) for i in items]
+            [
+                CompletionRequest.for_step(i.env.step, i.model, i.env.request, i.env.output_tokens)
+                for i in items
+            ]
         )
         if len(answers) != len(items):
             raise PermanentError(f"{provider.name} gave {len(answers)} answers to {len(items)}")

@@ -98,7 +98,7 @@ def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime)
     if env.shadow_of is not None:
         record_shadow(item, answer, cost, rt)
         return
-    rt.budgets.settle(env, item.reservation, to_nano(cost))
+    rt.budgets.settle(env, item.reservation, to_nano(cost), answer.tokens_in + answer.tokens_out)
     verdict = judge(
         answer.text,
         task_kind=env.step.task_kind,

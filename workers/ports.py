@@ -29,7 +29,11 @@ class CompletionRequest:
 
     @classmethod
     def for_step(
-        cls, step: AgentStep, model: ModelSpec, messages: tuple[ChatMessage, ...]
+        cls,
+        step: AgentStep,
+        model: ModelSpec,
+        messages: tuple[ChatMessage, ...],
+        max_output_tokens: int | None = None,
     ) -> CompletionRequest:
         """The call that answers ``step`` with ``model`` over ``messages`` (maybe compressed)."""
         return cls(
@@ -38,7 +42,7 @@ class CompletionRequest:
             messages=messages,
             tools=step.tools,
             response_schema=step.response_schema,
-            max_output_tokens=step.max_output_tokens,
+            max_output_tokens=max_output_tokens or step.max_output_tokens,
             task_kind=step.task_kind,
             cache_key=step.prompt_version or "",
             labels=dict(step.labels),
@@ -78,15 +82,21 @@ class Bus(Protocol):
 
 
 class BudgetStore(Protocol):
-    def reserve(self, env: Envelope, reservation: str, amount_nano: int) -> BudgetState | None:
-        """Reserve atomically; None when the hard limit refuses it (state says why)."""
+    def reserve(
+        self, env: Envelope, reservation: str, amount_nano: int, tokens: int = 0
+    ) -> str | None:
+        """Hold the amount in each of the step's scopes; the scope that refuses, or None."""
         ...
 
-    def settle(self, env: Envelope, reservation: str, actual_nano: int) -> None: ...
+    def settle(
+        self, env: Envelope, reservation: str, actual_nano: int, tokens: int = 0
+    ) -> None: ...
 
     def release_step(self, env: Envelope) -> int: ...
 
     def state(self, tenant: str, session_id: str) -> BudgetState: ...
+
+    def states(self, env: Envelope) -> list[BudgetState]: ...  # session, then agent
 
 
 class ExactCache(Protocol):

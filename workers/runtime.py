@@ -11,7 +11,7 @@ import redis
 import structlog
 from celery import Celery
 
-from policies.compression import CompressionPlan
+from policies.compression import CompressionPlan, TextCompressor
 from policies.learned_router import RouterArtifact, load_router
 from policies.tiers import ModelSpec, TierTable
 from policies.tokens import TokenCounter
@@ -32,7 +32,7 @@ from workers.ports import (
 from workers.providers import build_provider
 from workers.semantic import SemanticLayer, build_semantic_layer
 from workers.stores.batch_jobs import RedisBatchJobs
-from workers.stores.budget import RedisBudgetStore
+from workers.stores.budget import budget_store
 from workers.stores.dead_letters import BrokerDeadLetters
 from workers.stores.redis_stores import (
     BackendResults,
@@ -64,6 +64,9 @@ class Runtime:
     # Builds the semantic cache layer (only the cache worker calls it): (layer, or why not).
     semantic_factory: Callable[[], tuple[SemanticLayer | None, str]] = lambda: (None, "off")
     _semantic: tuple[SemanticLayer | None, str] | None = None
+    # The prompt compressor for long free text: None is the lexical default (no model).
+    text_compressor_factory: Callable[[], TextCompressor | None] = lambda: None
+    _text_compressor: list[TextCompressor | None] = field(default_factory=list)
     _providers: dict[str, Provider] = field(default_factory=dict)
     _artifacts: dict[str, RouterArtifact] = field(default_factory=dict)
 
@@ -107,12 +110,23 @@ class Runtime:
         return self._semantic[0]
 
     @property
-    def compression_plan(self) -> CompressionPlan:
-        return CompressionPlan(
-            keep_last=self.settings.keep_last_messages,
-            window_stride=self.settings.window_stride,
-            tool_result_max_tokens=self.settings.tool_result_max_tokens,
+    def text_compressor(self) -> TextCompressor | None:
+        """The configured prompt compressor, loaded once per process on first use."""
+        if not self._text_compressor:
+            self._text_compressor.append(self.text_compressor_factory())
+        return self._text_compressor[0]
+
+    def compression_plan(self, economy: bool = False) -> CompressionPlan:
+        s = self.settings
+        plan = CompressionPlan(
+            keep_last=s.keep_last_messages,
+            window_stride=s.window_stride,
+            history_budget_tokens=s.history_budget_tokens,
+            tool_result_max_tokens=s.tool_result_max_tokens,
+            text_max_tokens=s.text_max_tokens,
+            text_ratio=s.text_ratio,
         )
+        return plan.economy(s.economy_history_tokens, s.economy_factor) if economy else plan
 
 
 def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
@@ -123,7 +137,7 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         table=table,
         counter=counter,
         bus=CeleryBus(app),
-        budgets=RedisBudgetStore(client, settings.session_budget_usd),
+        budgets=budget_store(client, settings),
         cache=RedisExactCache(client, settings.cache_ttl_s),
         ledger=StreamLedger(client, settings.ledger_stream, settings.ledger_maxlen),
         finalized=RedisFinalizeGuard(client, settings.result_ttl_s),
@@ -133,7 +147,23 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         batch_jobs=RedisBatchJobs(client),
         shadow=StreamLedger(client, settings.shadow_stream, settings.ledger_maxlen),
         semantic_factory=lambda: build_semantic_layer(settings),
+        text_compressor_factory=lambda: build_text_compressor(settings),
     )
+
+
+def build_text_compressor(settings: Settings) -> TextCompressor | None:
+    """LLMLingua when a compressor model is configured; None (the lexical default) else."""
+    if settings.compressor_model_path is None:
+        return None
+    from workers.llmlingua_compressor import LlmLinguaCompressor
+
+    try:
+        return LlmLinguaCompressor.load(settings.compressor_model_path, settings.compressor_device)
+    except (ImportError, OSError, ValueError) as exc:
+        raise PermanentError(
+            f"cannot load the compressor {settings.compressor_model_path}: {exc} "
+            "(install the `llmlingua` extra, or unset TIERFLEET_COMPRESSOR_MODEL_PATH)"
+        ) from exc
 
 
 class LazyRuntime:

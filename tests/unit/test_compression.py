@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from policies.compression import CompressionPlan, compress, trim_text, window_start
+from policies.compression import CompressionPlan, compress, window_start
 from policies.tokens import prompt_tokens
 from queues.messages import ChatMessage
 from workers.tokenizer import BpeCounter
@@ -37,12 +37,15 @@ def test_static_prefix_is_kept_byte_for_byte():
         *[m for i in range(20) for m in turn(i)],
         ChatMessage(role="user", content="now"),
     ]
-    out, report = compress(COUNTER, history, CompressionPlan(keep_last=4))
+    out, report = compress(COUNTER, history, CompressionPlan(keep_last=4, window_stride=1))
     assert out[0].model_dump_json() == SYSTEM.model_dump_json()
     assert out[0] is SYSTEM
-    assert report.dropped_messages == len(history) - 1 - 1 - 4
     assert out[1].content == "question 0"  # the opening user message states the task
     assert [m.content for m in out[-4:]] == ["answer 18", "question 19", "answer 19", "now"]
+    # Older assistant replies go (their facts live in the results and user turns kept).
+    old = out[2:-4]
+    assert [m.content for m in old] == [f"question {i}" for i in range(1, 19)]
+    assert report.dropped_messages == 18
 
 
 def test_nothing_to_do_changes_nothing():
@@ -69,29 +72,6 @@ def test_window_never_starts_on_a_tool_result(body_len, keep, roles, expected):
     assert start == 0 or body[start].role != "tool"
 
 
-def test_long_tool_result_keeps_head_and_tail_and_says_what_was_cut():
-    records = [{"flight": f"HAT{i:03d}", "price": i} for i in range(400)]
-    payload = json.dumps(records)
-    history = [
-        SYSTEM,
-        ChatMessage(role="user", content="change my flight"),
-        *tool_pair("c1", payload),
-        ChatMessage(role="user", content="ok?"),
-    ]
-    out, report = compress(COUNTER, history, CompressionPlan(tool_result_max_tokens=200))
-    trimmed = out[3].content
-    assert isinstance(trimmed, str)
-    assert trimmed.startswith(payload[:50]) and trimmed.endswith(payload[-30:])
-    assert "tokens of tool output cut" in trimmed
-    assert report.trimmed_results == 1
-    assert COUNTER.count_many([trimmed])[0] <= 200 + 20
-    assert prompt_tokens(COUNTER, out) < prompt_tokens(COUNTER, history)
-
-
-def test_trim_text_leaves_short_text_alone():
-    assert trim_text(COUNTER, "short", 100, 0.67) == ("short", 0)
-
-
 def test_a_strided_window_makes_each_call_extend_the_last_until_it_steps():
     counter = BpeCounter()
     plan = CompressionPlan(keep_last=4, window_stride=4)
@@ -105,7 +85,124 @@ def test_a_strided_window_makes_each_call_extend_the_last_until_it_steps():
     # Two messages a turn, a stride of four: the window steps every other call, and the call
     # in between reuses the whole previous prompt as its prefix.
     assert extends == [True, True] + [False, True] * 4 + [False]
-    assert max(len(p) for p in prompts) <= 2 + 4 + 3  # prefix, opening, keep_last + stride - 1
+    # Before the window only user turns stay; the window holds keep_last + stride - 1 at most.
+    assert max(sum(m.role == "assistant" for m in p) for p in prompts) <= 4
     rolling = CompressionPlan(keep_last=4, window_stride=1)
     rolled = [compress(counter, history[: 4 + 2 * t], rolling)[0] for t in range(3, 12)]
     assert not any(new[: len(old)] == old for old, new in itertools.pairwise(rolled))
+
+
+FLIGHTS = [
+    {
+        "flight_number": f"HAT{i:03d}",
+        "origin": "JFK",
+        "destination": "SEA",
+        "status": "available",
+        "prices": {"economy": 100 + i, "business": 400 + i},
+    }
+    for i in range(60)
+]
+
+
+def test_json_tool_output_becomes_a_table_with_every_value():
+    history = [
+        SYSTEM,
+        ChatMessage(role="user", content="flights to Seattle?"),
+        *tool_pair("c1", json.dumps(FLIGHTS[:3])),
+        ChatMessage(role="user", content="ok"),
+    ]
+    out, report = compress(COUNTER, history, CompressionPlan())
+    table = out[3].content
+    assert table == (
+        "flight_number|origin|destination|status|prices.economy|prices.business\n"
+        "HAT000|JFK|SEA|available|100|400\n"
+        "HAT001|JFK|SEA|available|101|401\n"
+        "HAT002|JFK|SEA|available|102|402"
+    )
+    assert report.compacted_results == 1 and report.tokens_after < report.tokens_before
+
+
+def test_long_tool_output_keeps_the_records_the_request_names_and_lists_the_rest():
+    history = [
+        SYSTEM,
+        ChatMessage(role="user", content="Is HAT042 still available?"),
+        *tool_pair("c1", json.dumps(FLIGHTS)),
+    ]
+    out, report = compress(COUNTER, history, CompressionPlan(tool_result_max_tokens=150))
+    text = out[3].content
+    assert isinstance(text, str) and report.trimmed_results == 1
+    assert "HAT042|JFK|SEA|available|142|442" in text  # the record the request names
+    assert text.startswith("flight_number|origin")  # the header stays
+    assert "records omitted as not matching the request" in text
+    assert "HAT030" in text  # an omitted record is still named by its identifier
+    assert "HAT030|JFK" not in text
+    assert COUNTER.count_many([text])[0] <= 150 + 250  # the budget plus the note of ids
+
+
+def test_old_history_drops_replies_keeps_calls_and_corrections_and_says_what_went():
+    history = [
+        SYSTEM,
+        ChatMessage(role="user", content="book me a flight"),
+        *tool_pair("c1", json.dumps({"user_id": "mia_1", "membership": "gold"})),
+        ChatMessage(role="assistant", content="You are a gold member. " * 20),
+        ChatMessage(role="user", content="Actually, I meant my husband's account."),
+        *[m for i in range(6) for m in turn(i)],
+    ]
+    out, report = compress(
+        COUNTER, history, CompressionPlan(keep_last=2, window_stride=1, history_budget_tokens=20)
+    )
+    texts = [m.text() for m in out]
+    assert not any("gold member" in t for t in texts)
+    assert "Actually, I meant my husband's account." in texts  # a correction is never dropped
+    assert any(t.startswith("[context note:") and "omitted" in t for t in texts)
+    kept_calls = [m for m in out if m.tool_calls]
+    kept_results = [m for m in out if m.role == "tool"]
+    # A call and its result stay or go together.
+    assert len(kept_calls) == len(kept_results)
+    assert report.dropped_messages > 0
+
+
+def test_a_result_repeated_or_superseded_later_becomes_a_pointer():
+    before = json.dumps({"reservation_id": "ABC123", "cabin": "economy"})
+    after = json.dumps({"reservation_id": "ABC123", "cabin": "business"})
+    history = [
+        SYSTEM,
+        ChatMessage(role="user", content="upgrade ABC123"),
+        *tool_pair("c1", before),
+        *tool_pair("c2", after),
+        *[m for i in range(4) for m in turn(i)],
+    ]
+    out, _ = compress(COUNTER, history, CompressionPlan(keep_last=2, window_stride=1))
+    results = [m.content for m in out if m.role == "tool"]
+    assert results == [
+        "[superseded by a later result for reservation_id: ABC123]",
+        "reservation_id: ABC123\ncabin: business",
+    ]
+
+
+def test_long_free_text_goes_to_the_prompt_compressor_with_the_question():
+    document = " ".join(f"Paragraph {i} talks about topic {i}." for i in range(400))
+    question = "What does paragraph 77 say?"
+    history = [ChatMessage(role="user", content=f"{document}\n\n{question}")]
+    calls = []
+
+    def compressor(text: str, query: str, budget: int) -> str:
+        calls.append((query, budget))
+        return text[:100]
+
+    plan = CompressionPlan(text_max_tokens=500, text_ratio=0.25)
+    out, report = compress(COUNTER, history, plan, compressor)
+    assert calls and calls[0][0] == question
+    assert report.compressed_texts == 1 and len(out[0].text()) == 100
+    # The default compressor keeps the sentence that answers, within the budget.
+    out, _ = compress(COUNTER, history, plan)
+    text = out[0].text()
+    assert "Paragraph 77 talks about topic 77." in text and "[...]" in text
+    assert COUNTER.count_many([text])[0] <= COUNTER.count_many([history[0].text()])[0] * 0.3
+
+
+def test_economy_plan_is_tighter():
+    plan = CompressionPlan(keep_last=8, tool_result_max_tokens=600, text_ratio=0.5)
+    eco = plan.economy(history_budget=1000, factor=0.5)
+    assert (eco.keep_last, eco.tool_result_max_tokens, eco.history_budget_tokens) == (4, 300, 1000)
+    assert eco.text_ratio == 0.25

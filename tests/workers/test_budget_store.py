@@ -1,43 +1,65 @@
-"""The Lua budget script on a real Redis, under concurrent reservations."""
+"""The Lua budget script on a real Redis: both scopes, dollars and tokens, under concurrency."""
 
 from concurrent.futures import ThreadPoolExecutor
 
+from policies.budgets import economy_reason
 from tests.doubles import envelope
-from workers.stores.budget import RedisBudgetStore
+from workers.stores.budget import RedisBudgetStore, ScopeLimits
 
 
 def test_reserve_settle_release(redis_client):
     store = RedisBudgetStore(redis_client)
     env = envelope()
-    store.set_limit("acme", "s1", 1e-6)  # 1000 nano-dollars
-    assert store.reserve(env, "r1", 600) is not None
-    assert store.reserve(env, "r2", 600) is None  # 600 + 600 > 1000
-    assert store.reserve(env, "r1", 600) is not None  # a redelivery keeps its reservation
-    store.settle(env, "r1", 100)
-    store.settle(env, "r1", 100)  # settling twice changes nothing
+    store.set_limits("session", "acme", "s1", ScopeLimits(hard_usd=1e-6))  # 1000 nano-dollars
+    assert store.reserve(env, "r1", 600) is None
+    assert store.reserve(env, "r2", 600) == "session"  # 600 + 600 > 1000
+    assert store.reserve(env, "r1", 600) is None  # a redelivery keeps its reservation
+    store.settle(env, "r1", 100, tokens=40)
+    store.settle(env, "r1", 100, tokens=40)  # settling twice changes nothing
     state = store.state("acme", "s1")
-    assert (state.spent_nano, state.reserved_nano) == (100, 0)
-    store.reserve(env, f"{env.step.step_id}:0:0", 300)
+    assert (state.spent_nano, state.reserved_nano, state.spent_tokens) == (100, 0, 40)
+    store.reserve(env, f"{env.step.step_id}:0:0", 300, tokens=10)
     assert store.release_step(env) == 300
     assert store.state("acme", "s1").reserved_nano == 0
+    assert store.state("acme", "s1").reserved_tokens == 0
 
 
-def test_default_limit_and_unlimited(redis_client):
+def test_default_limits_and_unlimited(redis_client):
     env = envelope(session_id="s2")
-    assert RedisBudgetStore(redis_client, default_limit_usd=None).reserve(env, "a", 10**15)
-    limited = RedisBudgetStore(redis_client, default_limit_usd=1e-6)
-    assert limited.reserve(envelope(session_id="s3"), "a", 1001) is None
+    assert RedisBudgetStore(redis_client).reserve(env, "a", 10**15, 10**9) is None
+    limited = RedisBudgetStore(redis_client, session=ScopeLimits(hard_usd=1e-6))
+    assert limited.reserve(envelope(session_id="s3"), "a", 1001) == "session"
+    by_tokens = RedisBudgetStore(redis_client, session=ScopeLimits(hard_tokens=500))
+    assert by_tokens.reserve(envelope(session_id="s4"), "a", 1, tokens=501) == "session"
+    assert by_tokens.reserve(envelope(session_id="s4"), "b", 1, tokens=500) is None
+
+
+def test_an_agent_limit_holds_across_its_sessions(redis_client):
+    store = RedisBudgetStore(redis_client)
+    store.set_limits("agent", "acme", "support", ScopeLimits(hard_tokens=1000, soft_tokens=600))
+    first = envelope(session_id="a1", agent="support")
+    second = envelope(session_id="a2", agent="support")
+    assert store.reserve(first, "r1", 5, tokens=700) is None
+    # The second session has room of its own, but not the agent: refused, nothing held.
+    assert store.reserve(second, "r2", 5, tokens=400) == "agent"
+    assert store.state("acme", "a2").reserved_tokens == 0
+    store.settle(first, "r1", 5, tokens=650)
+    session, agent = store.states(second)
+    assert (session.scope, agent.scope) == ("session", "agent")
+    assert agent.spent_tokens == 650 and agent.reserved_tokens == 0
+    assert economy_reason(store.states(second)) == "agent 650 tokens >= soft 600"
+    assert store.reserve(second, "r3", 5, tokens=350) is None
 
 
 def test_concurrent_reservations_never_exceed_the_hard_limit(redis_client):
     store = RedisBudgetStore(redis_client)
-    store.set_limit("acme", "s1", 1e-5)  # 10,000 nano-dollars
+    store.set_limits("session", "acme", "s1", ScopeLimits(hard_usd=1e-5))  # 10,000 nano-dollars
     env = envelope()
 
     def attempt(i: int) -> bool:
-        admitted = store.reserve(env, f"r{i}", 700) is not None
+        admitted = store.reserve(env, f"r{i}", 700, tokens=10) is None
         if admitted:
-            store.settle(env, f"r{i}", 650)
+            store.settle(env, f"r{i}", 650, tokens=9)
         return admitted
 
     with ThreadPoolExecutor(16) as pool:
@@ -45,3 +67,4 @@ def test_concurrent_reservations_never_exceed_the_hard_limit(redis_client):
     state = store.state("acme", "s1")
     assert state.spent_nano <= 10_000 and state.reserved_nano == 0
     assert admitted == state.spent_nano // 650 and admitted >= 10_000 // 700
+    assert state.spent_tokens == 9 * admitted

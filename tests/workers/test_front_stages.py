@@ -5,7 +5,7 @@ import redis
 from policies.caching import exact_key
 from queues.messages import StepStatus
 from queues.topology import Stage
-from tests.doubles import envelope, make_runtime
+from tests.doubles import MemoryBudgets, envelope, make_runtime
 from workers import cache, classify, compress
 from workers.errors import PermanentError, TransientError
 from workers.stage import run_stage
@@ -57,7 +57,7 @@ def test_compress_trims_and_passes_the_prompt_on():
     [(stage, sent, _)] = bus.sent
     assert stage is Stage.classify
     assert sent.prompt is not None and sent.prompt[0] == env.step.messages[0]
-    assert "cut" in str(sent.prompt[3].content)
+    assert "records omitted" in str(sent.prompt[3].content)
     assert sent.decisions[-1].what == "compressed"
     assert sent.step == env.step  # the submitted step itself never changes
 
@@ -121,3 +121,35 @@ def test_a_redis_blink_is_retried_like_any_transient_error():
 
     _, _, delays = _run(envelope().to_wire(), blink)
     assert len(delays) == 1
+
+
+def test_max_tokens_is_capped_for_the_task_kind():
+    rt, bus, _ = make_runtime(output_tokens_by_kind={"classify": 16})
+    compress.handle(envelope(task_kind="classify", max_output_tokens=512), rt)
+    [(_, sent, _)] = bus.sent
+    assert sent.output_tokens == 16 and not sent.economy
+    assert "max_tokens 16" in sent.decisions[-1].why
+
+
+def test_past_the_soft_limit_a_step_runs_in_economy_mode():
+    budgets = MemoryBudgets(soft_nano=1000, spent=1500)
+    rt, bus, _ = make_runtime(budgets=budgets, economy_factor=0.5, output_tokens_by_kind={})
+    env = envelope(task_kind="reason", max_output_tokens=400)  # rules route reason: frontier
+    compress.handle(env, rt)
+    [(stage, sent, _)] = bus.sent
+    assert sent.economy and sent.output_tokens == 200
+    economy = sent.decisions[-2]
+    assert (economy.stage, economy.what) == ("budget", "economy")
+    assert "session $0.000002 >= soft $0.000001" in economy.why
+    classify.handle(sent, rt)
+    [_, (stage, routed, _)] = bus.sent
+    assert stage is Stage.infer and routed.tier == "cheap"
+    assert "economy cap -> cheap" in routed.decisions[-1].why
+
+
+def test_below_the_soft_limit_nothing_changes():
+    rt, bus, _ = make_runtime(budgets=MemoryBudgets(soft_nano=1000, spent=10))
+    compress.handle(envelope(task_kind="reason"), rt)
+    classify.handle(bus.sent[0][1], rt)
+    routed = bus.sent[1][1]
+    assert not routed.economy and routed.tier == "frontier"

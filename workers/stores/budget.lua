@@ -1,53 +1,80 @@
--- Session budgets in integer nano-dollars, one hash per (tenant, session):
---   limit (absent = ARGV default), spent, reserved, and r:<reservation id> -> amount.
--- Every operation is one atomic script run, so concurrent workers can never admit more than
--- the hard limit minus what is spent and already reserved.
--- KEYS[1] budget hash; ARGV[1] op; the rest depends on op.
-local key = KEYS[1]
+-- Budgets in integer nano-dollars and tokens, one hash per scope (a session, an agent):
+--   limit / tlimit (hard; absent = the ARGV default, -1 = none), soft / tsoft (read by the
+--   economy check, not here), spent, reserved, tspent, treserved, and
+--   r:<reservation id> -> "<nano>:<tokens>".
+-- Every operation is one atomic script run over all of a step's scopes, so concurrent
+-- workers can never admit more than any scope's hard limit minus what is spent and reserved.
+-- KEYS: the step's scope hashes. ARGV[1]: op; the rest depends on op.
 local op = ARGV[1]
 
-local function num(field, default)
+local function num(key, field, default)
   local v = redis.call('HGET', key, field)
   if v then return tonumber(v) end
   return default
 end
 
-if op == 'reserve' then
-  -- ARGV: reservation id, amount, default limit (-1 = unlimited), ttl seconds
-  local rid, amount, default_limit, ttl = 'r:' .. ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-  local limit = num('limit', default_limit)
-  local spent, reserved = num('spent', 0), num('reserved', 0)
-  local held = redis.call('HGET', key, rid)
-  if held then  -- a redelivered call keeps its reservation
-    return {1, limit, spent, reserved}
-  end
-  if limit >= 0 and spent + reserved + amount > limit then
-    return {0, limit, spent, reserved}
-  end
-  redis.call('HINCRBY', key, 'reserved', amount)
-  redis.call('HSET', key, rid, amount)
-  redis.call('EXPIRE', key, ttl)
-  return {1, limit, spent, reserved + amount}
-elseif op == 'settle' then
-  -- ARGV: reservation id, actual amount
-  local rid, actual = 'r:' .. ARGV[2], tonumber(ARGV[3])
-  local held = redis.call('HGET', key, rid)
-  if not held then return 0 end  -- settled already
+local function held(key, rid)
+  local v = redis.call('HGET', key, rid)
+  if not v then return nil end
+  local sep = string.find(v, ':', 1, true)
+  if not sep then return tonumber(v), 0 end
+  return tonumber(string.sub(v, 1, sep - 1)), tonumber(string.sub(v, sep + 1))
+end
+
+local function release(key, rid)
+  local amount, tokens = held(key, rid)
+  if not amount then return 0 end
   redis.call('HDEL', key, rid)
-  redis.call('HINCRBY', key, 'reserved', -tonumber(held))
-  redis.call('HINCRBY', key, 'spent', actual)
-  return 1
+  redis.call('HINCRBY', key, 'reserved', 0 - amount)  -- never -0, which HINCRBY refuses
+  redis.call('HINCRBY', key, 'treserved', 0 - tokens)
+  return amount
+end
+
+if op == 'reserve' then
+  -- ARGV: reservation id, amount, tokens, ttl, then per key: default limit, default tlimit.
+  -- Returns 0 when all scopes admit it, else the 1-based index of the first that refuses.
+  local rid, amount, tokens, ttl = 'r:' .. ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+  if held(KEYS[1], rid) then return 0 end  -- a redelivered call keeps its reservation
+  for i, key in ipairs(KEYS) do
+    local limit = num(key, 'limit', tonumber(ARGV[4 + 2 * i]))
+    local tlimit = num(key, 'tlimit', tonumber(ARGV[5 + 2 * i]))
+    if limit >= 0 and num(key, 'spent', 0) + num(key, 'reserved', 0) + amount > limit then
+      return i
+    end
+    if tlimit >= 0 and num(key, 'tspent', 0) + num(key, 'treserved', 0) + tokens > tlimit then
+      return i
+    end
+  end
+  for _, key in ipairs(KEYS) do
+    redis.call('HINCRBY', key, 'reserved', amount)
+    redis.call('HINCRBY', key, 'treserved', tokens)
+    redis.call('HSET', key, rid, amount .. ':' .. tokens)
+    redis.call('EXPIRE', key, ttl)
+  end
+  return 0
+elseif op == 'settle' then
+  -- ARGV: reservation id, actual amount, actual tokens
+  local rid, actual, tokens = 'r:' .. ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+  local settled = 0
+  for _, key in ipairs(KEYS) do
+    if held(key, rid) then  -- else settled already
+      release(key, rid)
+      redis.call('HINCRBY', key, 'spent', actual)
+      redis.call('HINCRBY', key, 'tspent', tokens)
+      settled = 1
+    end
+  end
+  return settled
 elseif op == 'release_step' then
   -- ARGV: step id. Frees reservations a crashed call left behind.
   local prefix = 'r:' .. ARGV[2] .. ':'
   local freed = 0
-  local fields = redis.call('HKEYS', key)
-  for _, f in ipairs(fields) do
-    if string.sub(f, 1, #prefix) == prefix then
-      local held = tonumber(redis.call('HGET', key, f))
-      redis.call('HDEL', key, f)
-      redis.call('HINCRBY', key, 'reserved', -held)
-      freed = freed + held
+  for i, key in ipairs(KEYS) do
+    for _, f in ipairs(redis.call('HKEYS', key)) do
+      if string.sub(f, 1, #prefix) == prefix then
+        local amount = release(key, f)
+        if i == 1 then freed = freed + amount end
+      end
     end
   end
   return freed

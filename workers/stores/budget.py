@@ -1,7 +1,9 @@
-"""Session budgets in Redis: reserve before a paid call, settle after, atomically (Lua)."""
+"""Budgets in Redis, per session and per agent: reserve before a paid call, settle after,
+atomically over both scopes (one Lua script run)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.resources import files
 
 import redis
@@ -9,47 +11,136 @@ import redis
 from policies.budgets import BudgetState
 from policies.tiers import to_nano
 from queues.messages import Envelope
+from queues.settings import Settings
 
 BUDGET_TTL_S = 30 * 24 * 3600
+NONE = -1  # a limit field set to this: no limit (absent: the scope's default)
+SCOPES = ("session", "agent")
+
+
+@dataclass(frozen=True)
+class ScopeLimits:
+    hard_usd: float | None = None
+    soft_usd: float | None = None
+    hard_tokens: int | None = None
+    soft_tokens: int | None = None
+
+    def fields(self) -> dict[str, int]:
+        """The hash fields these limits write (NONE where a limit is not set)."""
+
+        def nano(usd: float | None) -> int:
+            return NONE if usd is None else to_nano(usd)
+
+        return {
+            "limit": nano(self.hard_usd),
+            "soft": nano(self.soft_usd),
+            "tlimit": NONE if self.hard_tokens is None else self.hard_tokens,
+            "tsoft": NONE if self.soft_tokens is None else self.soft_tokens,
+        }
 
 
 def budget_key(tenant: str, session_id: str) -> str:
     return f"tf:budget:{tenant}:{session_id}"
 
 
+def agent_budget_key(tenant: str, agent: str) -> str:
+    return f"tf:budget-agent:{tenant}:{agent}"
+
+
+def _limit(raw: bytes | str | None, default: int) -> int | None:
+    value = int(raw) if raw is not None else default
+    return None if value < 0 else value
+
+
 class RedisBudgetStore:
-    def __init__(self, client: redis.Redis, default_limit_usd: float | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        session: ScopeLimits | None = None,
+        agent: ScopeLimits | None = None,
+    ) -> None:
         self.client = client
-        self.default_limit = -1 if default_limit_usd is None else to_nano(default_limit_usd)
+        self.defaults = {
+            "session": (session or ScopeLimits()).fields(),
+            "agent": (agent or ScopeLimits()).fields(),
+        }
         source = files("workers.stores").joinpath("budget.lua").read_text()
         self.script = client.register_script(source)
 
-    def _key(self, env: Envelope) -> str:
-        return budget_key(env.step.tenant, env.step.session_id)
+    def _keys(self, env: Envelope) -> list[str]:
+        step = env.step
+        return [budget_key(step.tenant, step.session_id), agent_budget_key(step.tenant, step.agent)]
 
-    def reserve(self, env: Envelope, reservation: str, amount_nano: int) -> BudgetState | None:
-        ok, limit, spent, reserved = self.script(
-            keys=[self._key(env)],
-            args=["reserve", reservation, amount_nano, self.default_limit, BUDGET_TTL_S],
+    def reserve(
+        self, env: Envelope, reservation: str, amount_nano: int, tokens: int = 0
+    ) -> str | None:
+        """Hold ``amount_nano`` and ``tokens`` in every scope; the scope that refuses, or None
+        when all admit it (a redelivered call keeps its reservation)."""
+        defaults = [
+            v for s in SCOPES for v in (self.defaults[s]["limit"], self.defaults[s]["tlimit"])
+        ]
+        refused = int(
+            self.script(
+                keys=self._keys(env),
+                args=["reserve", reservation, amount_nano, tokens, BUDGET_TTL_S, *defaults],
+            )
         )
-        state = BudgetState(None if int(limit) < 0 else int(limit), int(spent), int(reserved))
-        return state if int(ok) else None
+        return SCOPES[refused - 1] if refused else None
 
-    def settle(self, env: Envelope, reservation: str, actual_nano: int) -> None:
-        self.script(keys=[self._key(env)], args=["settle", reservation, actual_nano])
+    def settle(self, env: Envelope, reservation: str, actual_nano: int, tokens: int = 0) -> None:
+        self.script(keys=self._keys(env), args=["settle", reservation, actual_nano, tokens])
 
     def release_step(self, env: Envelope) -> int:
-        return int(self.script(keys=[self._key(env)], args=["release_step", env.step.step_id]))
+        return int(self.script(keys=self._keys(env), args=["release_step", env.step.step_id]))
 
-    def set_limit(self, tenant: str, session_id: str, limit_usd: float | None) -> None:
-        key = budget_key(tenant, session_id)
-        if limit_usd is None:
-            self.client.hdel(key, "limit")
-        else:
-            self.client.hset(key, "limit", to_nano(limit_usd))
-            self.client.expire(key, BUDGET_TTL_S)
+    def set_limits(self, scope: str, tenant: str, name: str, limits: ScopeLimits) -> None:
+        """Limits for one session or agent; they replace the defaults for it."""
+        key = budget_key(tenant, name) if scope == "session" else agent_budget_key(tenant, name)
+        self.client.hset(key, mapping=limits.fields())  # type: ignore[arg-type]
+        self.client.expire(key, BUDGET_TTL_S)
+
+    def _state(self, key: str, scope: str) -> BudgetState:
+        fields = ["limit", "spent", "reserved", "tlimit", "tspent", "treserved", "soft", "tsoft"]
+        raw = dict(zip(fields, self.client.hmget(key, fields), strict=True))
+        defaults = self.defaults[scope]
+        return BudgetState(
+            limit_nano=_limit(raw["limit"], defaults["limit"]),
+            spent_nano=int(raw["spent"] or 0),
+            reserved_nano=int(raw["reserved"] or 0),
+            limit_tokens=_limit(raw["tlimit"], defaults["tlimit"]),
+            spent_tokens=int(raw["tspent"] or 0),
+            reserved_tokens=int(raw["treserved"] or 0),
+            soft_nano=_limit(raw["soft"], defaults["soft"]),
+            soft_tokens=_limit(raw["tsoft"], defaults["tsoft"]),
+            scope=scope,
+        )
 
     def state(self, tenant: str, session_id: str) -> BudgetState:
-        raw = self.client.hmget(budget_key(tenant, session_id), ["limit", "spent", "reserved"])
-        limit = int(raw[0]) if raw[0] is not None else self.default_limit
-        return BudgetState(None if limit < 0 else limit, int(raw[1] or 0), int(raw[2] or 0))
+        return self._state(budget_key(tenant, session_id), "session")
+
+    def agent_state(self, tenant: str, agent: str) -> BudgetState:
+        return self._state(agent_budget_key(tenant, agent), "agent")
+
+    def states(self, env: Envelope) -> list[BudgetState]:
+        """The step's scopes: its session, then its agent."""
+        return [self._state(k, s) for k, s in zip(self._keys(env), SCOPES, strict=True)]
+
+
+def budget_store(client: redis.Redis, settings: Settings) -> RedisBudgetStore:
+    """The store with the settings' default limits for scopes that set none of their own."""
+    s = settings
+    return RedisBudgetStore(
+        client,
+        session=ScopeLimits(
+            s.session_budget_usd,
+            s.session_soft_budget_usd,
+            s.session_budget_tokens,
+            s.session_soft_budget_tokens,
+        ),
+        agent=ScopeLimits(
+            s.agent_budget_usd,
+            s.agent_soft_budget_usd,
+            s.agent_budget_tokens,
+            s.agent_soft_budget_tokens,
+        ),
+    )
