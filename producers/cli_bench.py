@@ -157,3 +157,37 @@ def bench_cache_cmd(
     shown = {k: v for k, v in figures.items() if not k.endswith("curve")}
     console.print_json(json.dumps(shown))
     write_figures(out, figures)
+
+
+@bench_app.command("compress")
+def bench_compress_cmd(
+    workload: Annotated[
+        Path | None,
+        typer.Option(help="tau-bench trajectories (JSON), or the LEval folder with --format leval"),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="tau-bench or leval")] = "tau-bench",
+    sessions: Annotated[int | None, typer.Option(help="first N sessions (default: all)")] = None,
+    economy: Annotated[bool, typer.Option(help="measure the economy-mode plan")] = False,
+    per_call: Annotated[bool, typer.Option(help="write every call's figures too")] = False,
+    out: OutOption = None,
+) -> None:
+    """Tokens cut, used facts kept, prefix stability, billed input and latency of the
+    compression policy on recorded agent sessions (or answer words kept on LEval)."""
+    from producers.bench.compress import DEFAULT_LEVAL, bench_leval, bench_tau
+    from workers.runtime import plan_from_settings
+
+    if fmt not in ("tau-bench", "leval"):
+        console.print(f"[red]unknown format {fmt!r}; known: tau-bench, leval")
+        raise typer.Exit(2)
+    path = workload or (DEFAULT_TAU_BENCH if fmt == "tau-bench" else DEFAULT_LEVAL)
+    if not path.exists():
+        console.print(f"[red]no data at {path}[/] (pass --workload)")
+        raise typer.Exit(2)
+    plan = plan_from_settings(Settings(), economy)
+    if fmt == "leval":
+        figures = bench_leval(path, plan)
+    else:
+        figures = bench_tau(path, sessions, plan, per_call)
+    shown = {k: v for k, v in figures.items() if k not in ("per_session", "per_call")}
+    console.print_json(json.dumps(shown))
+    write_figures(out, figures)

@@ -117,16 +117,7 @@ class Runtime:
         return self._text_compressor[0]
 
     def compression_plan(self, economy: bool = False) -> CompressionPlan:
-        s = self.settings
-        plan = CompressionPlan(
-            keep_last=s.keep_last_messages,
-            window_stride=s.window_stride,
-            history_budget_tokens=s.history_budget_tokens,
-            tool_result_max_tokens=s.tool_result_max_tokens,
-            text_max_tokens=s.text_max_tokens,
-            text_ratio=s.text_ratio,
-        )
-        return plan.economy(s.economy_history_tokens, s.economy_factor) if economy else plan
+        return plan_from_settings(self.settings, economy)
 
 
 def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
@@ -149,6 +140,18 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         semantic_factory=lambda: build_semantic_layer(settings),
         text_compressor_factory=lambda: build_text_compressor(settings),
     )
+
+
+def plan_from_settings(s: Settings, economy: bool = False) -> CompressionPlan:
+    plan = CompressionPlan(
+        keep_last=s.keep_last_messages,
+        window_stride=s.window_stride,
+        history_budget_tokens=s.history_budget_tokens,
+        tool_result_max_tokens=s.tool_result_max_tokens,
+        text_max_tokens=s.text_max_tokens,
+        text_ratio=s.text_ratio,
+    )
+    return plan.economy(s.economy_history_tokens, s.economy_factor) if economy else plan
 
 
 def build_text_compressor(settings: Settings) -> TextCompressor | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,13 @@ from policies.facts import WORD, content_words, facts_in
 from policies.pricing import Price, load_price_table
 from policies.tokens import TokenCounter, prompt_tokens
 from producers.report import percentile
-from producers.workloads import TauSession, tau_bench_sessions
+from producers.workloads import SHARED_DATA, TauSession, tau_bench_sessions
 from queues.messages import ChatMessage, leading_system
 from workers.tokenizer import BpeCounter
 
 CACHE_MIN_TOKENS = 1024  # OpenAI caches prompts from this length
 CACHE_INCREMENT = 128  # in steps of this many tokens
+DEFAULT_LEVAL = SHARED_DATA / "compression" / "leval"
 PRICED_MODEL = "gpt-4o"  # the model that produced the recorded sessions
 ROLLING_KEEP = 6
 
@@ -221,6 +222,8 @@ def answer_words(answer: str, document_words: set[str]) -> list[str]:
 
 
 def bench_leval(folder: Path, plan: CompressionPlan) -> dict[str, Any]:
+    # Every document goes through the prompt compressor, however short.
+    plan = replace(plan, text_max_tokens=1)
     counter = BpeCounter()
     tasks: dict[str, Any] = {}
     latencies: list[float] = []

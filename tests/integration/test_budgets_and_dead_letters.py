@@ -84,3 +84,75 @@ def test_top_tier_rejection_is_dead_lettered_and_replayable(fleet):
     assert step.step_id in ids
     again = dict(zip(ids, fleet.wait(replayed, timeout=60), strict=True))[step.step_id]
     assert again.status is StepStatus.dead_lettered and again.reason == result.reason
+
+
+def long_session(session: str, turns: int) -> list:
+    """A growing agent session: every turn a tool call with a bulky JSON result."""
+    history: list[dict] = [
+        {"role": "system", "content": "You are an airline agent. " * 50},
+        {"role": "user", "content": "Find me a flight to Seattle."},
+    ]
+    steps = []
+    for turn in range(turns):
+        flights = [{"flight_number": f"HAT{turn}{i:02d}", "price": 100 + i} for i in range(40)]
+        history += [
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {"id": f"c{turn}", "function": {"name": "search", "arguments": "{}"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": f"c{turn}", "content": json.dumps(flights)},
+            {"role": "assistant", "content": f"Option {turn}: HAT{turn}00 for $100."},
+            {"role": "user", "content": f"Anything cheaper than turn {turn}?"},
+        ]
+        steps.append(
+            make_step(
+                session_id=session, messages=list(history), task_kind="reason", max_output_tokens=64
+            )
+        )
+    return steps
+
+
+def test_a_long_session_goes_economy_at_its_soft_limit_and_stops_at_its_hard_one(fleet):
+    session = f"tokens-{uuid.uuid4().hex[:8]}"
+    fleet.set_session_budget("acme", session, None, soft_tokens=500, hard_tokens=6000)
+    results = []
+    for step in long_session(session, 12):  # one at a time, as an agent's loop runs
+        [result] = fleet.wait([fleet.submit(step)], timeout=60)
+        results.append(result)
+
+    assert len(results) == 12  # every step answered: nothing lost
+    statuses = [r.status for r in results]
+    first_stop = statuses.index(StepStatus.budget_exceeded)
+    assert first_stop >= 2 and all(s is StepStatus.budget_exceeded for s in statuses[first_stop:])
+    assert "hard session budget refuses" in results[first_stop].reason
+
+    def economy(r):
+        return any(d.stage == "budget" and d.what == "economy" for d in r.decisions)
+
+    # The first call runs as routed (reason -> frontier); past the soft limit, economy mode:
+    # the cheapest tier and a tighter prompt.
+    assert not economy(results[0]) and results[0].tier == "frontier"
+    assert economy(results[1]) and results[1].tier == "cheap"
+    assert results[1].tokens_in < results[0].tokens_in * 1.5
+
+    state = fleet.session_budget("acme", session)
+    assert state.spent_tokens <= 6000 and state.reserved_tokens == 0
+    paid = [r for r in results if r.status is StepStatus.ok]
+    assert state.spent_tokens == sum(r.tokens_in + r.tokens_out for r in paid)
+
+
+def test_an_agent_budget_spans_its_sessions(fleet):
+    agent = f"agent-{uuid.uuid4().hex[:6]}"
+    fleet.set_agent_budget("acme", agent, None, hard_tokens=2500)
+    steps = [
+        make_step(session_id=f"{agent}-s{i}", agent=agent, max_output_tokens=32)
+        for i in range(40)
+    ]
+    results = fleet.wait(fleet.submit_many(steps), timeout=120)
+    assert len(results) == 40
+    stopped = [r for r in results if r.status is StepStatus.budget_exceeded]
+    assert stopped and all("hard agent budget refuses" in r.reason for r in stopped)
+    state = fleet.agent_budget("acme", agent)
+    assert state.spent_tokens <= 2500 and state.reserved_tokens == 0

@@ -4,7 +4,6 @@ import json
 import pytest
 
 from policies.compression import CompressionPlan, compress, window_start
-from policies.tokens import prompt_tokens
 from queues.messages import ChatMessage
 from workers.tokenizer import BpeCounter
 
