@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from policies.history import fill_budget, omitted_note, units
-from policies.structured import Request, extract, parse_json, render, render_lines
+from policies.structured import Request, extract, parse_json, render_lines
 from policies.text_select import select_sentences
 from policies.tokens import TokenCounter
 from queues.messages import ChatMessage, leading_system
@@ -90,13 +90,10 @@ def last_user_text(messages: Sequence[ChatMessage]) -> str:
     return next((m.text() for m in reversed(messages) if m.role == "user"), "")
 
 
-def request_text(body: Sequence[ChatMessage]) -> str:
-    """What the agent is being asked now: the last user message's final paragraph."""
-    for msg in reversed(body):
-        if msg.role == "user":
-            paragraphs = [p for p in msg.text().split("\n\n") if p.strip()]
-            return paragraphs[-1][-2000:] if paragraphs else ""
-    return ""
+def question_of(msg: ChatMessage) -> str:
+    """What a user message asks: its final paragraph (after any pasted document)."""
+    paragraphs = [p for p in msg.text().split("\n\n") if p.strip()]
+    return paragraphs[-1][-2000:] if paragraphs else ""
 
 
 def subject(text: str) -> str | None:
@@ -156,8 +153,7 @@ class Compressor:
         if omitted:
             self.trimmed += 1
         elif self.plan.compact_json and parse_json(msg.content) is not None:
-            text = render(msg.content)
-            self.compacted += text != msg.content
+            self.compacted += text != msg.content  # the rendered lines, whole
         else:
             text = msg.content
         return msg if text == msg.content else msg.model_copy(update={"content": text})
@@ -227,10 +223,14 @@ def compress(
     work = Compressor(counter, plan, texts)
     old, dropped = work.old_history(rest[:start], last_user_text(opening))
     window = work.results(rest[start:], last_user_text([*opening, *rest[:start]]))
-    kept = [
-        work.free_text(m, request_text([*opening, *old, *window][: i + 1]))
-        for i, m in enumerate([*opening, *old, *window])
-    ]
+    # Long text is compressed for the question asked at or before it, never a later one, so
+    # its compressed form stays the same from call to call.
+    kept: list[ChatMessage] = []
+    question = ""
+    for msg in [*opening, *old, *window]:
+        if msg.role == "user":
+            question = question_of(msg)
+        kept.append(work.free_text(msg, question))
     before = sum(counter.count_many([m.text() for m in body])) if body else 0
     after = sum(counter.count_many([m.text() for m in kept])) if kept else 0
     report = CompressionReport(

@@ -1,7 +1,7 @@
 """Tool output as records: a lossless compact rendering of JSON, and query-aware extraction.
 
-Agents' tool outputs are mostly JSON whose keys repeat in every record. ``render`` writes the
-same data as ``key: value`` lines and ``|`` tables (one header, one row per record), which
+Agents' tool outputs are mostly JSON whose keys repeat in every record. ``render_lines`` writes
+the same data as ``key: value`` lines and ``|`` tables (one header, one row per record), which
 keeps every value and cuts about a third of the tokens. ``extract`` then keeps, within a
 token budget, the records a request needs: those naming one of its identifiers or numbers,
 those whose field the request names, then the most relevant by shared words; it says what it
@@ -129,13 +129,6 @@ def render_lines(text: str) -> list[Line]:
     return _lines(value)
 
 
-def render(text: str) -> str:
-    """The compact, lossless form of a JSON tool output; other text unchanged."""
-    if parse_json(text) is None:
-        return text
-    return "\n".join(line.text for line in render_lines(text))
-
-
 @dataclass(frozen=True)
 class Request:
     """What a tool output is extracted for: the call that asked for it and what the user
@@ -199,6 +192,8 @@ def extract(
         if scores[i] == math.inf or used + sizes[i] <= budget:
             kept.add(i)
             used += sizes[i]
+    if len(kept) == len(records):  # every record is one the request needs
+        return "\n".join(line.text for line in lines), 0
     return _assemble(lines, kept), len(records) - len(kept)
 
 
