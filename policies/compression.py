@@ -1,5 +1,6 @@
 """Compression plans: the static prefix byte-for-byte, the recent window whole, the older
-history pruned, tool output compacted and cut to what the request needs.
+history pruned to a budget, tool output compacted, told as changes to an earlier result
+about the same entity, and cut to what the request needs.
 
 Only content after the static prefix (the leading system/developer messages, the last cache
 breakpoint every call shares) is ever rewritten. Everything before the window is a function
@@ -10,11 +11,19 @@ provider's prefix cache serves the whole history, not just the system prompt.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from policies.history import fill_budget, omitted_note, units
-from policies.structured import Request, extract, parse_json, render_lines
+from policies.structured import (
+    Line,
+    Request,
+    changes,
+    extract,
+    parse_json,
+    render_lines,
+    subject_of,
+)
 from policies.text_select import select_sentences
 from policies.tokens import TokenCounter
 from queues.messages import ChatMessage, leading_system
@@ -25,13 +34,17 @@ TextCompressor = Callable[[str, str, int], str]
 
 @dataclass(frozen=True)
 class CompressionPlan:
-    keep_last: int = 4
+    keep_last: int = 2
     # The window's start moves in steps of this many messages, not one per call: between
     # steps every call extends the previous call's prompt, so the provider's prefix cache
     # serves the whole history. 1 = the classic rolling window (cache-hostile).
     window_stride: int = 4
-    history_budget_tokens: int | None = None  # for messages before the window; None: no cap
+    # For the messages before the window (filled by worth per token); None: no cap.
+    history_budget_tokens: int | None = 1400
     drop_old_replies: bool = True  # the assistant's own old prose; its facts stay in results
+    # Tools whose calls are the assistant's own reasoning: dropped before the window with
+    # the old replies.
+    reasoning_tools: frozenset[str] = frozenset({"think"})
     compact_json: bool = True  # JSON tool output as key/value lines and tables (lossless)
     tool_result_max_tokens: int = 600  # beyond it, keep the records the request needs
     text_max_tokens: int = 3000  # a longer free-text message goes to the prompt compressor
@@ -86,6 +99,20 @@ def window_start(body: Sequence[ChatMessage], keep_last: int, stride: int = 1) -
     return start
 
 
+def requests(messages: Sequence[ChatMessage], last_user: str = "") -> dict[str, str]:
+    """What each tool result is cut for: its call and the user message before it."""
+    out: dict[str, str] = {}
+    calls: dict[str, str] = {}
+    for msg in messages:
+        if msg.role == "user":
+            last_user = msg.text()
+        for call in msg.tool_calls or ():
+            calls[call.id] = f"{call.function.name}({call.function.arguments})"
+        if msg.role == "tool":
+            out[msg.tool_call_id or ""] = f"{calls.get(msg.tool_call_id or '', '')}\n{last_user}"
+    return out
+
+
 def last_user_text(messages: Sequence[ChatMessage]) -> str:
     return next((m.text() for m in reversed(messages) if m.role == "user"), "")
 
@@ -96,36 +123,37 @@ def question_of(msg: ChatMessage) -> str:
     return paragraphs[-1][-2000:] if paragraphs else ""
 
 
-def subject(text: str) -> str | None:
-    """The entity a result is about: its first identifier line (``reservation_id: X``)."""
-    for line in render_lines(text)[:3]:
-        if line.record and line.key.rsplit(".", 1)[-1].endswith("id"):
-            return line.text
-    return None
-
-
-def stale_results(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
-    """Results that a later result repeats, or that a later result about the same entity
-    supersedes (the reservation fetched again after a change), become a one-line pointer."""
+def restated_results(
+    messages: Sequence[ChatMessage],
+) -> tuple[list[ChatMessage], dict[str, str]]:
+    """A result that repeats an earlier one becomes a pointer to it; a result about an
+    entity an earlier result showed (the reservation fetched again after a change, the
+    record an update returns) keeps only what changed. Each result is rewritten from the
+    results before it alone, so its text is the same in every later call. Also returns, for
+    each rewritten result, the id of the result it points back to."""
     out: list[ChatMessage] = []
-    later_texts: set[str] = set()
-    later_subjects: set[str] = set()
-    for msg in reversed(messages):
-        if msg.role == "tool" and isinstance(msg.content, str):
-            about = subject(msg.content)
-            if msg.content in later_texts:
-                note = "[the same result is repeated further down]"
-            elif about is not None and about in later_subjects:
-                note = f"[superseded by a later result for {about}]"
-            else:
-                note = None
-            later_texts.add(msg.content)
+    bases: dict[str, str] = {}
+    by_text: dict[str, str] = {}  # result text -> the id of its last full showing
+    latest: dict[str, tuple[str, list[Line]]] = {}  # entity -> (id, its last rendering)
+    for msg in messages:
+        ident = msg.tool_call_id or ""
+        if msg.role == "tool" and isinstance(msg.content, str) and parse_json(msg.content):
+            original = msg.content
+            lines = render_lines(original)
+            about = subject_of(lines)
+            if original in by_text:
+                bases[ident] = by_text[original]
+                msg = msg.model_copy(update={"content": "[the same result as above]"})
+            elif about is not None and about in latest:
+                bases[ident], shown = latest[about]
+                told = changes(shown, lines)
+                head = f"[{about}: as above, except]" if told else f"[{about}: unchanged]"
+                msg = msg.model_copy(update={"content": "\n".join([head, *told])})
+            by_text.setdefault(original, ident)
             if about is not None:
-                later_subjects.add(about)
-            if note is not None:
-                msg = msg.model_copy(update={"content": note})
+                latest[about] = (ident, lines)
         out.append(msg)
-    return out[::-1]
+    return out, bases
 
 
 class Compressor:
@@ -171,30 +199,51 @@ class Compressor:
     def results(self, window: Sequence[ChatMessage], last_user: str = "") -> list[ChatMessage]:
         """Each result is cut for its own call and the user message before it, so its text
         never changes from one call to the next."""
-        out: list[ChatMessage] = []
-        calls: dict[str, str] = {}
-        for msg in window:
-            if msg.role == "user":
-                last_user = msg.text()
-            for call in msg.tool_calls or ():
-                calls[call.id] = f"{call.function.name}({call.function.arguments})"
-            if msg.role == "tool":
-                msg = self.tool_result(msg, f"{calls.get(msg.tool_call_id or '', '')}\n{last_user}")
-            out.append(msg)
-        return out
+        asked = requests(window, last_user)
+        return [
+            self.tool_result(m, asked[m.tool_call_id or ""]) if m.role == "tool" else m
+            for m in window
+        ]
+
+    def unpoint(
+        self,
+        kept: Sequence[ChatMessage],
+        bases: Mapping[str, str],
+        originals: Sequence[ChatMessage],
+        last_user: str,
+    ) -> list[ChatMessage]:
+        """A result told as changes to (or a repeat of) an earlier one that the budget
+        dropped is shown in full again."""
+        present = {m.tool_call_id for m in kept if m.role == "tool"}
+        missing = {i for i, base in bases.items() if i in present and base not in present}
+        if not missing:
+            return list(kept)
+        asked = requests(originals, last_user)
+        full = {m.tool_call_id: m for m in originals if m.tool_call_id in missing}
+        return [
+            self.tool_result(full[m.tool_call_id], asked[m.tool_call_id])
+            if m.role == "tool" and m.tool_call_id in full
+            else m
+            for m in kept
+        ]
 
     def old_history(
         self, old: Sequence[ChatMessage], last_user: str
     ) -> tuple[list[ChatMessage], int]:
         """The part before the window: replies dropped, results compacted, a budget filled."""
         kept: list[ChatMessage] = []
+        reasoning: set[str] = set()  # ids of calls to reasoning tools, whose results go too
         for msg in old:
             if msg.role == "assistant" and self.plan.drop_old_replies:
-                if not msg.tool_calls:
+                made = list(msg.tool_calls or ())
+                if all(c.function.name in self.plan.reasoning_tools for c in made):
+                    reasoning.update(c.id for c in made)
                     continue
                 msg = msg.model_copy(update={"content": None}) if msg.content else msg
+            elif msg.role == "tool" and msg.tool_call_id in reasoning:
+                continue
             kept.append(msg)
-        kept = self.results(stale_results(kept), last_user)
+        kept = self.results(kept, last_user)
         history = units(kept)
         sizes = [sum(self._count([m.text() for m in u.messages])) for u in history]
         keep = fill_budget(history, sizes, self.plan.history_budget_tokens)
@@ -218,16 +267,18 @@ def compress(
     body = list(messages[len(prefix) :])
     # The opening user message states the task: it stays even when the middle goes.
     opening = [body[0]] if body and body[0].role == "user" else []
-    rest = body[len(opening) :]
+    originals = body[len(opening) :]
+    rest, bases = restated_results(originals)
     start = window_start(rest, plan.keep_last, plan.window_stride)
     work = Compressor(counter, plan, texts)
     old, dropped = work.old_history(rest[:start], last_user_text(opening))
     window = work.results(rest[start:], last_user_text([*opening, *rest[:start]]))
+    shown = work.unpoint([*old, *window], bases, originals, last_user_text(opening))
     # Long text is compressed for the question asked at or before it, never a later one, so
     # its compressed form stays the same from call to call.
     kept: list[ChatMessage] = []
     question = ""
-    for msg in [*opening, *old, *window]:
+    for msg in [*opening, *shown]:
         if msg.role == "user":
             question = question_of(msg)
         kept.append(work.free_text(msg, question))

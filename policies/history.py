@@ -2,7 +2,7 @@
 
 History is cut into units that stay or go together (an assistant's tool calls with their
 results, a user message, an assistant reply). User corrections are never dropped. The rest
-are scored by type and recency and kept greedily within a token budget; whatever goes is
+are scored by type, recency and size and kept greedily within a token budget; whatever goes is
 named in one note, so the model knows the conversation had more.
 """
 
@@ -68,15 +68,16 @@ def units(messages: Sequence[ChatMessage]) -> list[Unit]:
 
 
 def fill_budget(history: Sequence[Unit], sizes: Sequence[int], budget: int | None) -> list[bool]:
-    """Which units to keep: corrections always, the rest by worth (type x recency) while the
-    budget lasts. ``budget`` None keeps everything."""
+    """Which units to keep: corrections always, the rest by worth per token (type x recency
+    / size, so one bulky old result does not crowd out many short turns) while the budget
+    lasts. ``budget`` None keeps everything."""
     if budget is None:
         return [True] * len(history)
     keep = [u.kind == "correction" for u in history]
     used = sum(s for s, k in zip(sizes, keep, strict=True) if k)
     newest = len(history) - 1
     worth = {
-        i: TYPE_WEIGHT.get(u.kind, 0.5) * RECENCY ** (newest - i)
+        i: TYPE_WEIGHT.get(u.kind, 0.5) * RECENCY ** (newest - i) / max(1, sizes[i])
         for i, u in enumerate(history)
         if not keep[i]
     }

@@ -212,3 +212,46 @@ def _assemble(lines: Sequence[Line], kept: set[int]) -> str:
     note = f"[{dropped} of {sum(line.record for line in lines)} records omitted as not matching"
     out.append(f"{note} the request{': ' + named if named else ''}]")
     return "\n".join(out)
+
+
+def subject_of(lines: Sequence[Line]) -> str | None:
+    """The entity a tool output is about: its first identifier line (``reservation_id: X``)
+    among the first three."""
+    for line in lines[:3]:
+        if _identifier(line):
+            return line.text
+    return None
+
+
+def _captions(lines: Sequence[Line]) -> dict[str, list[str]]:
+    """Each table's caption and column header lines, by the table's key."""
+    out: dict[str, list[str]] = {}
+    for line in lines:
+        if not line.record:
+            out.setdefault(line.key, []).append(line.text)
+    return out
+
+
+def changes(base: Sequence[Line], new: Sequence[Line]) -> list[str]:
+    """``new`` told against ``base``, an earlier output about the same entity: the lines that
+    are new or changed (a table's rows under its caption and header), then what is gone. A
+    table whose columns changed is shown whole."""
+    old_tables, tables = _captions(base), _captions(new)
+    redrawn = {key for key, head in tables.items() if old_tables.get(key, head) != head}
+    before = {(line.key, line.text) for line in base}
+    after = {(line.key, line.text) for line in new}
+    out: list[str] = []
+    shown: set[str] = set()
+    for line in new:
+        if line.record and (line.key in redrawn or (line.key, line.text) not in before):
+            if line.key in tables and line.key not in shown:
+                out.extend(tables[line.key])
+                shown.add(line.key)
+            out.append(line.text)
+    fields = {line.key for line in new if line.record and line.key not in tables}
+    for line in base:
+        if not line.record or (line.key, line.text) in after or line.key in redrawn:
+            continue
+        if line.key in old_tables or line.key not in fields:  # a changed field shows above
+            out.append(f"no longer: {line.text}")
+    return out

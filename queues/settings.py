@@ -73,9 +73,11 @@ class Settings(BaseSettings):
     # pruned; JSON tool output compacted, cut to the records the request needs past
     # tool_result_max_tokens; free text past text_max_tokens goes to the prompt compressor
     # (LLMLingua when compressor_model_path is set, else the lexical default).
-    keep_last_messages: int = 4
+    keep_last_messages: int = 2
     window_stride: int = 4  # the kept window moves in steps of this many (prefix-cache friendly)
-    history_budget_tokens: int | None = None  # for messages before the window; None: no cap
+    # For messages before the window, filled by worth per token; None: no cap. The default is
+    # the largest cut that keeps >= 98% of used facts on tau-bench (BENCHMARKS.md).
+    history_budget_tokens: int | None = 1400
     tool_result_max_tokens: int = 600
     text_max_tokens: int = 3000
     text_ratio: float = Field(default=0.5, gt=0.0, le=1.0)
@@ -133,7 +135,7 @@ class Settings(BaseSettings):
     # Economy mode: start no higher than this tier (None: the cheapest), a history budget,
     # and this factor on the window, tool-result and max_tokens allowances.
     economy_max_tier: str | None = None
-    economy_history_tokens: int = 1500
+    economy_history_tokens: int = 1000
     economy_factor: float = Field(default=0.5, gt=0.0, le=1.0)
     # max_tokens per task kind: a step asking more gets this much.
     output_tokens_by_kind: dict[str, int] = Field(

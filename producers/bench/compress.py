@@ -207,7 +207,7 @@ def bench_tau(
         "workload": str(path),
         "sessions": len(data),
         "priced_as": f"{PRICED_MODEL} (policies/tables/prices.toml)",
-        "plan": plan.__dict__,
+        "plan": {k: sorted(v) if isinstance(v, frozenset) else v for k, v in vars(plan).items()},
         **summarize(calls, price),
         "baseline_rolling_window": summarize(rolling, price),
         "per_session": per_session(calls, price),

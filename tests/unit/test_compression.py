@@ -161,22 +161,86 @@ def test_old_history_drops_replies_keeps_calls_and_corrections_and_says_what_wen
     assert report.dropped_messages > 0
 
 
-def test_a_result_repeated_or_superseded_later_becomes_a_pointer():
-    before = json.dumps({"reservation_id": "ABC123", "cabin": "economy"})
-    after = json.dumps({"reservation_id": "ABC123", "cabin": "business"})
+def test_a_later_result_about_the_same_entity_keeps_only_what_changed():
+    before = json.dumps(
+        {
+            "reservation_id": "ABC123",
+            "cabin": "economy",
+            "flights": [{"flight_number": "HAT001", "price": 120}],
+            "insurance": "yes",
+        }
+    )
+    after = json.dumps(
+        {
+            "reservation_id": "ABC123",
+            "cabin": "business",
+            "flights": [{"flight_number": "HAT002", "price": 480}],
+        }
+    )
     history = [
         SYSTEM,
         ChatMessage(role="user", content="upgrade ABC123"),
         *tool_pair("c1", before),
         *tool_pair("c2", after),
+        *tool_pair("c3", after),
         *[m for i in range(4) for m in turn(i)],
     ]
     out, _ = compress(COUNTER, history, CompressionPlan(keep_last=2, window_stride=1))
     results = [m.content for m in out if m.role == "tool"]
     assert results == [
-        "[superseded by a later result for reservation_id: ABC123]",
-        "reservation_id: ABC123\ncabin: business",
+        "reservation_id: ABC123\ncabin: economy\nflights:\nflight_number|price\nHAT001|120\n"
+        "insurance: yes",
+        "[reservation_id: ABC123: as above, except]\ncabin: business\nflights:\n"
+        "flight_number|price\nHAT002|480\nno longer: HAT001|120\nno longer: insurance: yes",
+        "[the same result as above]",
     ]
+    # Told from the results before it alone: the same text in a longer session.
+    longer, _ = compress(
+        COUNTER, [*history, *turn(9)], CompressionPlan(keep_last=2, window_stride=1)
+    )
+    assert [m.content for m in longer if m.role == "tool"] == results
+
+
+def test_a_result_told_against_one_the_budget_dropped_is_shown_whole():
+    first = json.dumps({"reservation_id": "ABC123", "cabin": "economy", "note": "x " * 300})
+    second = json.dumps({"reservation_id": "ABC123", "cabin": "business", "note": "x " * 300})
+    history = [
+        SYSTEM,
+        ChatMessage(role="user", content="upgrade ABC123"),
+        *tool_pair("c1", first),
+        ChatMessage(role="user", content="go on"),
+        *tool_pair("c2", second),
+        *[m for i in range(3) for m in turn(i)],
+    ]
+    plan = CompressionPlan(keep_last=2, window_stride=1, history_budget_tokens=200)
+    out, _ = compress(COUNTER, history, plan)
+    results = [m.text() for m in out if m.role == "tool"]
+    assert len(results) == 1 and results[0].startswith("reservation_id: ABC123\ncabin: business")
+
+
+def test_old_calls_to_reasoning_tools_go_with_the_old_replies():
+    history = [
+        SYSTEM,
+        ChatMessage(role="user", content="book"),
+        ChatMessage.model_validate(
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {"id": "t1", "function": {"name": "think", "arguments": '{"thought":"hm"}'}}
+                ],
+            }
+        ),
+        ChatMessage(role="tool", tool_call_id="t1", content=""),
+        *[m for i in range(4) for m in turn(i)],
+    ]
+    out, _ = compress(COUNTER, history, CompressionPlan(keep_last=2, window_stride=1))
+    assert not any(m.tool_calls or m.role == "tool" for m in out)
+    kept, _ = compress(
+        COUNTER,
+        history,
+        CompressionPlan(keep_last=2, window_stride=1, reasoning_tools=frozenset()),
+    )
+    assert [m.role for m in kept if m.tool_calls or m.role == "tool"] == ["assistant", "tool"]
 
 
 def test_long_free_text_goes_to_the_prompt_compressor_with_the_question():
@@ -205,3 +269,42 @@ def test_economy_plan_is_tighter():
     eco = plan.economy(history_budget=1000, factor=0.5)
     assert (eco.keep_last, eco.tool_result_max_tokens, eco.history_budget_tokens) == (4, 300, 1000)
     assert eco.text_ratio == 0.25
+
+
+def test_the_prompt_compressor_covers_new_ground_and_keeps_to_its_budget():
+    from policies.text_select import select_sentences
+
+    repeats = [f"The overlap study counted {n} overlaps in meeting one." for n in range(300, 310)]
+    filler = [f"Aside{i}a then aside{i}b." for i in range(60)]
+    other = "The overlap marks will be derived by hand from the transcripts."
+    text = " ".join([*repeats[:5], *filler[:30], other, *filler[30:], *repeats[5:]])
+    budget = 60
+    out = select_sentences(text, "What was said on speech overlap?", budget, COUNTER.count_many)
+    assert other in out  # new ground beats a sixth way of saying the same thing
+    assert COUNTER.count_many([out])[0] <= budget
+    assert out.count("[...]") >= 2
+
+
+def test_a_table_whose_columns_changed_is_shown_whole():
+    from policies.structured import changes, render_lines
+
+    before = render_lines(json.dumps({"id": "R1", "flights": [{"n": "HAT1", "p": 1}]}))
+    after = render_lines(json.dumps({"id": "R1", "flights": [{"p": 1, "n": "HAT1"}]}))
+    assert changes(before, after) == ["flights:", "p|n", "1|HAT1"]
+    assert changes(before, before) == []
+
+
+def test_the_history_budget_goes_to_worth_per_token():
+    from policies.history import fill_budget, units
+
+    bulky = tool_pair("c1", "x " * 400)
+    history = units(
+        [
+            *bulky,
+            *[ChatMessage(role="user", content=f"short turn {i}") for i in range(5)],
+        ]
+    )
+    sizes = [sum(COUNTER.count_many([m.text() for m in u.messages])) for u in history]
+    keep = fill_budget(history, sizes, budget=300)
+    # The bulky result is newer than nothing and bigger than all the short turns together.
+    assert keep == [False, True, True, True, True, True]
