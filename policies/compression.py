@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from policies.history import fill_budget, omitted_note, units
+from policies.history import Unit, fill_budget, omitted_note, unit_key, units
 from policies.structured import (
     Line,
     Request,
@@ -45,6 +45,9 @@ class CompressionPlan:
     # Tools whose calls are the assistant's own reasoning: dropped before the window with
     # the old replies.
     reasoning_tools: frozenset[str] = frozenset({"think"})
+    # Ask the cheap tier for a one-line summary of each tool exchange the budget drops; the
+    # note that replaces them carries the summaries known so far.
+    summarize_dropped: bool = False
     compact_json: bool = True  # JSON tool output as key/value lines and tables (lossless)
     tool_result_max_tokens: int = 600  # beyond it, keep the records the request needs
     text_max_tokens: int = 3000  # a longer free-text message goes to the prompt compressor
@@ -70,6 +73,8 @@ class CompressionReport:
     compressed_texts: int  # long free-text messages put through the prompt compressor
     tokens_before: int
     tokens_after: int
+    summarized: int = 0  # dropped units the note tells in short
+    to_summarize: tuple[Unit, ...] = ()  # dropped tool exchanges with no summary yet
 
     @property
     def tokens_cut(self) -> int:
@@ -80,12 +85,15 @@ class CompressionReport:
         return self.tokens_cut != 0 or self.dropped_messages > 0
 
     def describe(self) -> str:
-        return (
+        text = (
             f"{self.tokens_before} -> {self.tokens_after} tokens after the prefix: dropped "
             f"{self.dropped_messages} old messages, compacted {self.compacted_results} and "
             f"trimmed {self.trimmed_results} tool results, compressed {self.compressed_texts} "
             "long texts"
         )
+        if self.summarized:
+            text += f"; {self.summarized} dropped exchanges told in short"
+        return text
 
 
 def window_start(body: Sequence[ChatMessage], keep_last: int, stride: int = 1) -> int:
@@ -159,11 +167,19 @@ def restated_results(
 class Compressor:
     """One call's compression: ``compress`` below is the whole recipe."""
 
-    def __init__(self, counter: TokenCounter, plan: CompressionPlan, texts: TextCompressor | None):
+    def __init__(
+        self,
+        counter: TokenCounter,
+        plan: CompressionPlan,
+        texts: TextCompressor | None,
+        summaries: Mapping[str, str] | None = None,
+    ):
         self.counter = counter
         self.plan = plan
         self.texts = texts or self._select
-        self.trimmed = self.compacted = self.compressed = 0
+        self.summaries = summaries or {}
+        self.trimmed = self.compacted = self.compressed = self.summarized = 0
+        self.to_summarize: list[Unit] = []
 
     def _count(self, texts: list[str]) -> list[int]:
         return self.counter.count_many(texts)
@@ -249,11 +265,17 @@ class Compressor:
         keep = fill_budget(history, sizes, self.plan.history_budget_tokens)
         out: list[ChatMessage] = []
         dropped = [u for u, k in zip(history, keep, strict=True) if not k]
+        summaries = self.summaries if self.plan.summarize_dropped else {}
+        for unit in dropped:
+            if unit_key(unit) in summaries:
+                self.summarized += 1
+            elif self.plan.summarize_dropped and unit.kind == "tool":
+                self.to_summarize.append(unit)
         for unit, k in zip(history, keep, strict=True):
             if k:
                 out.extend(unit.messages)
             elif dropped and unit is dropped[0]:
-                out.append(omitted_note(dropped))
+                out.append(omitted_note(dropped, summaries))
         return out, len(old) - len(kept) + sum(len(u.messages) for u in dropped)
 
 
@@ -262,7 +284,10 @@ def compress(
     messages: Sequence[ChatMessage],
     plan: CompressionPlan,
     texts: TextCompressor | None = None,
+    summaries: Mapping[str, str] | None = None,
 ) -> tuple[tuple[ChatMessage, ...], CompressionReport]:
+    """``messages`` compressed by ``plan``; ``summaries`` are the cheap tier's one-line
+    summaries of dropped exchanges known so far, by ``unit_key``."""
     prefix = leading_system(tuple(messages))
     body = list(messages[len(prefix) :])
     # The opening user message states the task: it stays even when the middle goes.
@@ -270,7 +295,7 @@ def compress(
     originals = body[len(opening) :]
     rest, bases = restated_results(originals)
     start = window_start(rest, plan.keep_last, plan.window_stride)
-    work = Compressor(counter, plan, texts)
+    work = Compressor(counter, plan, texts, summaries)
     old, dropped = work.old_history(rest[:start], last_user_text(opening))
     window = work.results(rest[start:], last_user_text([*opening, *rest[:start]]))
     shown = work.unpoint([*old, *window], bases, originals, last_user_text(opening))
@@ -285,6 +310,13 @@ def compress(
     before = sum(counter.count_many([m.text() for m in body])) if body else 0
     after = sum(counter.count_many([m.text() for m in kept])) if kept else 0
     report = CompressionReport(
-        dropped, work.trimmed, work.compacted, work.compressed, before, after
+        dropped,
+        work.trimmed,
+        work.compacted,
+        work.compressed,
+        before,
+        after,
+        work.summarized,
+        tuple(work.to_summarize),
     )
     return (*prefix, *kept), report

@@ -8,8 +8,9 @@ named in one note, so the model knows the conversation had more.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from queues.messages import ChatMessage
@@ -36,6 +37,12 @@ class Unit:
             names = [c.function.name for c in self.messages[0].tool_calls or ()]
             return "tool results of " + ", ".join(names) if names else "tool results"
         return {"user": "user message", "correction": "user correction"}.get(self.kind, "reply")
+
+
+def unit_key(unit: Unit) -> str:
+    """A name for a unit's content, the same in every call: its summary is stored under it."""
+    blob = "\n".join(m.model_dump_json() for m in unit.messages)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
 def is_correction(message: ChatMessage) -> bool:
@@ -88,13 +95,35 @@ def fill_budget(history: Sequence[Unit], sizes: Sequence[int], budget: int | Non
     return keep
 
 
-def omitted_note(dropped: Sequence[Unit]) -> ChatMessage:
+def omitted_note(
+    dropped: Sequence[Unit], summaries: Mapping[str, str] | None = None
+) -> ChatMessage:
+    """One note for everything the budget dropped: what kinds went, and the summaries known
+    for them (written by the cheap tier, see ``summary_request``)."""
     kinds: dict[str, int] = {}
     for unit in dropped:
         kinds[unit.describe()] = kinds.get(unit.describe(), 0) + 1
     what = "; ".join(f"{n} x {k}" if n > 1 else k for k, n in kinds.items())
     count = sum(len(u.messages) for u in dropped)
+    told = [summaries[k] for k in map(unit_key, dropped) if k in summaries] if summaries else []
+    short = "; in short:\n" + "\n".join(f"- {t}" for t in told) if told else ""
     return ChatMessage(
         role="user",
-        content=f"[context note: {count} earlier messages omitted to save tokens: {what}]",
+        content=f"[context note: {count} earlier messages omitted to save tokens: {what}{short}]",
+    )
+
+
+SUMMARY_INSTRUCTIONS = (
+    "You condense one earlier exchange of an agent's conversation into a single line that "
+    "replaces it in the agent's context. Keep every identifier, number, date, amount and "
+    "code it holds, and what it says about them; no commentary, no advice."
+)
+
+
+def summary_request(unit: Unit) -> tuple[ChatMessage, ...]:
+    """The messages of the cheap-tier step that summarizes ``unit``."""
+    text = "\n".join(f"{m.role}: {m.text()}" for m in unit.messages)
+    return (
+        ChatMessage(role="system", content=SUMMARY_INSTRUCTIONS),
+        ChatMessage(role="user", content=text),
     )

@@ -106,6 +106,27 @@ class MemoryStores:
     dead: list[dict[str, Any]] = field(default_factory=list)
     results: list[StepResult] = field(default_factory=list)
     shadow: list[dict[str, Any]] = field(default_factory=list)
+    summaries: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    claims: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+@dataclass
+class MemorySummaries:
+    """The summary store in memory (the Redis one is tested against Redis)."""
+
+    stores: MemoryStores
+
+    def get(self, tenant: str, session: str) -> dict[str, str]:
+        return dict(self.stores.summaries.get((tenant, session), {}))
+
+    def claim(self, tenant: str, session: str, key: str) -> bool:
+        if (tenant, session, key) in self.stores.claims:
+            return False
+        self.stores.claims.add((tenant, session, key))
+        return True
+
+    def put(self, tenant: str, session: str, key: str, text: str) -> None:
+        self.stores.summaries.setdefault((tenant, session), {})[key] = text
 
 
 @dataclass
@@ -288,6 +309,7 @@ def make_runtime(
         provider_factory=lambda name: prov,
         batch_jobs=MemoryBatchJobs(),
         shadow=ListLedger(stores.shadow),
+        summaries=MemorySummaries(stores),
         clock=lambda: 2_000_000_000.0,
         semantic_factory=lambda: (semantic, "no semantic layer in this test"),
     )

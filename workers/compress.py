@@ -1,12 +1,17 @@
 """The compress stage (tf.compress): the budget check (past a soft limit the step runs in
 economy mode), max_tokens for the task kind, then the prompt compressed after its static
-prefix."""
+prefix. With ``summarize_dropped`` on, each tool exchange the history budget drops is sent
+once to the cheap tier as a summarize step of its own (charged to the same session); the
+summaries it writes replace the dropped exchanges in the session's later calls."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from policies.budgets import economy_reason, output_cap
 from policies.compression import compress
-from queues.messages import Envelope
+from policies.history import Unit, summary_request, unit_key
+from queues.messages import AgentStep, Envelope, Lane
 from queues.topology import Stage
 from workers.runtime import Runtime
 
@@ -30,10 +35,40 @@ def handle(env: Envelope, rt: Runtime) -> None:
         s.economy_factor if env.economy else None,
     )
     plan = rt.compression_plan(economy=env.economy)
-    prompt, report = compress(rt.counter, env.step.messages, plan, rt.text_compressor)
+    step = env.step
+    known = rt.summaries.get(step.tenant, step.session_id) if plan.summarize_dropped else None
+    prompt, report = compress(rt.counter, step.messages, plan, rt.text_compressor, known)
     what = "compressed" if report.changed else "unchanged"
     why = f"{report.describe()}; max_tokens {cap}"
+    asked = ask_for_summaries(env, report.to_summarize, rt)
+    if asked:
+        why += f"; asked the cheap tier to summarize {asked} dropped exchanges"
     rt.bus.send(
         Stage.classify,
         env.decide("compress", what, why, prompt=prompt, max_output_tokens=cap),
     )
+
+
+def ask_for_summaries(env: Envelope, dropped: Sequence[Unit], rt: Runtime) -> int:
+    """Submit a summarize step for each dropped exchange nobody has asked about yet."""
+    step = env.step
+    asked = 0
+    for unit in dropped:
+        key = unit_key(unit)
+        if not rt.summaries.claim(step.tenant, step.session_id, key):
+            continue
+        summary = AgentStep(
+            step_id=f"{step.step_id[:100]}.summary.{key[:12]}",
+            tenant=step.tenant,
+            agent=step.agent,
+            workflow=step.workflow,
+            session_id=step.session_id,
+            messages=summary_request(unit),
+            task_kind="summarize",
+            max_output_tokens=rt.settings.summary_max_tokens,
+            # Never ahead of the agent's own steps; batch would make it hours late.
+            lane=Lane.standard,
+        )
+        rt.bus.send(Stage.cache, Envelope(step=summary, summary_of=key))
+        asked += 1
+    return asked

@@ -1,7 +1,7 @@
 """The finalize stage (tf.finalize), run under the step's own task id: its return value is
 the step's result in the Celery result backend. It appends the ledger entry, writes the exact
-cache, frees leftover budget reservations and parks dead letters, once per step even when
-the message is delivered twice."""
+cache, stores a summarize step's answer for its session, frees leftover budget reservations
+and parks dead letters, once per step even when the message is delivered twice."""
 
 from __future__ import annotations
 
@@ -116,6 +116,9 @@ def handle(env: Envelope, outcome: Outcome, rt: Runtime) -> StepResult:
         )
         if rt.settings.semantic_cache and rt.settings.cache_verifier is not None:
             rt.bus.remember(env, outcome)
+    if env.summary_of and outcome.status is StepStatus.ok and outcome.answer:
+        step = env.step
+        rt.summaries.put(step.tenant, step.session_id, env.summary_of, outcome.answer.strip())
     rt.budgets.release_step(env)
     if outcome.status is StepStatus.dead_lettered:
         last_stage = env.decisions[-1].stage if env.decisions else "finalize"

@@ -180,6 +180,18 @@ class VectorStore(Protocol):
     def count(self) -> int: ...
 
 
+class Summaries(Protocol):
+    """The cheap tier's one-line summaries of a session's dropped exchanges, by unit key."""
+
+    def get(self, tenant: str, session: str) -> dict[str, str]: ...
+
+    def claim(self, tenant: str, session: str, key: str) -> bool:
+        """True for the one caller that is to ask for this summary."""
+        ...
+
+    def put(self, tenant: str, session: str, key: str, text: str) -> None: ...
+
+
 class Ledger(Protocol):
     def append(self, entry: dict[str, Any]) -> None: ...
 

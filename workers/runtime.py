@@ -28,6 +28,7 @@ from workers.ports import (
     Ledger,
     Provider,
     Results,
+    Summaries,
 )
 from workers.providers import build_provider
 from workers.semantic import SemanticLayer, build_semantic_layer
@@ -40,6 +41,7 @@ from workers.stores.redis_stores import (
     RedisFinalizeGuard,
     StreamLedger,
 )
+from workers.stores.summaries import RedisSummaries
 from workers.tokenizer import BpeCounter
 
 log = structlog.get_logger("tierfleet.runtime")
@@ -60,6 +62,7 @@ class Runtime:
     provider_factory: Callable[[str], Provider]
     batch_jobs: BatchJobs
     shadow: Ledger  # shadow evaluation records
+    summaries: Summaries  # the cheap tier's summaries of dropped exchanges
     clock: Callable[[], float] = time.time
     # Builds the semantic cache layer (only the cache worker calls it): (layer, or why not).
     semantic_factory: Callable[[], tuple[SemanticLayer | None, str]] = lambda: (None, "off")
@@ -137,6 +140,7 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         provider_factory=lambda name: build_provider(name, settings, counter),
         batch_jobs=RedisBatchJobs(client),
         shadow=StreamLedger(client, settings.shadow_stream, settings.ledger_maxlen),
+        summaries=RedisSummaries(client, settings.summary_ttl_s),
         semantic_factory=lambda: build_semantic_layer(settings),
         text_compressor_factory=lambda: build_text_compressor(settings),
     )
@@ -150,6 +154,7 @@ def plan_from_settings(s: Settings, economy: bool = False) -> CompressionPlan:
         tool_result_max_tokens=s.tool_result_max_tokens,
         text_max_tokens=s.text_max_tokens,
         text_ratio=s.text_ratio,
+        summarize_dropped=s.summarize_dropped,
     )
     return plan.economy(s.economy_history_tokens, s.economy_factor) if economy else plan
 

@@ -308,3 +308,41 @@ def test_the_history_budget_goes_to_worth_per_token():
     keep = fill_budget(history, sizes, budget=300)
     # The bulky result is newer than nothing and bigger than all the short turns together.
     assert keep == [False, True, True, True, True, True]
+
+
+def long_session() -> list[ChatMessage]:
+    """Three bulky lookups, then enough turns to push them out of the window."""
+    return [
+        SYSTEM,
+        ChatMessage(role="user", content="check my bookings"),
+        *tool_pair("c1", json.dumps({"reservation_id": "AAA111", "note": "seat 12A " * 60})),
+        *tool_pair("c2", json.dumps({"reservation_id": "BBB222", "note": "seat 14C " * 60})),
+        *[m for i in range(3) for m in turn(i)],
+        ChatMessage(role="user", content="and now?"),
+    ]
+
+
+def test_dropped_exchanges_are_told_in_short_once_summarized():
+    from policies.history import unit_key, units
+
+    plan = CompressionPlan(
+        keep_last=2, window_stride=1, history_budget_tokens=60, summarize_dropped=True
+    )
+    history = long_session()
+    out, report = compress(COUNTER, history, plan)
+    assert report.dropped_messages >= 4 and report.summarized == 0
+    assert [u.messages[1].tool_call_id for u in report.to_summarize] == ["c1", "c2"]
+    # The cheap tier's answer arrives; the next call tells the dropped exchanges in short.
+    known = {unit_key(u): f"reservation {i} summarized" for i, u in enumerate(report.to_summarize)}
+    out, report = compress(COUNTER, history, plan, summaries=known)
+    note = next(m.text() for m in out if m.text().startswith("[context note:"))
+    assert "in short:\n- reservation 0 summarized\n- reservation 1 summarized]" in note
+    assert report.summarized == 2 and report.to_summarize == ()
+    # The key names the exchange as the compressor sent it: the same in every later call.
+    later, _ = compress(COUNTER, [*history, *turn(7)[1:], *turn(8)[:1]], plan, summaries=known)
+    assert any("reservation 1 summarized" in m.text() for m in later)
+    # Off by default: nothing asked for, summaries ignored.
+    plain = CompressionPlan(keep_last=2, window_stride=1, history_budget_tokens=60)
+    out, report = compress(COUNTER, history, plain, summaries=known)
+    assert report.to_summarize == () and not any("in short" in m.text() for m in out)
+    assert len({unit_key(u) for u in units(history[1:])}) == len(units(history[1:]))

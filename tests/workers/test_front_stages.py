@@ -153,3 +153,45 @@ def test_below_the_soft_limit_nothing_changes():
     classify.handle(bus.sent[0][1], rt)
     routed = bus.sent[1][1]
     assert not routed.economy and routed.tier == "frontier"
+
+
+def test_dropped_exchanges_go_once_to_the_cheap_tier_and_come_back_in_short():
+    from queues.messages import Outcome
+    from tests.unit.test_compression import long_session
+    from workers import finalize
+
+    rt, bus, stores = make_runtime(
+        summarize_dropped=True, keep_last_messages=2, window_stride=1, history_budget_tokens=60
+    )
+    messages = [m.model_dump(exclude_none=True) for m in long_session()]
+    env = envelope(messages=messages, session_id="long-1", step_id="call-9")
+    compress.handle(env, rt)
+    summaries = [e for stage, e, _ in bus.sent if stage is Stage.cache]
+    [(_, onward, _)] = [s for s in bus.sent if s[0] is Stage.classify]
+    assert len(summaries) == 2 and "asked the cheap tier to summarize 2" in onward.decisions[-1].why
+    for s in summaries:
+        step = s.step
+        assert (step.task_kind, step.tenant, step.agent, step.session_id) == (
+            "summarize",
+            env.step.tenant,
+            env.step.agent,
+            "long-1",
+        )
+        assert step.step_id.startswith("call-9.summary.") and s.summary_of
+        assert step.max_output_tokens == rt.settings.summary_max_tokens
+        assert "reservation_id: " in step.messages[1].text()
+    # The same call again (a redelivery, the session's next call): nothing asked twice.
+    bus.sent.clear()
+    compress.handle(env, rt)
+    assert [stage for stage, _, _ in bus.sent] == [Stage.classify]
+    # Finalize stores each summary for the session; the next call carries them.
+    for i, s in enumerate(summaries):
+        answer = f"reservation {i}: seat noted"
+        finalize.handle(s, Outcome(status=StepStatus.ok, answer=answer, tier="cheap"), rt)
+    assert len(stores.summaries[(env.step.tenant, "long-1")]) == 2
+    bus.sent.clear()
+    compress.handle(env, rt)
+    [(_, onward, _)] = bus.sent
+    assert "2 dropped exchanges told in short" in onward.decisions[-1].why
+    assert onward.prompt is not None
+    assert any("reservation 1: seat noted" in m.text() for m in onward.prompt)
