@@ -82,12 +82,12 @@ class Settings(BaseSettings):
     text_max_tokens: int = 3000
     text_ratio: float = Field(default=0.5, gt=0.0, le=1.0)
     compressor_model_path: Path | None = None  # a local LLMLingua model (GPU workers)
+    compressor_device: str = "cuda"
     # A one-line summary of each tool exchange the history budget drops, by the cheap tier
     # (a summarize step of its own, charged to the session); later calls carry it.
     summarize_dropped: bool = False
     summary_max_tokens: int = Field(default=120, ge=16)
     summary_ttl_s: int = Field(default=86_400, ge=60)  # how long a session's summaries live
-    compressor_device: str = "cuda"
 
     batch_flush_every: int = 16
     batch_flush_interval_s: float = 0.005  # a lone step waits this long for company
