@@ -169,12 +169,22 @@ def bench_compress_cmd(
     sessions: Annotated[int | None, typer.Option(help="first N sessions (default: all)")] = None,
     economy: Annotated[bool, typer.Option(help="measure the economy-mode plan")] = False,
     per_call: Annotated[bool, typer.Option(help="write every call's figures too")] = False,
+    documents: Annotated[
+        int | None, typer.Option(help="LEval: first N documents of each task (default: all)")
+    ] = None,
+    compressor_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="an LLMLingua model folder for free text (default: "
+            "TIERFLEET_COMPRESSOR_MODEL_PATH, else the lexical compressor)"
+        ),
+    ] = None,
     out: OutOption = None,
 ) -> None:
     """Tokens cut, used facts kept, prefix stability, billed input and latency of the
     compression policy on recorded agent sessions (or answer words kept on LEval)."""
     from producers.bench.compress import DEFAULT_LEVAL, bench_leval, bench_tau
-    from workers.runtime import plan_from_settings
+    from workers.runtime import build_text_compressor, plan_from_settings
 
     if fmt not in ("tau-bench", "leval"):
         console.print(f"[red]unknown format {fmt!r}; known: tau-bench, leval")
@@ -183,11 +193,20 @@ def bench_compress_cmd(
     if not path.exists():
         console.print(f"[red]no data at {path}[/] (pass --workload)")
         raise typer.Exit(2)
-    plan = plan_from_settings(Settings(), economy)
+    settings = Settings()
+    if compressor_model is not None:
+        settings = settings.model_copy(update={"compressor_model_path": compressor_model})
+    plan = plan_from_settings(settings, economy)
+    texts = build_text_compressor(settings)
     if fmt == "leval":
-        figures = bench_leval(path, plan)
+        figures = bench_leval(path, plan, texts, documents)
     else:
-        figures = bench_tau(path, sessions, plan, per_call)
+        figures = bench_tau(path, sessions, plan, per_call, texts)
+    figures["text_compressor"] = (
+        f"llmlingua {settings.compressor_model_path} on {settings.compressor_device}"
+        if texts is not None
+        else "lexical (policies/text_select.py)"
+    )
     shown = {k: v for k, v in figures.items() if k not in ("per_session", "per_call")}
     console.print_json(json.dumps(shown))
     write_figures(out, figures)

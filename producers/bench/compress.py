@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from policies.compression import CompressionPlan, compress
+from policies.compression import CompressionPlan, TextCompressor, compress
 from policies.facts import WORD, content_words, facts_in
 from policies.pricing import Price, load_price_table
 from policies.tokens import TokenCounter, prompt_tokens
@@ -189,7 +189,11 @@ def per_session(calls: Sequence[CallFigures], price: Price) -> list[dict[str, An
 
 
 def bench_tau(
-    path: Path, sessions: int | None, plan: CompressionPlan, per_call: bool
+    path: Path,
+    sessions: int | None,
+    plan: CompressionPlan,
+    per_call: bool,
+    texts: TextCompressor | None = None,
 ) -> dict[str, Any]:
     counter = BpeCounter()
     price = load_price_table().get(PRICED_MODEL)
@@ -197,9 +201,9 @@ def bench_tau(
     data = tau_bench_sessions(path, sessions)
 
     def ours(prompt: Prompt) -> Prompt:
-        return compress(counter, prompt, plan)[0]
+        return compress(counter, prompt, plan, texts)[0]
 
-    compress(counter, data[0].messages[:2], plan)  # warm the tokenizer
+    compress(counter, data[0].messages[:2], plan, texts)  # warm the tokenizer
     calls = [c for s in data for c in replay_session(s, ours, counter)]
     rolling = [c for s in data for c in replay_session(s, rolling_window, counter)]
     figures: dict[str, Any] = {
@@ -221,7 +225,13 @@ def answer_words(answer: str, document_words: set[str]) -> list[str]:
     return [w for w in content_words(answer) if w in document_words]
 
 
-def bench_leval(folder: Path, plan: CompressionPlan) -> dict[str, Any]:
+def bench_leval(
+    folder: Path,
+    plan: CompressionPlan,
+    texts: TextCompressor | None = None,
+    documents: int | None = None,
+) -> dict[str, Any]:
+    """Per task (one JSONL file), over its first ``documents`` documents (default: all)."""
     # Every document goes through the prompt compressor, however short.
     plan = replace(plan, text_max_tokens=1)
     counter = BpeCounter()
@@ -229,7 +239,7 @@ def bench_leval(folder: Path, plan: CompressionPlan) -> dict[str, Any]:
     latencies: list[float] = []
     for path in sorted(folder.glob("*.jsonl")):
         before = after = present = kept = 0
-        for line in path.read_text().splitlines():
+        for line in path.read_text().splitlines()[:documents]:
             record = json.loads(line)
             document = record["input"]
             doc_words = set(WORD.findall(document.lower()))
@@ -237,7 +247,10 @@ def bench_leval(folder: Path, plan: CompressionPlan) -> dict[str, Any]:
             for question, answer in zip(record["instructions"], record["outputs"], strict=False):
                 started = time.perf_counter()
                 prompt, _ = compress(
-                    counter, (ChatMessage(role="user", content=f"{document}\n\n{question}"),), plan
+                    counter,
+                    (ChatMessage(role="user", content=f"{document}\n\n{question}"),),
+                    plan,
+                    texts,
                 )
                 latencies.append((time.perf_counter() - started) * 1000)
                 text = prompt[0].text().removesuffix(question)
@@ -256,6 +269,7 @@ def bench_leval(folder: Path, plan: CompressionPlan) -> dict[str, Any]:
     return {
         "format": "leval",
         "data": str(folder),
+        "documents_per_task": documents,
         "text_ratio": plan.text_ratio,
         "tasks": tasks,
         "ratio_min": min(ratios) if ratios else 0.0,
