@@ -86,11 +86,16 @@ class LlmLinguaCompressor:
         return cls(compressor, question_aware)
 
     def __call__(self, text: str, query: str, budget: int) -> str:
+        # The question-aware path finds where the text starts by tokenizing question +
+        # "\n\n" + text and asserts the split decodes back; leading newlines would merge
+        # with that separator into one token and fail it, so they are set aside and put back.
+        body = text.lstrip()
+        lead = text[: len(text) - len(body)]
         result = self.compressor.compress_prompt(
-            [text],
+            [body],
             question=query,
             target_token=budget,
             use_context_level_filter=False,
             **self.options,
         )
-        return str(result["compressed_prompt"])
+        return lead + str(result["compressed_prompt"])

@@ -36,6 +36,15 @@ def test_the_question_and_budget_reach_llmlingua():
     assert kwargs["question"] == "what is it?" and kwargs["target_token"] == 40
 
 
+def test_leading_whitespace_is_set_aside_and_put_back():
+    # llmlingua's question-aware split asserts on texts that open with newlines.
+    inner = RecordingPromptCompressor()
+    out = LlmLinguaCompressor(inner)("\n\n  Replace license or permit", "q", 5)
+    [(context, _)] = inner.calls
+    assert context == ["Replace license or permit"]
+    assert out == "\n\n  Replace li"
+
+
 @pytest.mark.parametrize(
     ("llmlingua2", "question_aware", "conditioned"),
     [(False, True, True), (False, False, False), (True, True, False)],
