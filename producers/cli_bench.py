@@ -203,7 +203,8 @@ def bench_compress_cmd(
     else:
         figures = bench_tau(path, sessions, plan, per_call, texts)
     figures["text_compressor"] = (
-        f"llmlingua {settings.compressor_model_path} on {settings.compressor_device}"
+        f"llmlingua {settings.compressor_model_path} on {settings.compressor_device}, "
+        + ("question-aware" if settings.compressor_question_aware else "plain scoring")
         if texts is not None
         else "lexical (policies/text_select.py)"
     )

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     text_ratio: float = Field(default=0.5, gt=0.0, le=1.0)
     compressor_model_path: Path | None = None  # a local LLMLingua model (GPU workers)
     compressor_device: str = "cuda"
+    # LongLLMLingua's conditioning on the question (LLMLingua v1 models); off: plain scoring.
+    compressor_question_aware: bool = True
     # A one-line summary of each tool exchange the history budget drops, by the cheap tier
     # (a summarize step of its own, charged to the session); later calls carry it.
     summarize_dropped: bool = False

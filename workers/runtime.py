@@ -166,7 +166,11 @@ def build_text_compressor(settings: Settings) -> TextCompressor | None:
     from workers.llmlingua_compressor import LlmLinguaCompressor
 
     try:
-        return LlmLinguaCompressor.load(settings.compressor_model_path, settings.compressor_device)
+        return LlmLinguaCompressor.load(
+            settings.compressor_model_path,
+            settings.compressor_device,
+            settings.compressor_question_aware,
+        )
     except (ImportError, OSError, ValueError) as exc:
         raise PermanentError(
             f"cannot load the compressor {settings.compressor_model_path}: {exc} "

@@ -138,3 +138,17 @@ def test_a_missing_model_is_a_clear_error(tmp_path):
     pytest.importorskip("llmlingua")
     with pytest.raises(OSError, match="no compressor model"):
         LlmLinguaCompressor.load(tmp_path / "absent", "cpu")
+
+
+def test_the_settings_choose_the_compressor_and_its_scoring(monkeypatch, tmp_path):
+    from queues.settings import Settings
+    from workers.runtime import build_text_compressor
+
+    loaded = []
+    monkeypatch.setattr(
+        LlmLinguaCompressor, "load", staticmethod(lambda *args: loaded.append(args) or "model")
+    )
+    assert build_text_compressor(Settings()) is None  # no model: the lexical default
+    plain = Settings(compressor_model_path=tmp_path, compressor_question_aware=False)
+    assert build_text_compressor(plain) == "model"
+    assert loaded == [(tmp_path, "cuda", False)]
