@@ -148,7 +148,11 @@ def test_the_settings_choose_the_compressor_and_its_scoring(monkeypatch, tmp_pat
     monkeypatch.setattr(
         LlmLinguaCompressor, "load", staticmethod(lambda *args: loaded.append(args) or "model")
     )
-    assert build_text_compressor(Settings()) is None  # no model: the lexical default
-    plain = Settings(compressor_model_path=tmp_path, compressor_question_aware=False)
+    # Every field the assertions read is set here, so the caller's environment cannot leak in.
+    lexical = Settings(compressor_model_path=None)
+    assert build_text_compressor(lexical) is None  # no model: the lexical default
+    plain = Settings(
+        compressor_model_path=tmp_path, compressor_device="cuda", compressor_question_aware=False
+    )
     assert build_text_compressor(plain) == "model"
     assert loaded == [(tmp_path, "cuda", False)]
