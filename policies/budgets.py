@@ -25,6 +25,7 @@ class BudgetState:
     soft_nano: int | None = None
     soft_tokens: int | None = None
     scope: str = "session"
+    overshoot_nano: int = 0  # what settled calls cost beyond their reservations
 
     @property
     def available_nano(self) -> int | None:
@@ -86,6 +87,16 @@ def output_cap(
     return max(1, cap)
 
 
-def reservation_id(step_id: str, attempt: int, retries: int, cross_check: bool = False) -> str:
-    """One id per paid call of a step: a redelivered call finds its own reservation."""
-    return f"{step_id}:{attempt}:{retries}" + (":x" if cross_check else "")
+@dataclass(frozen=True)
+class Settlement:
+    """A call's reservation turned into spend: what was held, what it cost."""
+
+    settled: bool  # False: settled before (a redelivery), nothing changed
+    reserved_nano: int
+    actual_nano: int
+
+    @property
+    def overshoot_nano(self) -> int:
+        """What the call cost beyond its reservation: spent past the hard limit's guarantee,
+        so it is reported (ledger, report), never hidden."""
+        return max(0, self.actual_nano - self.reserved_nano) if self.settled else 0

@@ -1,5 +1,5 @@
-"""Exact-cache keys: a hash of the normalized request, scoped so it can never cross tenants,
-agents or prompt versions."""
+"""Exact-cache keys: a hash of everything that changes the answer, scoped so it can never
+cross tenants, agents or prompt versions."""
 
 from __future__ import annotations
 
@@ -8,14 +8,22 @@ import json
 import re
 from typing import Any
 
-from queues.messages import AgentStep
+from queues import keys
+from queues.messages import AgentStep, ChatMessage
 
 _SPACE = re.compile(r"\s+")
-EXACT_PREFIX = "tf:xc:"
 
 
 def normalize_text(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
+
+
+def _other_parts(msg: ChatMessage) -> list[Any]:
+    """Content parts a model reads besides text (images, audio, files), whole: two requests
+    that differ only in their image must not share an answer."""
+    if not isinstance(msg.content, list):
+        return []
+    return [p for p in msg.content if p.get("type", "text") != "text"]
 
 
 def _normalized_messages(step: AgentStep) -> list[dict[str, Any]]:
@@ -25,6 +33,7 @@ def _normalized_messages(step: AgentStep) -> list[dict[str, Any]]:
             {
                 "role": msg.role,
                 "text": normalize_text(msg.text()),
+                "parts": _other_parts(msg),
                 "tool_call_id": msg.tool_call_id,
                 "name": msg.name,
             }
@@ -32,13 +41,16 @@ def _normalized_messages(step: AgentStep) -> list[dict[str, Any]]:
     return out
 
 
-def exact_key(step: AgentStep) -> str:
-    """Same tenant, agent, prompt version, conversation, schema and task kind -> same key."""
+def exact_key(step: AgentStep, *, economy: bool = False) -> str:
+    """Same tenant, agent, prompt version, conversation (non-text parts included), tools,
+    schema, task kind, output allowance and plan -> same key."""
     request = {
         "messages": _normalized_messages(step),
         "tools": list(step.tools),
         "schema": step.response_schema,
         "task_kind": step.task_kind,
+        "max_output_tokens": step.max_output_tokens,
+        "economy": economy,
     }
     digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
-    return f"{EXACT_PREFIX}{step.tenant}:{step.agent}:{step.prompt_version}:{digest}"
+    return keys.exact_cache(step.tenant, step.agent, step.prompt_version, digest)

@@ -56,8 +56,7 @@ def conversation_state(step: AgentStep) -> str:
     index = _last_user_index(step.messages) or 0
     start = len(leading_system(step.messages))
     earlier = [
-        [m.role, normalize_text(m.text()), m.tool_call_id or ""]
-        for m in step.messages[start:index]
+        [m.role, normalize_text(m.text()), m.tool_call_id or ""] for m in step.messages[start:index]
     ]
     return hashlib.sha256(json.dumps(earlier).encode()).hexdigest()[:24]
 

@@ -12,12 +12,36 @@ from policies.pricing import Price, PriceTable, Usage, load_price_table, parse_p
 
 
 @dataclass(frozen=True)
+class Counting:
+    """How to count a model's input conservatively with the fleet's own BPE (o200k): the
+    factor covers a tokenizer that splits text finer than o200k, the image allowance the
+    most one image can be billed as after the provider's own resizing."""
+
+    factor: float = 1.0
+    image_tokens: int = 1600
+
+
+# Defaults per provider family; a model entry may set ``count_factor`` / ``image_tokens``.
+# Anthropic's tokenizer yields up to ~1.35x o200k's count on English and code; its images
+# cost at most ~1,600 tokens (1.15 megapixels). OpenAI's current models use o200k itself;
+# a gpt-4o image in high detail is at most 85 + 8 x 170 tokens. A self-hosted model's
+# tokenizer is unknown (small vocabularies split finer): 1.5x.
+PROVIDER_COUNTING: dict[str, Counting] = {
+    "openai": Counting(1.0, 1445),
+    "anthropic": Counting(1.4, 1600),
+    "openai-compatible": Counting(1.5, 2000),
+}
+DEFAULT_COUNTING = Counting(1.0, 1600)  # simulated and replay: they count with o200k too
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str  # the table's name for the model
     provider: str  # a key of the provider registry: openai, anthropic, openai-compatible, ...
     price: Price
     api_model: str = ""  # the id sent to the provider; the name when empty
     capability: float | None = None  # simulated provider only
+    counting: Counting = DEFAULT_COUNTING  # for budget reservations
 
     @property
     def model_id(self) -> str:
@@ -127,12 +151,21 @@ def _model(name: str, spec: dict[str, Any], prices: PriceTable | None) -> ModelS
         raise ValueError(
             f"model {name!r} has no price in the price table or inline: {exc}"
         ) from exc
+    provider = str(spec["provider"])
+    base = PROVIDER_COUNTING.get(provider, DEFAULT_COUNTING)
+    counting = Counting(
+        float(spec.get("count_factor", base.factor)),
+        int(spec.get("image_tokens", base.image_tokens)),
+    )
+    if counting.factor < 1.0 or counting.image_tokens < 0:
+        raise ValueError(f"model {name!r}: count_factor must be >= 1 and image_tokens >= 0")
     return ModelSpec(
         name=name,
-        provider=str(spec["provider"]),
+        provider=provider,
         price=price,
         api_model=api_model,
         capability=float(spec["capability"]) if "capability" in spec else None,
+        counting=counting,
     )
 
 

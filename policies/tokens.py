@@ -4,6 +4,7 @@ only see this Protocol."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -34,3 +35,36 @@ def request_tokens(
     return prompt_tokens(counter, messages) + sum(
         counter.count_many([json.dumps(t) for t in tools])
     )
+
+
+def non_text_parts(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """Content parts that are not text: images, audio, files."""
+    return [
+        part
+        for m in messages
+        if isinstance(m.content, list)
+        for part in m.content
+        if part.get("type", "text") != "text"
+    ]
+
+
+IMAGE_PART_TYPES = frozenset({"image_url", "input_image", "image"})
+
+
+def reservation_tokens(
+    counter: TokenCounter,
+    messages: Sequence[ChatMessage],
+    tools: Sequence[dict[str, Any]],
+    *,
+    factor: float = 1.0,
+    image_tokens: int = 0,
+) -> int:
+    """A conservative count of a call's input for its budget reservation: text and tool
+    schemas by BPE, each image at the most the provider bills one as, any other part kind
+    (audio, files) by the BPE count of the whole part, data included, and all of it times
+    the model family's ``factor`` (a tokenizer that splits finer than ours)."""
+    parts = non_text_parts(messages)
+    images = sum(1 for p in parts if p.get("type") in IMAGE_PART_TYPES)
+    others = [json.dumps(p) for p in parts if p.get("type") not in IMAGE_PART_TYPES]
+    counted = request_tokens(counter, messages, tools) + sum(counter.count_many(others))
+    return math.ceil(counted * factor) + images * image_tokens

@@ -1,5 +1,6 @@
 """The producer API: submit agent steps, wait for their results, manage budgets and dead
-letters. ``AsyncResult(step_id)`` is a plain Celery result: the step's own id."""
+letters. A step's handle is a plain Celery ``AsyncResult`` under its result id: the step's
+tenant and id (``queues.keys.result_id``), so two tenants' step ids never meet."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from pydantic import ValidationError
 
 from policies.budgets import BudgetState
 from policies.tiers import TierTable, load_tier_table
+from queues import keys
 from queues.app import create_app
 from queues.bus import CeleryBus
-from queues.messages import AgentStep, Envelope, StepResult
+from queues.messages import AgentStep, Envelope, StepResult, check_step_size
 from queues.settings import Settings
-from queues.topology import CACHE_INVALIDATE_TASK, INGRESS, Stage
+from queues.topology import CACHE_INVALIDATE_TASK, INGRESS
 from workers.stores.budget import ScopeLimits, budget_store
 from workers.stores.dead_letters import DeadLetter, list_dead, remove_dead
 from workers.stores.redis_stores import RedisFinalizeGuard, read_ledger
@@ -29,16 +31,22 @@ class InvalidStep(ValueError):
 
 
 def to_step(obj: AgentStep | Mapping[str, Any]) -> AgentStep:
-    if isinstance(obj, AgentStep):
-        return obj
+    """A checked step: its fields, nesting and size within the fleet's limits."""
     try:
-        return AgentStep.model_validate(obj)
+        step = obj if isinstance(obj, AgentStep) else AgentStep.model_validate(obj)
     except ValidationError as exc:
         problems = "; ".join(
             f"field '{'.'.join(str(p) for p in err['loc']) or '(step)'}': {err['msg']}"
             for err in exc.errors()
         )
         raise InvalidStep(f"invalid step: {problems}") from exc
+    except RecursionError as exc:  # nested past what any validator can walk
+        raise InvalidStep("invalid step: it nests too deep to read") from exc
+    try:
+        check_step_size(step)
+    except ValueError as exc:
+        raise InvalidStep(f"invalid step: {exc}") from exc
+    return step
 
 
 class Fleet:
@@ -50,15 +58,19 @@ class Fleet:
         self.redis = redis.Redis.from_url(settings.store_url)
         self.budgets = budget_store(self.redis, settings)
 
+    def result_handle(self, step: AgentStep) -> AsyncResult:
+        """The handle on a step's result (``AsyncResult`` under its result id)."""
+        return self.app.AsyncResult(keys.result_id(step.tenant, step.step_id))
+
     def submit(self, step: AgentStep | Mapping[str, Any]) -> AsyncResult:
-        env = Envelope(step=to_step(step))
-        self.bus.send(Stage.cache, env)
-        return self.app.AsyncResult(env.step.step_id)
+        checked = to_step(step)
+        self.bus.submit(checked)
+        return self.result_handle(checked)
 
     def submit_many(self, steps: Iterable[AgentStep | Mapping[str, Any]]) -> list[AsyncResult]:
-        envelopes = [Envelope(step=to_step(s)) for s in steps]  # validate all before sending any
-        self.bus.send_many(Stage.cache, envelopes)
-        return [self.app.AsyncResult(e.step.step_id) for e in envelopes]
+        checked = [to_step(s) for s in steps]  # validate all before sending any
+        self.bus.submit_many(checked)
+        return [self.result_handle(s) for s in checked]
 
     def wait(
         self,
@@ -124,6 +136,22 @@ class Fleet:
         limits = ScopeLimits(hard_usd, soft_usd, hard_tokens, soft_tokens)
         self.budgets.set_limits("agent", tenant, agent, limits)
 
+    def set_tenant_budget(
+        self,
+        tenant: str,
+        hard_usd: float | None,
+        *,
+        soft_usd: float | None = None,
+        hard_tokens: int | None = None,
+        soft_tokens: int | None = None,
+    ) -> None:
+        """A tenant's limits, over all its agents and sessions, fleet-wide."""
+        limits = ScopeLimits(hard_usd, soft_usd, hard_tokens, soft_tokens)
+        self.budgets.set_limits("tenant", tenant, tenant, limits)
+
+    def tenant_budget(self, tenant: str) -> BudgetState:
+        return self.budgets.tenant_state(tenant)
+
     def session_budget(self, tenant: str, session_id: str) -> BudgetState:
         return self.budgets.state(tenant, session_id)
 
@@ -151,8 +179,8 @@ class Fleet:
             step = Envelope.from_wire(letter.record["envelope"]).step
             if not remove_dead(self.redis, letter):
                 continue  # another operator replayed it first
-            self.app.AsyncResult(step.step_id).forget()
-            guard.forget(step.step_id)
+            self.result_handle(step).forget()
+            guard.forget(step.tenant, step.step_id)
             replayed.append(self.submit(step))
         return replayed, kept
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -49,7 +50,10 @@ class LocalFleet:
         extra_groups: Sequence[WorkerGroup] = (),
         log_dir: Path | None = None,
     ) -> None:
-        self.base_settings = settings or Settings()
+        base = settings or Settings()
+        if base.envelope_key is None:  # a private fleet gets a private key
+            base = base.model_copy(update={"envelope_key": SecretStr(secrets.token_hex(32))})
+        self.base_settings = base
         self.only = set(groups) if groups is not None else None
         self.extra_groups = list(extra_groups)
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="tierfleet-logs-"))

@@ -52,8 +52,7 @@ def feature_rows(
     pairs: Sequence[Pair], vectors: PairVectors, idf: dict[str, float], default_idf: float
 ) -> Floats:
     return np.stack(
-        [pair_features(vectors.of(p.a), vectors.of(p.b), p.a, p.b, idf, default_idf)
-         for p in pairs]
+        [pair_features(vectors.of(p.a), vectors.of(p.b), p.a, p.b, idf, default_idf) for p in pairs]
     )
 
 

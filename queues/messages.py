@@ -20,6 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 IDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$"
 
+# What one step may carry. Checked at submit (a clear InvalidStep naming the field) and again
+# by every worker that parses a message, so nothing oversized or over-deep reaches a policy
+# (a schema nested hundreds deep would otherwise overflow the validator's recursion).
+MAX_MESSAGES = 2048
+MAX_TOOLS = 128  # OpenAI's own limit
+MAX_STEP_BYTES = 4 * 1024 * 1024  # the step as JSON, images included
+MAX_SCHEMA_DEPTH = 32  # response schema and tool parameter schemas
+MAX_CONTENT_DEPTH = 16  # a content part's nesting
+MAX_LABELS = 64
+
 
 class Lane(StrEnum):
     """Latency classes; each is its own queue per tier, consumed in this order."""
@@ -37,6 +47,34 @@ class StepStatus(StrEnum):
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """How deep a JSON value nests (a scalar is 0), counted without recursion and given up
+    past ``limit`` (the result is then ``limit + 1``)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = (
+            node.values()
+            if isinstance(node, dict)
+            else node
+            if isinstance(node, list | tuple)
+            else None
+        )
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return limit + 1
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _no_deeper_than(value: Any, limit: int, what: str) -> Any:
+    if json_depth(value, limit) > limit:
+        raise ValueError(f"{what} nests deeper than {limit} levels")
+    return value
 
 
 class FunctionCall(Frozen):
@@ -58,6 +96,13 @@ class ChatMessage(Frozen):
     name: str | None = None
     tool_calls: tuple[ToolCall, ...] | None = None
     tool_call_id: str | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _parts_not_too_deep(cls, content: Any) -> Any:
+        if isinstance(content, list):
+            _no_deeper_than(content, MAX_CONTENT_DEPTH + 1, "content")
+        return content
 
     @model_validator(mode="after")
     def _shape_fits_role(self) -> ChatMessage:
@@ -103,8 +148,8 @@ class AgentStep(Frozen):
     agent: str = Field(pattern=IDENT_PATTERN)
     workflow: str = Field(default="default", pattern=IDENT_PATTERN)
     session_id: str = Field(pattern=IDENT_PATTERN)
-    messages: tuple[ChatMessage, ...] = Field(min_length=1)
-    tools: tuple[dict[str, Any], ...] = ()
+    messages: tuple[ChatMessage, ...] = Field(min_length=1, max_length=MAX_MESSAGES)
+    tools: tuple[dict[str, Any], ...] = Field(default=(), max_length=MAX_TOOLS)
     task_kind: str = Field(default="chat", pattern=r"^[a-z][a-z0-9_]{0,39}$")
     response_schema: dict[str, Any] | None = None
     max_output_tokens: int = Field(default=512, ge=1, le=65536)
@@ -112,7 +157,21 @@ class AgentStep(Frozen):
     prompt_version: str = Field(default="", max_length=128)
     # Evaluation labels (e.g. a simulated difficulty, a replay prompt id). Only simulated and
     # replay providers and the benchmark scorers read them; no routing or acceptance policy may.
-    labels: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    labels: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=MAX_LABELS)
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tools_not_too_deep(cls, tools: Any) -> Any:
+        if isinstance(tools, list | tuple):
+            for tool in tools:
+                _no_deeper_than(tool, MAX_SCHEMA_DEPTH + 2, "a tool schema")
+        return tools
+
+    @field_validator("response_schema", mode="before")
+    @classmethod
+    def _schema_not_too_deep(cls, schema: Any) -> Any:
+        # Before any validation: the JSON Schema meta-validator recurses once per level.
+        return _no_deeper_than(schema, MAX_SCHEMA_DEPTH, "the response schema")
 
     @field_validator("response_schema")
     @classmethod
@@ -144,6 +203,24 @@ class AgentStep(Frozen):
         }
 
 
+def check_step_size(step: AgentStep) -> None:
+    """Refuse a step bigger than MAX_STEP_BYTES as JSON (it travels in every hop)."""
+    size = len(step.model_dump_json().encode())
+    if size > MAX_STEP_BYTES:
+        raise ValueError(f"the step is {size} bytes as JSON; the most is {MAX_STEP_BYTES}")
+
+
+SUBMITTED_AT_WINDOW_S = 24 * 3600
+
+
+class Submission(Frozen):
+    """What a producer publishes: a step, and when it was submitted. Nothing else a
+    producer says is taken; the ingress stage makes the envelope (queues/seal.py)."""
+
+    step: AgentStep
+    submitted_at: float = Field(default_factory=time.time)
+
+
 class Decision(Frozen):
     stage: str
     what: str
@@ -157,12 +234,17 @@ class CostEntry(Frozen):
     tier: str
     model: str
     provider: str
-    tokens_in: int = 0
-    tokens_out: int = 0
-    tokens_cached: int = 0  # read from the provider's prompt cache; part of tokens_in
-    tokens_cache_write: int = 0  # written to it; part of tokens_in
-    cost_usd: float = 0.0
-    latency_ms: float = 0.0
+    tokens_in: int = Field(default=0, ge=0)
+    tokens_out: int = Field(default=0, ge=0)
+    # read from the provider's prompt cache; part of tokens_in
+    tokens_cached: int = Field(default=0, ge=0)
+    tokens_cache_write: int = Field(default=0, ge=0)  # written to it; part of tokens_in
+    cost_usd: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    # What the call's budget reservation held, and what it cost beyond that (reported, since
+    # a hard limit only holds for what was reserved).
+    reserved_usd: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    overshoot_usd: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    latency_ms: float = Field(default=0.0, ge=0.0)
     accepted: bool = False
     simulated: bool = False
     batch: bool = False  # answered through the provider's batch API, at its discount
@@ -186,9 +268,9 @@ class Envelope(Frozen):
     model: str | None = None  # the router's pick within the tier; None: the tier's default
     shadow_of: PriorAnswer | None = None  # set on the copy sent to the top tier (shadow eval)
     first_answer: PriorAnswer | None = None  # set on a cross-check call: the answer it checks
-    attempt: int = 0  # cascade escalations so far
-    retries: int = 0  # transient-failure retries at the current tier
-    cache_key: str | None = None
+    attempt: int = Field(default=0, ge=0)  # cascade escalations so far
+    retries: int = Field(default=0, ge=0)  # transient-failure retries at the current tier
+    cache_key: str | None = Field(default=None, pattern=r"^tf:xc:")
     prompt: tuple[ChatMessage, ...] | None = None  # the compressed request, once compressed
     economy: bool = False  # past a soft budget: lower tier cap, tighter compression
     max_output_tokens: int | None = None  # the cap the compress stage set (task kind, economy)
@@ -216,6 +298,14 @@ class Envelope(Frozen):
 
     def to_wire(self) -> str:
         return self.model_dump_json()
+
+    @classmethod
+    def admit(cls, submission: Submission, now: float) -> Envelope:
+        """The envelope for a producer's submission: every internal field at its start.
+        The submission time is the producer's word, so it is kept only within the last day
+        and never in the future (it feeds latency figures, nothing else)."""
+        submitted_at = min(now, max(submission.submitted_at, now - SUBMITTED_AT_WINDOW_S))
+        return cls(step=submission.step, submitted_at=submitted_at)
 
     @classmethod
     def from_wire(cls, raw: str | bytes | dict[str, Any]) -> Envelope:
@@ -255,15 +345,17 @@ class StepResult(Frozen):
 
     step_id: str
     status: StepStatus
+    tenant: str = ""
     answer: str | None = None
     tier: str | None = None
     model: str | None = None
     provider: str | None = None
-    cost_usd: float = 0.0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    tokens_cached: int = 0
-    tokens_cache_write: int = 0
+    cost_usd: float = Field(default=0.0, ge=0.0)
+    overshoot_usd: float = Field(default=0.0, ge=0.0)  # spent beyond reservations
+    tokens_in: int = Field(default=0, ge=0)
+    tokens_out: int = Field(default=0, ge=0)
+    tokens_cached: int = Field(default=0, ge=0)
+    tokens_cache_write: int = Field(default=0, ge=0)
     cache_hit: bool = False
     cached_from: str | None = None  # the step whose answer a cache hit served
     semantic: SemanticHit | None = None

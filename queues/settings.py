@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -128,9 +129,10 @@ class Settings(BaseSettings):
     # probability becomes the answer's confidence (judged against accept_min_confidence).
     request_logprobs: bool = False
 
-    # Budgets, per session and per agent: defaults for scopes that set none of their own
-    # (Fleet.set_session_budget / set_agent_budget). Hard limits refuse the call that would
-    # cross them (budget_exceeded); past a soft limit a step runs in economy mode.
+    # Budgets, per session, per agent and per tenant: defaults for scopes that set none of
+    # their own (Fleet.set_session_budget / set_agent_budget / set_tenant_budget). Hard
+    # limits refuse the call that would cross them (budget_exceeded); past a soft limit a
+    # step runs in economy mode.
     session_budget_usd: float | None = None  # hard; None = unlimited
     session_soft_budget_usd: float | None = None
     session_budget_tokens: int | None = None
@@ -139,6 +141,11 @@ class Settings(BaseSettings):
     agent_soft_budget_usd: float | None = None
     agent_budget_tokens: int | None = None
     agent_soft_budget_tokens: int | None = None
+    # A tenant's limits span all its agents and sessions (the whole fleet).
+    tenant_budget_usd: float | None = None
+    tenant_soft_budget_usd: float | None = None
+    tenant_budget_tokens: int | None = None
+    tenant_soft_budget_tokens: int | None = None
     # Economy mode: start no higher than this tier (None: the cheapest), a history budget,
     # and this factor on the window, tool-result and max_tokens allowances.
     economy_max_tier: str | None = None
@@ -156,6 +163,10 @@ class Settings(BaseSettings):
     )
     simulated_latency_ms: float = 0.0  # per provider call, for the simulated provider
 
+    # The key that seals envelopes between stages (queues/seal.py). Workers need it;
+    # producers do not. Unset: derived from the broker URL (see README "Security").
+    envelope_key: SecretStr | None = None
+
     ledger_stream: str = "tf:ledger"
     ledger_maxlen: int = 1_000_000
     log_level: str = "INFO"
@@ -168,8 +179,14 @@ class Settings(BaseSettings):
             self.anthropic_api_key,
             self.openai_compatible_api_key,
             self.qdrant_api_key,
+            self.envelope_key,
         )
-        return [k.get_secret_value() for k in keys if k is not None and k.get_secret_value()]
+        values = [k.get_secret_value() for k in keys if k is not None and k.get_secret_value()]
+        for url in (self.broker_url, self.result_backend, self.redis_url):
+            password = urlsplit(url).password if url else None
+            if password:
+                values.append(password)
+        return values
 
     @property
     def backend_url(self) -> str:

@@ -8,12 +8,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from policies.budgets import BudgetState
+from policies.budgets import BudgetState, Settlement
 from policies.cache_verifier import Verifier
 from policies.tiers import load_tier_table
+from queues import keys
 from queues.messages import AgentStep, Envelope, Outcome, StepResult
+from queues.seal import Sealer
 from queues.settings import DEFAULT_TIER_TABLE, Settings
-from queues.topology import Stage
+from queues.topology import TASK_NAMES, Stage
 from workers.ports import (
     BatchJob,
     BatchPoll,
@@ -79,14 +81,20 @@ class MemoryBudgets:
         self.held_tokens[reservation] = tokens
         return None
 
-    def settle(self, env: Envelope, reservation: str, actual_nano: int, tokens: int = 0) -> None:
-        if self.held.pop(reservation, None) is not None:
-            self.held_tokens.pop(reservation, None)
-            self.spent += actual_nano
-            self.spent_tokens += tokens
+    def settle(
+        self, env: Envelope, reservation: str, actual_nano: int, tokens: int = 0
+    ) -> Settlement:
+        held = self.held.pop(reservation, None)
+        if held is None:
+            return Settlement(False, 0, actual_nano)
+        self.held_tokens.pop(reservation, None)
+        self.spent += actual_nano
+        self.spent_tokens += tokens
+        return Settlement(True, held, actual_nano)
 
     def release_step(self, env: Envelope) -> int:
-        mine = [k for k in self.held if k.startswith(env.step.step_id + ":")]
+        prefix = keys.reservation_prefix(env.step.tenant, env.step.step_id)
+        mine = [k for k in self.held if k.startswith(prefix)]
         for k in mine:
             self.held_tokens.pop(k, None)
         return sum(self.held.pop(k) for k in mine)
@@ -201,7 +209,7 @@ class DictCache:
         self.data[key] = entry
 
     def drop_prompt_version(self, prompt_version: str) -> int:
-        mine = [k for k in self.data if f":{prompt_version}:" in k]
+        mine = [k for k in self.data if f":{keys.part(prompt_version)}:" in k]
         for key in mine:
             del self.data[key]
         return len(mine)
@@ -219,11 +227,11 @@ class SetGuard:
     def __init__(self, done: set[str]) -> None:
         self._done = done
 
-    def done(self, step_id: str) -> bool:
-        return step_id in self._done
+    def done(self, tenant: str, step_id: str) -> bool:
+        return keys.step_ref(tenant, step_id) in self._done
 
-    def mark(self, step_id: str) -> None:
-        self._done.add(step_id)
+    def mark(self, tenant: str, step_id: str) -> None:
+        self._done.add(keys.step_ref(tenant, step_id))
 
 
 class DeadSink:
@@ -238,11 +246,15 @@ class ResultSink:
     def __init__(self, rows: list[StepResult]) -> None:
         self.rows = rows
 
-    def store(self, result: StepResult) -> None:
+    def store_if_absent(self, result: StepResult) -> bool:
+        if any((r.tenant, r.step_id) == (result.tenant, result.step_id) for r in self.rows):
+            return False
         self.rows.append(result)
+        return True
 
 
 Answerer = Callable[[CompletionRequest], Completion]
+TEST_SEALER = Sealer(b"tierfleet test envelope key")
 
 
 class FunctionProvider:
@@ -310,6 +322,7 @@ def make_runtime(
         batch_jobs=MemoryBatchJobs(),
         shadow=ListLedger(stores.shadow),
         summaries=MemorySummaries(stores),
+        sealer=TEST_SEALER,
         clock=lambda: 2_000_000_000.0,
         semantic_factory=lambda: (semantic, "no semantic layer in this test"),
     )
@@ -328,6 +341,12 @@ def step(**overrides: Any) -> AgentStep:
     }
     fields.update(overrides)
     return AgentStep.model_validate(fields)
+
+
+def infer_hops(*envs: Envelope) -> list[list[str]]:
+    """Envelopes as the inference task receives them: each sealed, as a stage sends it."""
+    task = TASK_NAMES[Stage.infer]
+    return [[e.to_wire(), TEST_SEALER.sign(task, e.to_wire())] for e in envs]
 
 
 def envelope(**overrides: Any) -> Envelope:

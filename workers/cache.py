@@ -9,13 +9,14 @@ from typing import Any
 import structlog
 from celery import Celery
 
+from policies.budgets import economy_reason
 from policies.caching import exact_key
 from policies.semantic_cache import question_of, scope_of, skip_reason
 from queues.messages import Envelope, Outcome, StepStatus
 from queues.topology import CACHE_INVALIDATE_TASK, CACHE_STORE_TASK, INGRESS, Stage
-from workers.errors import TRANSIENT
+from workers.errors import TRANSIENT, ForgedMessage
 from workers.runtime import LazyRuntime, Runtime
-from workers.stage import parse_envelope
+from workers.stage import dead_letter_raw, no_results, open_sealed, parse_envelope
 
 log = structlog.get_logger("tierfleet.cache")
 
@@ -34,8 +35,26 @@ def _served(hit: dict[str, Any], **extra: Any) -> Outcome:
     )
 
 
+def economy_check(env: Envelope, rt: Runtime) -> Envelope:
+    """Past a soft budget the step runs in economy mode. Decided here, before the lookup:
+    an economy answer (a lower tier, a shorter allowance) is cached under a key of its own."""
+    reason = economy_reason(rt.budgets.states(env))
+    if reason is None:
+        return env
+    s = rt.settings
+    tier_cap = s.economy_max_tier or rt.table.names[0]
+    return env.decide(
+        "budget",
+        "economy",
+        f"{reason}: starting tier <= {tier_cap}, history budget {s.economy_history_tokens} "
+        f"tokens, allowances x{s.economy_factor}",
+        economy=True,
+    )
+
+
 def handle(env: Envelope, rt: Runtime) -> None:
-    key = exact_key(env.step)
+    env = economy_check(env, rt)
+    key = exact_key(env.step, economy=env.economy)
     hit = rt.cache.get(key)
     if hit is not None:
         env = env.decide(
@@ -95,15 +114,22 @@ def register(app: Celery, runtime: LazyRuntime) -> None:
     @app.task(
         name=CACHE_STORE_TASK,
         queue=INGRESS,
+        backend=no_results(app),
         autoretry_for=TRANSIENT,
         retry_backoff=runtime.settings.retry_backoff_s,
         max_retries=runtime.settings.max_transient_retries,
     )
-    def cache_store(raw_env: str, raw_outcome: str) -> None:
+    def cache_store(raw_env: str, raw_outcome: str, seal: str | None = None) -> None:
+        rt = runtime()
+        try:
+            open_sealed(rt, CACHE_STORE_TASK, seal, raw_env, raw_outcome)
+        except ForgedMessage as exc:
+            dead_letter_raw(rt, "cache_store", raw_env, str(exc))
+            return
         try:
             env = parse_envelope(raw_env)
             outcome = Outcome.model_validate_json(raw_outcome)
-            remember(env, outcome, runtime())
+            remember(env, outcome, rt)
         except TRANSIENT:
             raise
         except Exception:

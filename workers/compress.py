@@ -1,14 +1,14 @@
-"""The compress stage (tf.compress): the budget check (past a soft limit the step runs in
-economy mode), max_tokens for the task kind, then the prompt compressed after its static
-prefix. With ``summarize_dropped`` on, each tool exchange the history budget drops is sent
-once to the cheap tier as a summarize step of its own (charged to the same session); the
-summaries it writes replace the dropped exchanges in the session's later calls."""
+"""The compress stage (tf.compress): max_tokens for the task kind (smaller in economy mode,
+which the cache stage decided), then the prompt compressed after its static prefix. With
+``summarize_dropped`` on, each tool exchange the history budget drops is sent once to the
+cheap tier as a summarize step of its own (charged to the same session); the summaries it
+writes replace the dropped exchanges in the session's later calls."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from policies.budgets import economy_reason, output_cap
+from policies.budgets import output_cap
 from policies.compression import compress
 from policies.history import Unit, summary_request, unit_key
 from queues.messages import AgentStep, Envelope, Lane
@@ -18,16 +18,6 @@ from workers.runtime import Runtime
 
 def handle(env: Envelope, rt: Runtime) -> None:
     s = rt.settings
-    reason = economy_reason(rt.budgets.states(env))
-    if reason is not None:
-        tier_cap = s.economy_max_tier or rt.table.names[0]
-        env = env.decide(
-            "budget",
-            "economy",
-            f"{reason}: starting tier <= {tier_cap}, history budget {s.economy_history_tokens} "
-            f"tokens, allowances x{s.economy_factor}",
-            economy=True,
-        )
     cap = output_cap(
         env.step.max_output_tokens,
         env.step.task_kind,

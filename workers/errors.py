@@ -29,6 +29,10 @@ class MalformedMessage(PermanentError):
     """A message that does not parse as an envelope."""
 
 
+class ForgedMessage(MalformedMessage):
+    """A message to a stage without the fleet's seal (queues/seal.py): never acted on."""
+
+
 # What a stage retries with backoff: our own transient errors and a Redis that blinked.
 TRANSIENT: tuple[type[Exception], ...] = (
     TransientError,

@@ -9,14 +9,16 @@ from typing import Any
 
 import structlog
 from celery import Celery, Task
+from celery.exceptions import Ignore
 from pydantic import ValidationError
 
+from queues import keys
 from queues.messages import Envelope, Outcome, StepResult, StepStatus
 from queues.topology import TASK_NAMES, Stage
 from workers.errors import TRANSIENT, MalformedMessage
 from workers.logs import bound_step
 from workers.runtime import LazyRuntime, Runtime
-from workers.stage import dead_letter_raw, parse_envelope
+from workers.stage import dead_letter_raw, open_sealed, parse_envelope
 from workers.stores.dead_letters import dead_record
 
 log = structlog.get_logger("tierfleet.finalize")
@@ -26,12 +28,14 @@ def result_of(env: Envelope, outcome: Outcome, now: float) -> StepResult:
     costs = env.costs
     return StepResult(
         step_id=env.step.step_id,
+        tenant=env.step.tenant,
         status=outcome.status,
         answer=outcome.answer,
         tier=outcome.tier,
         model=outcome.model,
         provider=outcome.provider,
         cost_usd=sum(c.cost_usd for c in costs),
+        overshoot_usd=sum(c.overshoot_usd for c in costs),
         tokens_in=sum(c.tokens_in for c in costs),
         tokens_out=sum(c.tokens_out for c in costs),
         tokens_cached=sum(c.tokens_cached for c in costs),
@@ -67,6 +71,7 @@ def ledger_entry(
         "tokens_cached": result.tokens_cached,
         "tokens_cache_write": result.tokens_cache_write,
         "cost_usd": result.cost_usd,
+        "overshoot_usd": result.overshoot_usd,
         "prices": prices_version,
         "calls": [
             {
@@ -78,6 +83,8 @@ def ledger_entry(
                 "tokens_cached": c.tokens_cached,
                 "tokens_cache_write": c.tokens_cache_write,
                 "cost_usd": c.cost_usd,
+                "reserved_usd": c.reserved_usd,
+                "overshoot_usd": c.overshoot_usd,
                 "batch": c.batch,
                 "accepted": c.accepted,
             }
@@ -98,7 +105,8 @@ def ledger_entry(
 def handle(env: Envelope, outcome: Outcome, rt: Runtime) -> StepResult:
     now = rt.clock()
     result = result_of(env, outcome, now)
-    if rt.finalized.done(env.step.step_id):
+    step = env.step
+    if rt.finalized.done(step.tenant, step.step_id):
         log.info("finalize_repeated")
         return result
     rt.ledger.append(ledger_entry(env, result, now, rt.table.prices_version))
@@ -117,7 +125,6 @@ def handle(env: Envelope, outcome: Outcome, rt: Runtime) -> StepResult:
         if rt.settings.semantic_cache and rt.settings.cache_verifier is not None:
             rt.bus.remember(env, outcome)
     if env.summary_of and outcome.status is StepStatus.ok and outcome.answer:
-        step = env.step
         rt.summaries.put(step.tenant, step.session_id, env.summary_of, outcome.answer.strip())
     rt.budgets.release_step(env)
     if outcome.status is StepStatus.dead_lettered:
@@ -130,7 +137,7 @@ def handle(env: Envelope, outcome: Outcome, rt: Runtime) -> StepResult:
                 envelope=env.to_wire(),
             )
         )
-    rt.finalized.mark(env.step.step_id)
+    rt.finalized.mark(step.tenant, step.step_id)
     log.info(
         "finalized",
         status=result.status.value,
@@ -141,13 +148,22 @@ def handle(env: Envelope, outcome: Outcome, rt: Runtime) -> StepResult:
     return result
 
 
-def finalize_raw(raw_env: Any, raw_outcome: Any, rt: Runtime) -> dict[str, Any] | None:
+def finalize_raw(
+    raw_env: Any, raw_outcome: Any, seal: Any, task_id: str | None, rt: Runtime
+) -> dict[str, Any]:
+    """The step's result. A message that does not open, or that is sealed but runs under
+    another step's id, is dead-lettered and raises ``Ignore``: Celery then stores nothing
+    under the task id it came with (which may name someone else's step)."""
     try:
+        open_sealed(rt, TASK_NAMES[Stage.finalize], seal, raw_env, raw_outcome)
         env = parse_envelope(raw_env)
         outcome = Outcome.model_validate_json(raw_outcome)
-    except (MalformedMessage, ValidationError, TypeError, ValueError) as exc:
+        expected = keys.result_id(env.step.tenant, env.step.step_id)
+        if task_id != expected:
+            raise MalformedMessage(f"finalize ran as task {task_id!r}, not as {expected!r}")
+    except (MalformedMessage, ValidationError, TypeError, ValueError, RecursionError) as exc:
         dead_letter_raw(rt, "finalize", raw_env, f"malformed finalize message: {exc}")
-        return None
+        raise Ignore() from exc
     with bound_step(env, "finalize"):
         return handle(env, outcome, rt).model_dump(mode="json")
 
@@ -156,13 +172,16 @@ def register(app: Celery, runtime: LazyRuntime) -> Task:
     # Side effects are guarded (done/mark), so a retried finalize never counts a step twice.
     @app.task(
         name=TASK_NAMES[Stage.finalize],
+        bind=True,
         ignore_result=False,
         autoretry_for=TRANSIENT,
         retry_backoff=runtime.settings.retry_backoff_s,
         retry_jitter=True,
         max_retries=runtime.settings.max_transient_retries,
     )
-    def finalize_stage(raw_env: str, raw_outcome: str) -> dict[str, Any] | None:
-        return finalize_raw(raw_env, raw_outcome, runtime())
+    def finalize_stage(
+        self: Task, raw_env: str, raw_outcome: str, seal: str | None = None
+    ) -> dict[str, Any]:
+        return finalize_raw(raw_env, raw_outcome, seal, self.request.id, runtime())
 
     return finalize_stage

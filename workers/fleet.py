@@ -16,15 +16,16 @@ from workers import batch_lane, cache, classify, compress, finalize, infer
 from workers.logs import configure_logging
 from workers.providers import provider_problems
 from workers.runtime import LazyRuntime, build_runtime
-from workers.stage import Handler, register_stage
+from workers.stage import Handler, Opener, open_envelope, open_ingress, register_stage
 
 log = structlog.get_logger("tierfleet.fleet")
 
-# The plain stages, by name: each is a handler over (envelope, runtime).
-STAGE_HANDLERS: dict[Stage, Handler] = {
-    Stage.cache: cache.handle,
-    Stage.compress: compress.handle,
-    Stage.classify: classify.handle,
+# The plain stages, by name: each is a handler over (envelope, runtime), and how its
+# messages are opened (the ingress stage also takes producers' submissions).
+STAGE_HANDLERS: dict[Stage, tuple[Handler, Opener]] = {
+    Stage.cache: (cache.handle, open_ingress),
+    Stage.compress: (compress.handle, open_envelope),
+    Stage.classify: (classify.handle, open_envelope),
 }
 
 
@@ -44,8 +45,8 @@ def build_worker_app(settings: Settings) -> Celery:
     table = load_tier_table(settings.tier_table, settings.price_table)
     app = create_app(settings, table.names)
     runtime = LazyRuntime(settings, lambda: build_runtime(app, settings, table))
-    for stage, handler in STAGE_HANDLERS.items():
-        register_stage(app, runtime, stage, handler)
+    for stage, (handler, opener) in STAGE_HANDLERS.items():
+        register_stage(app, runtime, stage, handler, opener)
     infer.register(app, runtime)
     cache.register(app, runtime)
     finalize.register(app, runtime)

@@ -17,9 +17,9 @@ import structlog
 from celery import Celery, Task
 from celery_batches import Batches, SimpleRequest
 
-from policies.budgets import reservation_id
 from policies.tiers import NANO, reservation_usd, to_nano_up
-from policies.tokens import request_tokens
+from policies.tokens import reservation_tokens
+from queues import keys
 from queues.messages import Envelope, Lane, Outcome, StepStatus
 from queues.topology import TASK_NAMES, Stage
 from workers.batch_lane import park
@@ -35,7 +35,7 @@ from workers.outcomes import (
 )
 from workers.ports import CompletionRequest, supports_batch
 from workers.runtime import LazyRuntime, Runtime
-from workers.stage import dead_letter, dead_letter_raw, parse_envelope
+from workers.stage import dead_letter, dead_letter_raw, open_envelope
 
 log = structlog.get_logger("tierfleet.infer")
 
@@ -52,11 +52,21 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
     if env.shadow_of is not None:  # the operator's check, not the session's spend
         return Admitted(env, model, reservation="")
     batch = env.step.lane is Lane.batch and supports_batch(rt.provider_for(model))
-    tokens_in = request_tokens(rt.counter, env.request, env.step.tools)
-    tokens = tokens_in + env.output_tokens
-    amount = to_nano_up(reservation_usd(model, tokens_in, env.output_tokens, batch=batch))
-    rid = reservation_id(
-        env.step.step_id, env.attempt, env.retries, cross_check=env.first_answer is not None
+    tokens_in = reservation_tokens(
+        rt.counter,
+        env.request,
+        env.step.tools,
+        factor=model.counting.factor,
+        image_tokens=model.counting.image_tokens,
+    )
+    # The call's max_tokens is exactly the output the reservation covers (Admitted carries
+    # it to the request): the provider cannot be asked for more than was reserved.
+    output_tokens = env.output_tokens
+    tokens = tokens_in + output_tokens
+    amount = to_nano_up(reservation_usd(model, tokens_in, output_tokens, batch=batch))
+    step = env.step
+    rid = keys.reservation(
+        step.tenant, step.step_id, env.attempt, env.retries, env.first_answer is not None
     )
     refused = rt.budgets.reserve(env, rid, amount, tokens)
     if refused is not None:
@@ -70,7 +80,7 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
             Outcome(status=StepStatus.budget_exceeded, tier=env.tier, reason=reason),
         )
         return None
-    return Admitted(env, model, rid, batch)
+    return Admitted(env, model, rid, batch, output_tokens)
 
 
 def call_provider(items: list[Admitted], rt: Runtime) -> None:
@@ -80,7 +90,7 @@ def call_provider(items: list[Admitted], rt: Runtime) -> None:
     try:
         answers = provider.complete(
             [
-                CompletionRequest.for_step(i.env.step, i.model, i.env.request, i.env.output_tokens)
+                CompletionRequest.for_step(i.env.step, i.model, i.env.request, i.max_tokens)
                 for i in items
             ]
         )
@@ -111,12 +121,21 @@ def call_provider(items: list[Admitted], rt: Runtime) -> None:
                 dead_letter(rt, item.env, "infer", f"internal error: {type(exc).__name__}: {exc}")
 
 
-def handle_batch(raws: list[Any], rt: Runtime) -> None:
+def _opened(message: Any, rt: Runtime) -> Envelope:
+    """One message of a micro-batch, its arguments ``[envelope, seal]``, opened."""
+    args = message if isinstance(message, list | tuple) else [message]
+    raw, seal = [*args, None, None][:2]
+    return open_envelope(rt, TASK_NAMES[Stage.infer], raw, seal)
+
+
+def handle_batch(messages: list[Any], rt: Runtime) -> None:
+    """A micro-batch: each message is the argument list of one request."""
     by_model: dict[str, list[Admitted]] = defaultdict(list)
-    for raw in raws:
+    for message in messages:
         try:
-            env = parse_envelope(raw)
+            env = _opened(message, rt)
         except MalformedMessage as exc:
+            raw = message[0] if isinstance(message, list | tuple) and message else message
             dead_letter_raw(rt, "infer", raw, str(exc))
             continue
         with bound_step(env, "infer"):
@@ -152,6 +171,6 @@ def register(app: Celery, runtime: LazyRuntime) -> Task:
     )
     def infer_stage(requests: list[SimpleRequest]) -> None:
         log.debug("micro_batch", size=len(requests), ids=[r.id for r in requests])
-        handle_batch([r.args[0] if r.args else None for r in requests], runtime())
+        handle_batch([list(r.args or ()) for r in requests], runtime())
 
     return infer_stage

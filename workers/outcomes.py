@@ -12,7 +12,7 @@ import structlog
 from policies.cascade import Verdict, judge, next_after, second_opinion
 from policies.learned_router import acceptance_text, user_text
 from policies.shadow import agree, shadowed
-from policies.tiers import ModelSpec, to_nano
+from policies.tiers import NANO, ModelSpec, to_nano
 from queues.messages import CostEntry, Envelope, Outcome, PriorAnswer, StepStatus
 from queues.topology import Stage
 from workers.errors import TRANSIENT, PermanentError, TransientError
@@ -34,10 +34,18 @@ class Admitted:
     model: ModelSpec
     reservation: str
     batch: bool = False  # goes through the provider's batch API, at its discount
+    output_tokens: int | None = None  # what the reservation covers; None: the envelope's
+
+    @property
+    def max_tokens(self) -> int:
+        """The call's max_tokens: never more output than the reservation covers."""
+        return self.output_tokens or self.env.output_tokens
 
 
 def price(item: Admitted, answer: Completion) -> float:
     if answer.billed_usd is not None:
+        if not answer.billed_usd >= 0.0:  # negative or NaN: never into the ledger
+            raise PermanentError(f"the provider stated a bill of {answer.billed_usd!r}")
         return answer.billed_usd
     return item.model.cost(
         answer.tokens_in,
@@ -98,7 +106,16 @@ def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime)
     if env.shadow_of is not None:
         record_shadow(item, answer, cost, rt)
         return
-    rt.budgets.settle(env, item.reservation, to_nano(cost), answer.tokens_in + answer.tokens_out)
+    settled = rt.budgets.settle(
+        env, item.reservation, to_nano(cost), answer.tokens_in + answer.tokens_out
+    )
+    if settled.overshoot_nano:
+        log.warning(
+            "budget_overshoot",
+            model=model.name,
+            reserved_usd=settled.reserved_nano / NANO,
+            cost_usd=cost,
+        )
     verdict = judge(
         answer.text,
         task_kind=env.step.task_kind,
@@ -116,6 +133,8 @@ def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime)
             tokens_cached=answer.tokens_cached,
             tokens_cache_write=answer.tokens_cache_write,
             cost_usd=cost,
+            reserved_usd=settled.reserved_nano / NANO,
+            overshoot_usd=settled.overshoot_nano / NANO,
             latency_ms=latency_ms,
             accepted=verdict.accepted,
             simulated=answer.simulated,

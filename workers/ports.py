@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from policies.budgets import BudgetState
+from policies.budgets import BudgetState, Settlement
 from policies.tiers import ModelSpec
 from queues.messages import AgentStep, ChatMessage, Envelope, Outcome, StepResult
 from queues.topology import Stage
@@ -90,13 +90,15 @@ class BudgetStore(Protocol):
 
     def settle(
         self, env: Envelope, reservation: str, actual_nano: int, tokens: int = 0
-    ) -> None: ...
+    ) -> Settlement:
+        """Turn the reservation into spend; the settlement says what was held."""
+        ...
 
     def release_step(self, env: Envelope) -> int: ...
 
     def state(self, tenant: str, session_id: str) -> BudgetState: ...
 
-    def states(self, env: Envelope) -> list[BudgetState]: ...  # session, then agent
+    def states(self, env: Envelope) -> list[BudgetState]: ...  # session, agent, tenant
 
 
 class ExactCache(Protocol):
@@ -199,9 +201,9 @@ class Ledger(Protocol):
 class Finalized(Protocol):
     """Guards finalize against a redelivered message doing its side effects twice."""
 
-    def done(self, step_id: str) -> bool: ...
+    def done(self, tenant: str, step_id: str) -> bool: ...
 
-    def mark(self, step_id: str) -> None: ...
+    def mark(self, tenant: str, step_id: str) -> None: ...
 
 
 class DeadLetters(Protocol):
@@ -209,9 +211,9 @@ class DeadLetters(Protocol):
 
 
 class Results(Protocol):
-    """Stores a step's result under its id, for steps that cannot reach finalize."""
+    """Stores a step's result under its result id, for steps that cannot reach finalize."""
 
-    def store(self, result: StepResult) -> None: ...
+    def store_if_absent(self, result: StepResult) -> bool: ...
 
 
 # -- the batch lane -------------------------------------------------------------------------

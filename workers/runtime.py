@@ -16,6 +16,7 @@ from policies.learned_router import RouterArtifact, load_router
 from policies.tiers import ModelSpec, TierTable
 from policies.tokens import TokenCounter
 from queues.bus import CeleryBus
+from queues.seal import Sealer, sealer_for
 from queues.settings import Settings
 from workers.errors import PermanentError
 from workers.ports import (
@@ -63,6 +64,7 @@ class Runtime:
     batch_jobs: BatchJobs
     shadow: Ledger  # shadow evaluation records
     summaries: Summaries  # the cheap tier's summaries of dropped exchanges
+    sealer: Sealer  # checks the seal of every envelope a stage receives
     clock: Callable[[], float] = time.time
     # Builds the semantic cache layer (only the cache worker calls it): (layer, or why not).
     semantic_factory: Callable[[], tuple[SemanticLayer | None, str]] = lambda: (None, "off")
@@ -126,11 +128,12 @@ class Runtime:
 def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
     client = redis.Redis.from_url(settings.store_url)
     counter = BpeCounter(settings.tokenizer_encoding)
+    sealer = sealer_for(settings.envelope_key, settings.broker_url)
     return Runtime(
         settings=settings,
         table=table,
         counter=counter,
-        bus=CeleryBus(app),
+        bus=CeleryBus(app, sealer),
         budgets=budget_store(client, settings),
         cache=RedisExactCache(client, settings.cache_ttl_s),
         ledger=StreamLedger(client, settings.ledger_stream, settings.ledger_maxlen),
@@ -141,6 +144,7 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         batch_jobs=RedisBatchJobs(client),
         shadow=StreamLedger(client, settings.shadow_stream, settings.ledger_maxlen),
         summaries=RedisSummaries(client, settings.summary_ttl_s),
+        sealer=sealer,
         semantic_factory=lambda: build_semantic_layer(settings),
         text_compressor_factory=lambda: build_text_compressor(settings),
     )

@@ -1,6 +1,11 @@
-"""What every stage does around its own work: parse the envelope (a malformed message is
-dead-lettered, the worker stays up), bind the step's ids to the logs, and apply the error
-rules (Transient -> retry with backoff, Permanent -> dead-letter with the reason)."""
+"""What every stage does around its own work: open the message (a malformed, oversized or
+forged one is dead-lettered, the worker stays up), bind the step's ids to the logs, and
+apply the error rules (Transient -> retry with backoff, Permanent -> dead-letter with the
+reason).
+
+Opening a message: a sealed envelope (another stage's hop) is taken once its seal checks
+out; the ingress stage also takes an unsealed ``Submission`` from a producer and makes a
+fresh envelope from it. Anything else never reaches a handler."""
 
 from __future__ import annotations
 
@@ -10,12 +15,22 @@ from typing import Any
 
 import structlog
 from celery import Celery, Task
+from celery.backends.base import DisabledBackend
 from pydantic import ValidationError
 
 from policies.retry import backoff_s
-from queues.messages import Envelope, Outcome, StepResult, StepStatus
+from queues import keys
+from queues.messages import (
+    MAX_STEP_BYTES,
+    Envelope,
+    Outcome,
+    StepResult,
+    StepStatus,
+    Submission,
+    check_step_size,
+)
 from queues.topology import TASK_NAMES, Stage
-from workers.errors import TRANSIENT, MalformedMessage, PermanentError
+from workers.errors import TRANSIENT, ForgedMessage, MalformedMessage, PermanentError
 from workers.logs import bound_step
 from workers.runtime import LazyRuntime, Runtime
 from workers.stores.dead_letters import dead_record
@@ -23,6 +38,7 @@ from workers.stores.dead_letters import dead_record
 log = structlog.get_logger("tierfleet.stage")
 
 Handler = Callable[[Envelope, Runtime], None]
+Opener = Callable[[Runtime, str, Any, Any], Envelope]
 
 
 def _validation_reason(exc: ValidationError) -> str:
@@ -32,34 +48,97 @@ def _validation_reason(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
+# An envelope carries the step and, once compressed, its prompt again, plus decisions.
+MAX_ENVELOPE_BYTES = 3 * MAX_STEP_BYTES
+
+
+def _text(raw: Any) -> str:
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", errors="replace")
+    return raw if isinstance(raw, str) else json.dumps(raw, default=str)
+
+
 def parse_envelope(raw: Any) -> Envelope:
+    """An envelope from its JSON, unchecked: only for what the fleet stored itself."""
+    if isinstance(raw, str | bytes) and len(raw) > MAX_ENVELOPE_BYTES:
+        raise MalformedMessage(f"envelope of {len(raw)} bytes; the most is {MAX_ENVELOPE_BYTES}")
     try:
         return Envelope.from_wire(raw)
     except ValidationError as exc:
         raise MalformedMessage(f"malformed envelope: {_validation_reason(exc)}") from exc
-    except (TypeError, ValueError) as exc:
-        raise MalformedMessage(f"malformed envelope: {exc}") from exc
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise MalformedMessage(f"malformed envelope: {type(exc).__name__}: {exc}") from exc
 
 
-def _step_id_in(raw: Any) -> str | None:
-    """Best effort: the step id of a message that does not parse, so its producer hears back."""
+def open_sealed(rt: Runtime, task: str, seal: Any, *parts: Any) -> None:
+    """Raise ForgedMessage unless ``parts`` carry the fleet's seal for ``task``."""
+    if not all(isinstance(p, str) for p in parts) or not rt.sealer.check(seal, task, *parts):
+        why = "no seal" if seal is None else "a seal that does not match"
+        raise ForgedMessage(
+            f"forged or unsealed message for {task}: it carries {why}; only the fleet's own "
+            "stages send envelopes (producers submit a step)"
+        )
+
+
+def open_envelope(rt: Runtime, task: str, raw: Any, seal: Any) -> Envelope:
+    """A stage's envelope: sealed by the fleet, then parsed."""
+    open_sealed(rt, task, seal, raw)
+    return parse_envelope(raw)
+
+
+def open_submission(rt: Runtime, raw: Any) -> Envelope:
+    """A producer's submission (unsealed) made into a fresh envelope."""
+    if isinstance(raw, str | bytes) and len(raw) > MAX_ENVELOPE_BYTES:
+        raise MalformedMessage(f"submission of {len(raw)} bytes; the most is {MAX_STEP_BYTES}")
+    try:
+        submission = Submission.model_validate_json(raw)
+        check_step_size(submission.step)
+    except ValidationError as exc:
+        raise MalformedMessage(f"malformed submission: {_validation_reason(exc)}") from exc
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise MalformedMessage(f"malformed submission: {type(exc).__name__}: {exc}") from exc
+    return Envelope.admit(submission, rt.clock())
+
+
+def open_ingress(rt: Runtime, task: str, raw: Any, seal: Any) -> Envelope:
+    """The ingress stage takes a producer's submission, or a sealed envelope from a stage
+    (a summarize step the compress stage asked for)."""
+    return open_submission(rt, raw) if seal is None else open_envelope(rt, task, raw, seal)
+
+
+def _step_in(raw: Any) -> tuple[str | None, str | None]:
+    """Best effort: the tenant and step id of a message that does not open, so its producer
+    hears back."""
     try:
         doc = raw if isinstance(raw, dict) else json.loads(raw)
-        step_id = doc.get("step", {}).get("step_id")
-    except (TypeError, ValueError, AttributeError):
-        return None
-    return step_id if isinstance(step_id, str) and step_id else None
+        step = doc.get("step", {})
+        tenant, step_id = step.get("tenant"), step.get("step_id")
+    except (TypeError, ValueError, AttributeError, RecursionError):
+        return None, None
+    if not (isinstance(tenant, str) and tenant and isinstance(step_id, str) and step_id):
+        return None, None
+    return tenant, step_id
 
 
 def dead_letter_raw(rt: Runtime, stage: str, raw: Any, reason: str) -> None:
-    step_id = _step_id_in(raw)
-    text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
-    rt.dead.put(dead_record(step_id=step_id, stage=stage, reason=reason, envelope=None, raw=text))
-    if step_id:
-        rt.results.store(
-            StepResult(step_id=step_id, status=StepStatus.dead_lettered, reason=reason)
+    """Park a message that never became an envelope. Its step hears back only if it has no
+    result yet: a forged message naming someone else's step cannot overwrite its answer."""
+    tenant, step_id = _step_in(raw)
+    rt.dead.put(
+        dead_record(step_id=step_id, stage=stage, reason=reason, envelope=None, raw=_text(raw))
+    )
+    if tenant and step_id:
+        rt.results.store_if_absent(
+            StepResult(
+                step_id=step_id, tenant=tenant, status=StepStatus.dead_lettered, reason=reason
+            )
         )
-    log.error("dead_lettered", stage=stage, step_id=step_id, reason=reason)
+    log.error(
+        "dead_lettered",
+        stage=stage,
+        step=keys.step_ref(tenant or "?", step_id or "?"),
+        reason=reason,
+    )
 
 
 def dead_letter(rt: Runtime, env: Envelope, stage: str, reason: str) -> None:
@@ -82,9 +161,11 @@ def run_stage(
     *,
     retries: int,
     retry: Callable[[float], None],
+    seal: Any = None,
+    opener: Opener = open_envelope,
 ) -> None:
     try:
-        env = parse_envelope(raw)
+        env = opener(rt, TASK_NAMES[Stage(stage)], raw, seal)
     except MalformedMessage as exc:
         dead_letter_raw(rt, stage, raw, str(exc))
         return
@@ -105,11 +186,21 @@ def run_stage(
             dead_letter(rt, env, stage, f"internal error: {type(exc).__name__}: {exc}")
 
 
-def register_stage(app: Celery, runtime: LazyRuntime, stage: Stage, handler: Handler) -> Task:
-    """A stage's Celery task: a thin shell around ``run_stage``, retried by Celery itself."""
+def no_results(app: Celery) -> DisabledBackend:
+    """The backend of a task that must never store a result: a hop arrives with a task id and
+    an ``ignore_result`` flag of the sender's choosing, and a stored ``None`` under a step's
+    result id would overwrite its answer."""
+    return DisabledBackend(app=app)
 
-    @app.task(name=TASK_NAMES[stage], bind=True)
-    def stage_task(self: Task, raw: str) -> None:
+
+def register_stage(
+    app: Celery, runtime: LazyRuntime, stage: Stage, handler: Handler, opener: Opener
+) -> Task:
+    """A stage's Celery task: a thin shell around ``run_stage``, retried by Celery itself
+    (the retry carries the same arguments, seal included)."""
+
+    @app.task(name=TASK_NAMES[stage], bind=True, backend=no_results(app))
+    def stage_task(self: Task, raw: str, seal: str | None = None) -> None:
         run_stage(
             runtime(),
             stage.value,
@@ -117,6 +208,8 @@ def register_stage(app: Celery, runtime: LazyRuntime, stage: Stage, handler: Han
             handler,
             retries=self.request.retries,
             retry=lambda delay: self.retry(countdown=delay),
+            seal=seal,
+            opener=opener,
         )
 
     return stage_task

@@ -8,17 +8,29 @@ import pytest
 from producers.embedded import EmbeddedRedis
 from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
+from queues.bus import CeleryBus
+from queues.seal import sealer_for
 from queues.settings import Settings
+
+ENVELOPE_KEY = "integration-tests-envelope-key"
 
 
 def settings_for(redis_server: EmbeddedRedis, db: int = 0, **overrides: object) -> Settings:
     fields: dict[str, object] = {
         "broker_url": f"redis://127.0.0.1:{redis_server.port}/{db}",
+        "envelope_key": ENVELOPE_KEY,
         "simulated_latency_ms": 0.0,
         "batch_flush_interval_s": 0.01,
         "retry_backoff_s": 0.05,
     }
     return Settings.model_validate({**fields, **overrides})
+
+
+def sealed_bus(fleet: Fleet) -> CeleryBus:
+    """A bus that sends envelopes as the fleet's own stages do (tests that start a step
+    mid-path, e.g. straight at a tier's queue)."""
+    s = fleet.settings
+    return CeleryBus(fleet.app, sealer_for(s.envelope_key, s.broker_url))
 
 
 @pytest.fixture(scope="session")

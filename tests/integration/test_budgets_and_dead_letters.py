@@ -6,6 +6,7 @@ import uuid
 import pytest
 
 from policies.tiers import NANO
+from queues import keys
 from queues.messages import StepStatus
 from queues.topology import INGRESS, TASK_NAMES, Stage
 from tests.integration.test_step_path import make_step
@@ -47,7 +48,7 @@ def test_malformed_messages_land_in_tf_dead_and_the_worker_stays_up(fleet):
         args=[json.dumps({"step": {"step_id": bad_id, "tenant": "acme"}})],
     )
 
-    [answered] = fleet.wait([fleet.app.AsyncResult(bad_id)], timeout=60)
+    [answered] = fleet.wait([fleet.app.AsyncResult(keys.result_id("acme", bad_id))], timeout=60)
     assert answered.status is StepStatus.dead_lettered and "step.agent" in answered.reason
     [ok] = fleet.wait([fleet.submit(make_step())], timeout=60)  # the worker is still up
     assert ok.status is StepStatus.ok
@@ -59,7 +60,7 @@ def test_malformed_messages_land_in_tf_dead_and_the_worker_stays_up(fleet):
     }
     assert len(letters) == 2
     assert all(
-        r["stage"] == "cache" and r["reason"].startswith("malformed envelope")
+        r["stage"] == "cache" and r["reason"].startswith("malformed submission")
         for r in letters.values()
     )
 
@@ -81,8 +82,8 @@ def test_top_tier_rejection_is_dead_lettered_and_replayable(fleet):
 
     replayed, _ = fleet.replay_dead()
     ids = [r.id for r in replayed]
-    assert step.step_id in ids
-    again = dict(zip(ids, fleet.wait(replayed, timeout=60), strict=True))[step.step_id]
+    assert keys.result_id("acme", step.step_id) in ids
+    again = dict(zip(ids, fleet.wait(replayed, timeout=60), strict=True))[f"acme/{step.step_id}"]
     assert again.status is StepStatus.dead_lettered and again.reason == result.reason
 
 
@@ -147,8 +148,7 @@ def test_an_agent_budget_spans_its_sessions(fleet):
     agent = f"agent-{uuid.uuid4().hex[:6]}"
     fleet.set_agent_budget("acme", agent, None, hard_tokens=2500)
     steps = [
-        make_step(session_id=f"{agent}-s{i}", agent=agent, max_output_tokens=32)
-        for i in range(40)
+        make_step(session_id=f"{agent}-s{i}", agent=agent, max_output_tokens=32) for i in range(40)
     ]
     results = fleet.wait(fleet.submit_many(steps), timeout=120)
     assert len(results) == 40

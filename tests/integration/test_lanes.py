@@ -9,7 +9,7 @@ from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
 from queues.messages import Envelope
 from queues.topology import Stage
-from tests.integration.conftest import settings_for
+from tests.integration.conftest import sealed_bus, settings_for
 from tests.integration.test_step_path import make_step
 
 pytestmark = pytest.mark.integration
@@ -50,14 +50,14 @@ def test_interactive_overtakes_a_batch_backlog(redis_server):
             ]
 
         batch, standard = at_cheap("batch", 120), at_cheap("standard", 40)
-        fleet.bus.send_many(Stage.infer, batch)
-        fleet.bus.send_many(Stage.infer, standard)
+        sealed_bus(fleet).send_many(Stage.infer, batch)
+        sealed_bus(fleet).send_many(Stage.infer, standard)
         try:
             local.start(own_redis=False)
             done_before = wait_for_progress(fleet, settings.ledger_stream, 24)
             [urgent] = at_cheap("interactive", 1)
-            fleet.bus.send(Stage.infer, urgent)
-            handles = [fleet.app.AsyncResult(e.step.step_id) for e in batch + standard + [urgent]]
+            sealed_bus(fleet).send(Stage.infer, urgent)
+            handles = [fleet.result_handle(e.step) for e in batch + standard + [urgent]]
             fleet.wait(handles, timeout=120)
         finally:
             local.stop()

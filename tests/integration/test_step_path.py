@@ -34,13 +34,13 @@ def make_step(tenant: str = "acme", **fields) -> AgentStep:
 def test_step_travels_every_stage_and_its_async_result_resolves(fleet):
     step = make_step()
     handle = fleet.submit(step)
-    assert isinstance(handle, AsyncResult) and handle.id == step.step_id
+    assert isinstance(handle, AsyncResult) and handle.id == f"acme/{step.step_id}"
     [result] = fleet.wait([handle], timeout=60)
     assert result.status is StepStatus.ok and result.tier == "cheap"
     assert [d.stage for d in result.decisions] == ["cache", "compress", "classify", "infer"]
     assert result.cost_usd > 0 and result.tokens_in > 0 and result.simulated
-    # The result is a plain Celery result under the step's own id.
-    assert fleet.app.AsyncResult(step.step_id).get(timeout=5)["status"] == "ok"
+    # The result is a plain Celery result under the step's result id: its tenant and its id.
+    assert fleet.app.AsyncResult(f"acme/{step.step_id}").get(timeout=5)["status"] == "ok"
     [entry] = [e for e in fleet.ledger() if e["step_id"] == step.step_id]
     assert entry["session_id"] == step.session_id and entry["workflow"] == "rebooking"
     assert entry["model"] == "sim/gpt-4o-mini" and entry["cost_usd"] == result.cost_usd

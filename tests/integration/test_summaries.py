@@ -5,11 +5,12 @@ import time
 
 from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
+from queues import keys
+from queues.keys import summaries as summaries_key
 from queues.messages import StepStatus
 from tests.integration.conftest import settings_for
 from tests.integration.test_step_path import make_step
 from tests.unit.test_compression import long_session
-from workers.stores.summaries import summaries_key
 
 
 def wait_for(check, timeout: float = 30.0):
@@ -50,7 +51,10 @@ def test_dropped_exchanges_are_summarized_by_the_cheap_tier(redis_server):
                 assert entry["step_id"].startswith(f"{first.step_id}.summary.")
                 assert entry["status"] == "ok"
                 # It starts at the cheap tier (and climbs like any step whose answer fails).
-                [result] = fleet.wait([fleet.app.AsyncResult(entry["step_id"])], timeout=5)
+                [result] = fleet.wait(
+                    [fleet.app.AsyncResult(keys.result_id(entry["tenant"], entry["step_id"]))],
+                    timeout=5,
+                )
                 [routed] = [d for d in result.decisions if d.stage == "classify"]
                 assert routed.what == "tier=cheap"
                 assert entry["cost_usd"] > 0

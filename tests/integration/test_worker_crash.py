@@ -10,7 +10,7 @@ from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
 from queues.messages import Envelope, StepStatus
 from queues.topology import Stage
-from tests.integration.conftest import settings_for
+from tests.integration.conftest import sealed_bus, settings_for
 from tests.integration.test_lanes import wait_for_progress
 from tests.integration.test_step_path import make_step
 
@@ -27,7 +27,7 @@ def test_a_killed_inference_worker_loses_no_step(redis_server):
         envs = [
             Envelope(step=make_step(labels={"difficulty": 0.0}), tier="cheap") for _ in range(40)
         ]
-        fleet.bus.send_many(Stage.infer, envs)
+        sealed_bus(fleet).send_many(Stage.infer, envs)
         try:
             local.start(own_redis=False)
             wait_for_progress(fleet, settings.ledger_stream, 8)  # one batch done
@@ -53,7 +53,7 @@ def test_a_killed_inference_worker_loses_no_step(redis_server):
             # the visibility timeout (Celery's periodic restore runs only every ~100 s).
             time.sleep(settings.visibility_timeout_s + 0.5)
             local.start_groups([g for g in local.groups() if g.name == "infer-cheap"])
-            handles = [fleet.app.AsyncResult(e.step.step_id) for e in envs]
+            handles = [fleet.result_handle(e.step) for e in envs]
             results = fleet.wait(handles, timeout=90)
         finally:
             local.stop()

@@ -2,9 +2,10 @@ import random
 
 import pytest
 
-from policies.budgets import BudgetState, reservation_id
+from policies.budgets import BudgetState
 from policies.caching import exact_key
 from policies.retry import backoff_s
+from queues import keys
 from tests.doubles import step
 
 Q = [{"role": "system", "content": "sys"}, {"role": "user", "content": "What  is\n the fee?"}]
@@ -26,10 +27,29 @@ def test_exact_key_normalizes_whitespace():
         {"response_schema": {"type": "object"}},
         {"task_kind": "extract"},
         {"messages": [*Q, {"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}]},
+        {"max_output_tokens": 64},
     ],
 )
 def test_exact_key_is_scoped(change):
     assert exact_key(step(messages=Q)) != exact_key(step(**{"messages": Q, **change}))
+
+
+def _with_image(url: str) -> list[dict]:
+    question = {"type": "text", "text": "What is in this picture?"}
+    return [
+        Q[0],
+        {"role": "user", "content": [question, {"type": "image_url", "image_url": {"url": url}}]},
+    ]
+
+
+def test_exact_key_covers_images_and_economy_mode():
+    cat, dog = (
+        step(messages=_with_image("https://x/cat.png")),
+        step(messages=_with_image("https://x/dog.png")),
+    )
+    assert exact_key(cat) != exact_key(dog)  # the same text, another image
+    assert exact_key(cat) == exact_key(step(messages=_with_image("https://x/cat.png")))
+    assert exact_key(cat) != exact_key(cat, economy=True)  # an economy answer is its own entry
 
 
 def test_exact_key_ignores_ids_and_eval_labels():
@@ -53,7 +73,7 @@ def test_budget_admission(limit, spent, reserved, amount, admits):
 
 
 def test_reservation_ids_differ_per_attempt_and_retry():
-    assert len({reservation_id("s", a, r) for a in range(3) for r in range(3)}) == 9
+    assert len({keys.reservation("t", "s", a, r) for a in range(3) for r in range(3)}) == 9
 
 
 @pytest.mark.parametrize("retries", [0, 1, 2, 5, 20])

@@ -74,7 +74,7 @@ def test_tool_calls_and_results_in_openai_format():
 
 def test_envelope_only_grows():
     env = Envelope(step=step())
-    later = env.decide("cache", "miss", "no entry", cache_key="k")
+    later = env.decide("cache", "miss", "no entry", cache_key="tf:xc:k")
     assert env.decisions == () and env.cache_key is None
-    assert [d.stage for d in later.decisions] == ["cache"] and later.cache_key == "k"
+    assert [d.stage for d in later.decisions] == ["cache"] and later.cache_key == "tf:xc:k"
     assert Envelope.from_wire(later.to_wire()) == later

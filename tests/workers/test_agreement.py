@@ -8,7 +8,7 @@ from policies.cascade import second_opinion
 from policies.tiers import load_tier_table
 from queues.messages import StepStatus
 from queues.topology import Stage
-from tests.doubles import FunctionProvider, envelope, make_runtime
+from tests.doubles import FunctionProvider, envelope, infer_hops, make_runtime
 from workers.infer import handle_batch
 from workers.ports import Completion
 
@@ -41,11 +41,11 @@ def answering(answers: dict[str, str]) -> FunctionProvider:
 
 def run(rt, bus, env):
     """Feed every infer hop back in until the step is finalized."""
-    handle_batch([env.to_wire()], rt)
+    handle_batch(infer_hops(env), rt)
     while not bus.finalized:
         stage, env, _ = bus.sent.pop(0)
         assert stage is Stage.infer
-        handle_batch([env.to_wire()], rt)
+        handle_batch(infer_hops(env), rt)
     return bus.finalized[-1]
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from queues.messages import Lane, StepStatus
 from queues.topology import Stage
-from tests.doubles import BatchFunctionProvider, MemoryBudgets, envelope, make_runtime
+from tests.doubles import BatchFunctionProvider, MemoryBudgets, envelope, infer_hops, make_runtime
 from workers.batch_lane import poll
 from workers.errors import PermanentError, TransientError
 from workers.infer import handle_batch
@@ -16,11 +16,10 @@ TABLE = Path(__file__).parents[2] / "policies" / "tables" / "providers.toml"
 MODEL = "gpt-4o-mini"
 
 
-def batch_envs(n: int, **fields: object) -> list[str]:
-    return [
-        envelope(step_id=f"b{i}", tier="cheap", lane=Lane.batch, **fields).to_wire()
-        for i in range(n)
-    ]
+def batch_envs(n: int, **fields: object) -> list[list[str]]:
+    return infer_hops(
+        *(envelope(step_id=f"b{i}", tier="cheap", lane=Lane.batch, **fields) for i in range(n))
+    )
 
 
 def test_batch_lane_steps_are_parked_with_their_budget_reserved_not_called():

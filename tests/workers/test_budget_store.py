@@ -3,6 +3,7 @@
 from concurrent.futures import ThreadPoolExecutor
 
 from policies.budgets import economy_reason
+from queues import keys
 from tests.doubles import envelope
 from workers.stores.budget import RedisBudgetStore, ScopeLimits
 
@@ -18,7 +19,7 @@ def test_reserve_settle_release(redis_client):
     store.settle(env, "r1", 100, tokens=40)  # settling twice changes nothing
     state = store.state("acme", "s1")
     assert (state.spent_nano, state.reserved_nano, state.spent_tokens) == (100, 0, 40)
-    store.reserve(env, f"{env.step.step_id}:0:0", 300, tokens=10)
+    store.reserve(env, keys.reservation("acme", env.step.step_id, 0, 0), 300, tokens=10)
     assert store.release_step(env) == 300
     assert store.state("acme", "s1").reserved_nano == 0
     assert store.state("acme", "s1").reserved_tokens == 0
@@ -44,8 +45,8 @@ def test_an_agent_limit_holds_across_its_sessions(redis_client):
     assert store.reserve(second, "r2", 5, tokens=400) == "agent"
     assert store.state("acme", "a2").reserved_tokens == 0
     store.settle(first, "r1", 5, tokens=650)
-    session, agent = store.states(second)
-    assert (session.scope, agent.scope) == ("session", "agent")
+    session, agent, tenant = store.states(second)
+    assert (session.scope, agent.scope, tenant.scope) == ("session", "agent", "tenant")
     assert agent.spent_tokens == 650 and agent.reserved_tokens == 0
     assert economy_reason(store.states(second)) == "agent 650 tokens >= soft 600"
     assert store.reserve(second, "r3", 5, tokens=350) is None

@@ -4,8 +4,8 @@ import pytest
 
 from producers.train_router import save_router, train_router
 from queues.messages import StepStatus
-from queues.topology import Stage
-from tests.doubles import FunctionProvider, envelope, make_runtime
+from queues.topology import TASK_NAMES, Stage
+from tests.doubles import TEST_SEALER, FunctionProvider, envelope, infer_hops, make_runtime
 from tests.unit.test_learned_router import CHEAP, MID, TOP, outcome_table
 from workers.classify import handle
 from workers.infer import handle_batch
@@ -44,14 +44,16 @@ def test_learned_routing_picks_the_tier_and_model_and_inference_uses_it(tmp_path
     assert (stage, routed.tier, routed.model) == (Stage.infer, "mid", MID)
     assert "learned router" in routed.decisions[-1].why
 
-    handle_batch([routed.to_wire()], rt)
+    handle_batch(infer_hops(routed), rt)
     [(_, outcome)] = bus.finalized
     assert outcome.status is StepStatus.ok and outcome.model == MID
 
 
 def test_learned_routing_without_an_artifact_dead_letters_with_the_variable():
     rt, bus, _ = make_runtime(router="learned")
-    run_stage(rt, "classify", envelope().to_wire(), handle, retries=0, retry=lambda _: None)
+    raw = envelope().to_wire()
+    seal = TEST_SEALER.sign(TASK_NAMES[Stage.classify], raw)
+    run_stage(rt, "classify", raw, handle, retries=0, retry=lambda _: None, seal=seal)
     [(_, outcome)] = bus.finalized
     assert outcome.status is StepStatus.dead_lettered
     assert "TIERFLEET_ROUTER_ARTIFACT" in (outcome.reason or "")

@@ -1,5 +1,10 @@
+import pytest
+from celery.exceptions import Ignore
+
+from queues import keys
 from queues.messages import CostEntry, Outcome, StepStatus
-from tests.doubles import MemoryBudgets, envelope, make_runtime
+from queues.topology import TASK_NAMES, Stage
+from tests.doubles import TEST_SEALER, MemoryBudgets, envelope, make_runtime
 from workers.finalize import finalize_raw, handle
 
 OK = Outcome(
@@ -62,7 +67,9 @@ def test_result_ledger_and_cache_written_once():
 def test_cache_hits_and_failures_are_not_cached():
     rt, _, stores = make_runtime()
     handle(charged(), OK.model_copy(update={"cache_hit": True}), rt)
-    handle(envelope(step_id="b", cache_key="k2"), Outcome(status=StepStatus.budget_exceeded), rt)
+    handle(
+        envelope(step_id="b", cache_key="tf:xc:k2"), Outcome(status=StepStatus.budget_exceeded), rt
+    )
     assert stores.cache == {} and len(stores.ledger) == 2
 
 
@@ -80,12 +87,41 @@ def test_leftover_reservations_are_released():
     budgets = MemoryBudgets(limit_nano=10**6)
     rt, _, _ = make_runtime(budgets=budgets)
     env = envelope()
-    budgets.reserve(env, f"{env.step.step_id}:0:0", 500)
+    budgets.reserve(env, keys.reservation("acme", env.step.step_id, 0, 0), 500)
     handle(env, OK, rt)
     assert budgets.held == {}
 
 
-def test_malformed_finalize_message_is_dead_lettered():
+def test_malformed_finalize_message_is_dead_lettered_and_stores_no_result():
     rt, _, stores = make_runtime()
-    assert finalize_raw("nope", "{}", rt) is None
+    with pytest.raises(Ignore):  # Celery stores nothing under the id it came with
+        finalize_raw("nope", "{}", None, "acme/x", rt)
     assert "malformed finalize message" in stores.dead[0]["reason"]
+
+
+def _sealed_finalize(env, outcome):
+    raw_env, raw_outcome = env.to_wire(), outcome.model_dump_json()
+    return raw_env, raw_outcome, TEST_SEALER.sign(TASK_NAMES[Stage.finalize], raw_env, raw_outcome)
+
+
+def test_a_sealed_finalize_runs_only_under_its_own_steps_result_id():
+    rt, _, stores = make_runtime()
+    env = envelope(step_id="mine")
+    sealed = _sealed_finalize(env, OK)
+    with pytest.raises(Ignore):  # replayed under another step's id: refused
+        finalize_raw(*sealed, keys.result_id("acme", "theirs"), rt)
+    assert stores.ledger == [] and "not as" in stores.dead[0]["reason"]
+    result = finalize_raw(*sealed, keys.result_id("acme", "mine"), rt)
+    assert result["status"] == "ok" and len(stores.ledger) == 1
+
+
+def test_an_unsealed_or_tampered_finalize_is_refused():
+    rt, _, stores = make_runtime()
+    env = envelope(step_id="mine", cache_key="tf:xc:k")
+    raw_env, raw_outcome, seal = _sealed_finalize(env, OK)
+    forged_env = env.model_copy(update={"cache_key": "tf:xc:budget"}).to_wire()
+    for args in [(raw_env, raw_outcome, None), (forged_env, raw_outcome, seal)]:
+        with pytest.raises(Ignore):
+            finalize_raw(*args, keys.result_id("acme", "mine"), rt)
+    assert stores.ledger == [] and stores.cache == {}
+    assert all("forged or unsealed" in d["reason"] for d in stores.dead)

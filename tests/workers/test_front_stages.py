@@ -1,14 +1,15 @@
 import json
 
+import pytest
 import redis
 
 from policies.caching import exact_key
-from queues.messages import StepStatus
-from queues.topology import Stage
-from tests.doubles import MemoryBudgets, envelope, make_runtime
+from queues.messages import StepStatus, Submission
+from queues.topology import TASK_NAMES, Stage
+from tests.doubles import TEST_SEALER, MemoryBudgets, envelope, make_runtime
 from workers import cache, classify, compress
 from workers.errors import PermanentError, TransientError
-from workers.stage import run_stage
+from workers.stage import open_envelope, open_ingress, run_stage
 
 
 def test_cache_miss_goes_to_compress_with_its_key():
@@ -70,23 +71,80 @@ def test_classify_sets_the_tier_and_says_why():
     assert "task_kind=code" in sent.decisions[-1].why
 
 
-def _run(raw, handler, retries=0):
+def _run(raw, handler, retries=0, *, sealed=True, stage="cache"):
+    """Run ``handler`` as ``stage``'s task on ``raw``: sealed as a stage's hop, or not (as a
+    producer's submission, or a forger's message)."""
     rt, bus, stores = make_runtime()
     delays: list[float] = []
-    run_stage(rt, "cache", raw, handler, retries=retries, retry=delays.append)
+    seal = TEST_SEALER.sign(TASK_NAMES[Stage(stage)], raw) if sealed else None
+    opener = open_ingress if stage == "cache" else open_envelope
+    run_stage(
+        rt, stage, raw, handler, retries=retries, retry=delays.append, seal=seal, opener=opener
+    )
     return bus, stores, delays
 
 
 def test_malformed_message_is_dead_lettered_and_its_producer_answered():
-    _, stores, _ = _run("{not json", cache.handle)
-    assert stores.dead[0]["reason"].startswith("malformed envelope")
+    _, stores, _ = _run("{not json", cache.handle, sealed=False)
+    assert stores.dead[0]["reason"].startswith("malformed submission")
     assert stores.results == []  # no step id to answer to
 
     bad = {"step": {"step_id": "abc123", "tenant": "acme"}}
-    _bus, stores, _ = _run(json.dumps(bad), cache.handle)
+    _bus, stores, _ = _run(json.dumps(bad), cache.handle, sealed=False)
     assert "step.agent" in stores.dead[0]["reason"]
     [result] = stores.results
     assert result.step_id == "abc123" and result.status is StepStatus.dead_lettered
+
+
+def test_a_submission_is_a_step_only_and_the_fleet_makes_the_envelope():
+    step = envelope().step
+    ok = Submission(step=step, submitted_at=1_999_999_990.0).model_dump_json()
+    bus, stores, _ = _run(ok, cache.handle, sealed=False)
+    [(_, sent, _)] = bus.sent
+    assert sent.step == step and sent.cache_key == exact_key(step) and not stores.dead
+    assert sent.submitted_at == 1_999_999_990.0 and sent.tier is None and sent.costs == ()
+    # A producer's message that says more than a step (here: a tier, a free shadow mark and
+    # a cache key of its choosing) is refused whole, with the field named.
+    forged = json.loads(ok) | {"tier": "frontier", "cache_key": "tf:xc:x", "attempt": 5}
+    bus, stores, _ = _run(json.dumps(forged), cache.handle, sealed=False)
+    assert not bus.sent and "Extra inputs are not permitted" in stores.dead[0]["reason"]
+
+
+def test_a_submission_claiming_to_be_from_the_future_or_long_ago_is_clamped():
+    step = envelope().step
+    for claimed, kept in [(9e12, 2_000_000_000.0), (0.0, 2_000_000_000.0 - 24 * 3600)]:
+        bus, _, _ = _run(
+            Submission(step=step, submitted_at=claimed).model_dump_json(),
+            cache.handle,
+            sealed=False,
+        )
+        assert bus.sent[0][1].submitted_at == kept
+
+
+@pytest.mark.parametrize("stage", ["cache", "compress", "classify"])
+def test_an_unsealed_or_tampered_envelope_is_dead_lettered_by_every_stage(stage):
+    handlers = {"cache": cache.handle, "compress": compress.handle, "classify": classify.handle}
+    env = envelope(cache_key="tf:xc:k")
+    bus, stores, _ = _run(env.to_wire(), handlers[stage], sealed=False, stage=stage)
+    assert not bus.sent and not bus.finalized
+    # Unsealed at ingress, it is read as a producer's submission: a step and nothing more.
+    refused = "Extra inputs are not permitted" if stage == "cache" else "forged or unsealed"
+    assert refused in stores.dead[0]["reason"]
+    raw = env.to_wire()
+    rt, bus, stores = make_runtime()
+    seal = TEST_SEALER.sign(TASK_NAMES[Stage(stage)], raw)
+    tampered = raw.replace('"retries":0', '"retries":3')
+    opener = open_ingress if stage == "cache" else open_envelope
+    run_stage(
+        rt, stage, tampered, handlers[stage], retries=0, retry=print, seal=seal, opener=opener
+    )
+    assert not bus.sent and "forged or unsealed" in stores.dead[0]["reason"]
+    # A seal made for another stage's task does not open this one.
+    other = "classify" if stage != "classify" else "compress"
+    wrong = TEST_SEALER.sign(TASK_NAMES[Stage(other)], raw)
+    rt, bus, stores = make_runtime()
+    run_stage(rt, stage, raw, handlers[stage], retries=0, retry=print, seal=wrong, opener=opener)
+    assert not bus.sent and "forged or unsealed" in stores.dead[0]["reason"]
 
 
 def test_transient_error_retries_with_backoff_then_dead_letters():
@@ -135,23 +193,27 @@ def test_past_the_soft_limit_a_step_runs_in_economy_mode():
     budgets = MemoryBudgets(soft_nano=1000, spent=1500)
     rt, bus, _ = make_runtime(budgets=budgets, economy_factor=0.5, output_tokens_by_kind={})
     env = envelope(task_kind="reason", max_output_tokens=400)  # rules route reason: frontier
-    compress.handle(env, rt)
-    [(stage, sent, _)] = bus.sent
+    cache.handle(env, rt)  # decided before the lookup: economy answers have keys of their own
+    [(_, looked_up, _)] = bus.sent
+    assert looked_up.economy and looked_up.cache_key == exact_key(env.step, economy=True)
+    compress.handle(looked_up, rt)
+    [_, (stage, sent, _)] = bus.sent
     assert sent.economy and sent.output_tokens == 200
-    economy = sent.decisions[-2]
+    economy = sent.decisions[-3]
     assert (economy.stage, economy.what) == ("budget", "economy")
     assert "session $0.000002 >= soft $0.000001" in economy.why
     classify.handle(sent, rt)
-    [_, (stage, routed, _)] = bus.sent
+    [_, _, (stage, routed, _)] = bus.sent
     assert stage is Stage.infer and routed.tier == "cheap"
     assert "economy cap -> cheap" in routed.decisions[-1].why
 
 
 def test_below_the_soft_limit_nothing_changes():
     rt, bus, _ = make_runtime(budgets=MemoryBudgets(soft_nano=1000, spent=10))
-    compress.handle(envelope(task_kind="reason"), rt)
-    classify.handle(bus.sent[0][1], rt)
-    routed = bus.sent[1][1]
+    cache.handle(envelope(task_kind="reason"), rt)
+    compress.handle(bus.sent[0][1], rt)
+    classify.handle(bus.sent[1][1], rt)
+    routed = bus.sent[2][1]
     assert not routed.economy and routed.tier == "frontier"
 
 

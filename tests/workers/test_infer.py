@@ -2,7 +2,7 @@ import redis
 
 from queues.messages import StepStatus
 from queues.topology import Stage
-from tests.doubles import FunctionProvider, MemoryBudgets, envelope, make_runtime
+from tests.doubles import FunctionProvider, MemoryBudgets, envelope, infer_hops, make_runtime
 from workers.errors import PermanentError, TransientError
 from workers.infer import handle_batch
 from workers.ports import Completion
@@ -20,7 +20,7 @@ def test_micro_batch_is_one_provider_call_and_accepted_answers_finalize():
     provider = answering("fine")
     rt, bus, _ = make_runtime(provider)
     envs = [envelope(step_id=f"s{i}", tier="cheap") for i in range(5)]
-    handle_batch([e.to_wire() for e in envs], rt)
+    handle_batch(infer_hops(*envs), rt)
     assert len(provider.calls) == 1 and len(provider.calls[0]) == 5
     assert [o.status for _, o in bus.finalized] == [StepStatus.ok] * 5
     env, outcome = bus.finalized[0]
@@ -31,7 +31,7 @@ def test_micro_batch_is_one_provider_call_and_accepted_answers_finalize():
 
 def test_rejected_answer_is_reenqueued_to_the_next_tier_with_its_cost_kept():
     rt, bus, _ = make_runtime(answering("meh", confidence=0.2))
-    handle_batch([envelope(tier="cheap").to_wire()], rt)
+    handle_batch(infer_hops(envelope(tier="cheap")), rt)
     [(stage, env, _)] = bus.sent
     assert (stage, env.tier, env.attempt) == (Stage.infer, "mid", 1)
     assert env.decisions[-1].what == "escalate->mid"
@@ -41,7 +41,7 @@ def test_rejected_answer_is_reenqueued_to_the_next_tier_with_its_cost_kept():
 
 def test_top_tier_rejection_dead_letters():
     rt, bus, _ = make_runtime(answering("not json"))
-    handle_batch([envelope(tier="frontier", attempt=2, response_schema=SCHEMA).to_wire()], rt)
+    handle_batch(infer_hops(envelope(tier="frontier", attempt=2, response_schema=SCHEMA)), rt)
     [(_env, outcome)] = bus.finalized
     assert outcome.status is StepStatus.dead_lettered
     assert "top tier frontier rejected: answer is not JSON" in outcome.reason
@@ -50,7 +50,7 @@ def test_top_tier_rejection_dead_letters():
 def test_hard_budget_refuses_before_the_call():
     provider = answering("fine")
     rt, bus, _ = make_runtime(provider, budgets=MemoryBudgets(limit_nano=1))
-    handle_batch([envelope(tier="cheap").to_wire()], rt)
+    handle_batch(infer_hops(envelope(tier="cheap")), rt)
     assert provider.calls == []
     [(_env, outcome)] = bus.finalized
     assert outcome.status is StepStatus.budget_exceeded and "budget refuses" in outcome.reason
@@ -59,7 +59,7 @@ def test_hard_budget_refuses_before_the_call():
 def test_budget_is_settled_at_the_actual_cost():
     budgets = MemoryBudgets(limit_nano=10**9)
     rt, _, _ = make_runtime(answering("fine"), budgets=budgets)
-    handle_batch([envelope(tier="cheap").to_wire()], rt)
+    handle_batch(infer_hops(envelope(tier="cheap")), rt)
     assert budgets.held == {}
     assert budgets.spent == round(rt.table.model_of("cheap").cost(100, 10) * 1e9)
 
@@ -74,7 +74,7 @@ def failing(exc: Exception) -> FunctionProvider:
 def test_transient_provider_error_retries_each_step_with_backoff():
     budgets = MemoryBudgets()
     rt, bus, _ = make_runtime(failing(TransientError("429")), budgets=budgets)
-    handle_batch([envelope(tier="mid").to_wire()], rt)
+    handle_batch(infer_hops(envelope(tier="mid")), rt)
     [(stage, env, countdown)] = bus.sent
     assert (stage, env.tier, env.retries) == (Stage.infer, "mid", 1)
     assert countdown is not None and countdown > 0
@@ -83,24 +83,26 @@ def test_transient_provider_error_retries_each_step_with_backoff():
 
 def test_exhausted_retries_and_permanent_errors_dead_letter():
     rt, bus, _ = make_runtime(failing(TransientError("503")))
-    handle_batch([envelope(tier="mid", retries=4).to_wire()], rt)
+    handle_batch(infer_hops(envelope(tier="mid", retries=4)), rt)
     assert "retries exhausted (4): 503" in bus.finalized[0][1].reason
     rt, bus, _ = make_runtime(failing(PermanentError("400 bad request")))
-    handle_batch([envelope(tier="mid").to_wire()], rt)
+    handle_batch(infer_hops(envelope(tier="mid")), rt)
     assert bus.finalized[0][1].reason == "400 bad request"
 
 
 def test_a_provider_bug_dead_letters_the_batch_instead_of_losing_it():
     rt, bus, _ = make_runtime(failing(ZeroDivisionError("boom")))
-    handle_batch([envelope(step_id=f"s{i}", tier="cheap").to_wire() for i in range(3)], rt)
+    handle_batch(infer_hops(*(envelope(step_id=f"s{i}", tier="cheap") for i in range(3))), rt)
     assert len(bus.finalized) == 3
     assert all("internal error: ZeroDivisionError" in o.reason for _, o in bus.finalized)
 
 
 def test_malformed_items_do_not_sink_the_rest_of_the_batch():
     rt, bus, stores = make_runtime(answering("fine"))
-    handle_batch(["garbage", None, envelope(tier="cheap").to_wire()], rt)
-    assert len(stores.dead) == 2
+    forged = envelope(tier="cheap").to_wire()  # an envelope with no seal
+    handle_batch([["garbage", None], [None], [forged], *infer_hops(envelope(tier="cheap"))], rt)
+    assert len(stores.dead) == 3
+    assert "forged or unsealed" in stores.dead[2]["reason"]
     assert [o.status for _, o in bus.finalized] == [StepStatus.ok]
 
 
@@ -111,7 +113,7 @@ class BlinkingBudgets(MemoryBudgets):
 
 def test_a_redis_blink_while_reserving_retries_the_step_instead_of_losing_it():
     rt, bus, _ = make_runtime(answering("fine"), budgets=BlinkingBudgets())
-    handle_batch([envelope(tier="cheap").to_wire()], rt)
+    handle_batch(infer_hops(envelope(tier="cheap")), rt)
     [(stage, env, countdown)] = bus.sent
     assert (stage, env.retries) == (Stage.infer, 1) and countdown
     assert "connection reset" in env.decisions[-1].why

@@ -8,7 +8,7 @@ import pytest
 from policies.learned_router import acceptance_text
 from producers.train_router import save_router, train_acceptance
 from queues.topology import Stage
-from tests.doubles import FunctionProvider, envelope, make_runtime
+from tests.doubles import FunctionProvider, envelope, infer_hops, make_runtime
 from workers.infer import handle_batch
 from workers.ports import Completion
 from workers.providers.replay import Recorded, ReplayRow
@@ -44,7 +44,7 @@ def test_a_hedged_answer_without_provider_confidence_escalates(tmp_path):
     provider = FunctionProvider(lambda r: Completion("I am not sure, perhaps it is C", 40, 9))
     rt, bus, _ = make_runtime(provider, acceptance_artifact=tmp_path / "a.json")
     step = {"role": "user", "content": "Add up the numbers of order 12."}
-    handle_batch([envelope(tier="cheap", messages=[step]).to_wire()], rt)
+    handle_batch(infer_hops(envelope(tier="cheap", messages=[step])), rt)
     [(stage, escalated, _)] = bus.sent
     assert stage is Stage.infer and escalated.tier == "mid"
     assert "confidence" in escalated.decisions[-1].why

@@ -139,14 +139,14 @@ def test_a_lookup_and_the_later_store_embed_the_question_once():
 def test_finalize_asks_the_cache_worker_to_remember_only_with_a_verifier(tmp_path):
     ok = Outcome(status=StepStatus.ok, answer="23 kg", tier="cheap", model="m", provider="p")
     rt, bus, _ = make_runtime()
-    finalize.handle(envelope(cache_key="k"), ok, rt)
+    finalize.handle(envelope(cache_key="tf:xc:k"), ok, rt)
     assert bus.remembered == []
     rt, bus, _ = make_runtime(cache_verifier=tmp_path / "v.npz")
-    finalize.handle(envelope(step_id="answered", cache_key="k"), ok, rt)
+    finalize.handle(envelope(step_id="answered", cache_key="tf:xc:k"), ok, rt)
     assert [e.step.step_id for e, _ in bus.remembered] == ["answered"]
     hit = ok.model_copy(update={"cache_hit": True})
     rt, bus, _ = make_runtime(cache_verifier=tmp_path / "v.npz")
-    finalize.handle(envelope(step_id="h", cache_key="k"), hit, rt)
+    finalize.handle(envelope(step_id="h", cache_key="tf:xc:k"), hit, rt)
     assert bus.remembered == []  # a served answer is not stored again
 
 

@@ -2,7 +2,8 @@
 
 from concurrent.futures import ThreadPoolExecutor
 
-from workers.stores.summaries import RedisSummaries, summaries_key
+from queues.keys import summaries as summaries_key
+from workers.stores.summaries import RedisSummaries
 
 
 def test_one_claim_per_exchange_under_concurrency(redis_client):

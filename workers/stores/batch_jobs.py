@@ -1,9 +1,11 @@
 """The batch lane's state in Redis: pending steps per model, jobs and their steps.
 
-Keys: ``tf:batch:pending:<model>`` (hash reservation -> parked step), ``tf:batch:pending``
-(zset model -> when its oldest pending step was parked), ``tf:batch:job:<id>`` (hash custom
-id -> parked step), ``tf:batch:jobs`` (hash job id -> job), ``tf:batch:parked:<reservation>``
-(marks a step parked, so a redelivered inference message does not park it twice).
+Keys (built in ``queues.keys``): the pending hash per model (reservation -> parked step),
+the pending zset (model -> when its oldest pending step was parked), a hash per job (custom
+id -> parked step), the jobs hash (job id -> job), and a marker per parked reservation (so a
+redelivered inference message does not park it twice). Every one expires ``PARKED_TTL_S``
+after its last write: far beyond any provider's batch window (24 h), so only abandoned
+state ever expires.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from importlib.resources import files
 
 import redis
 
+from queues import keys
 from workers.ports import BatchJob, ParkedStep
 
-PENDING = "tf:batch:pending"
-JOBS = "tf:batch:jobs"
-LOCK = "tf:batch:poll-lock"
+PENDING = keys.BATCH_PENDING
+JOBS = keys.BATCH_JOBS
 PARKED_TTL_S = 7 * 24 * 3600
 
 
@@ -37,12 +39,16 @@ class RedisBatchJobs:
         )
 
     def park(self, item: ParkedStep, now: float) -> int | None:
-        if not self.client.set(f"tf:batch:parked:{item.reservation}", 1, nx=True, ex=PARKED_TTL_S):
+        marker = keys.batch_parked(item.reservation)
+        if not self.client.set(marker, 1, nx=True, ex=PARKED_TTL_S):
             return None
+        pending = keys.batch_pending(item.model)
         pipe = self.client.pipeline()
-        pipe.hset(f"{PENDING}:{item.model}", item.reservation, json.dumps(asdict(item)))
+        pipe.hset(pending, item.reservation, json.dumps(asdict(item)))
+        pipe.expire(pending, PARKED_TTL_S)
         pipe.zadd(PENDING, {item.model: now}, nx=True)
-        pipe.hlen(f"{PENDING}:{item.model}")
+        pipe.expire(PENDING, PARKED_TTL_S)
+        pipe.hlen(pending)
         return int(pipe.execute()[-1])
 
     def due(self, older_than: float) -> list[str]:
@@ -50,18 +56,18 @@ class RedisBatchJobs:
         return [m.decode() if isinstance(m, bytes) else str(m) for m in models]
 
     def pending(self, model: str) -> int:
-        return int(self.client.hlen(f"{PENDING}:{model}"))
+        return int(self.client.hlen(keys.batch_pending(model)))
 
     def take(self, model: str, provider: str, limit: int, now: float) -> BatchJob | None:
         job = BatchJob(uuid.uuid4().hex, model, provider, "submitting", now)
         taken = self._take(
-            keys=[f"{PENDING}:{model}", PENDING, f"tf:batch:job:{job.job_id}", JOBS],
-            args=[model, limit, job.job_id, json.dumps(asdict(job)), now],
+            keys=[keys.batch_pending(model), PENDING, keys.batch_job(job.job_id), JOBS],
+            args=[model, limit, job.job_id, json.dumps(asdict(job)), now, PARKED_TTL_S],
         )
         return job if int(taken) else None
 
     def items(self, job_id: str) -> dict[str, ParkedStep]:
-        raw = self.client.hgetall(f"tf:batch:job:{job_id}")
+        raw = self.client.hgetall(keys.batch_job(job_id))
         return {(k.decode() if isinstance(k, bytes) else k): _item(v) for k, v in raw.items()}
 
     def submitted(self, job: BatchJob, provider_batch_id: str, now: float) -> None:
@@ -69,19 +75,20 @@ class RedisBatchJobs:
             job.job_id, job.model, job.provider, "submitted", job.created_at, provider_batch_id, now
         )
         self.client.hset(JOBS, job.job_id, json.dumps(asdict(meta)))
+        self.client.expire(JOBS, PARKED_TTL_S)
 
     def jobs(self) -> list[BatchJob]:
         return [BatchJob(**json.loads(v)) for v in self.client.hvals(JOBS)]
 
     def done(self, job_id: str, custom_id: str) -> None:
-        key = f"tf:batch:job:{job_id}"
+        key = keys.batch_job(job_id)
         self.client.hdel(key, custom_id)
         if not self.client.exists(key):
             self.client.hdel(JOBS, job_id)
 
     @contextmanager
     def exclusive(self, ttl_s: float) -> Iterator[bool]:
-        lock = self.client.lock(LOCK, timeout=ttl_s, blocking=False)
+        lock = self.client.lock(keys.BATCH_POLL_LOCK, timeout=ttl_s, blocking=False)
         got = bool(lock.acquire(blocking=False))
         try:
             yield got

@@ -1,7 +1,7 @@
--- Budgets in integer nano-dollars and tokens, one hash per scope (a session, an agent):
---   limit / tlimit (hard; absent = the ARGV default, -1 = none), soft / tsoft (read by the
---   economy check, not here), spent, reserved, tspent, treserved, and
---   r:<reservation id> -> "<nano>:<tokens>".
+-- Budgets in integer nano-dollars and tokens, one hash per scope (a session, an agent, a
+-- tenant): limit / tlimit (hard; absent = the ARGV default, -1 = none), soft / tsoft (read
+-- by the economy check, not here), spent, reserved, tspent, treserved, overshoot (what
+-- settled calls cost beyond their reservations), and r:<reservation id> -> "<nano>:<tokens>".
 -- Every operation is one atomic script run over all of a step's scopes, so concurrent
 -- workers can never admit more than any scope's hard limit minus what is spent and reserved.
 -- KEYS: the step's scope hashes. ARGV[1]: op; the rest depends on op.
@@ -53,21 +53,29 @@ if op == 'reserve' then
   end
   return 0
 elseif op == 'settle' then
-  -- ARGV: reservation id, actual amount, actual tokens
-  local rid, actual, tokens = 'r:' .. ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-  local settled = 0
-  for _, key in ipairs(KEYS) do
+  -- ARGV: reservation id, actual amount, actual tokens, ttl.
+  -- Returns {1, reserved amount} when this call settled it, {0, 0} when it was settled
+  -- before. The real cost is always added (it was spent); any part of it beyond the
+  -- reservation is added to 'overshoot' as well, so the excess is never unseen.
+  local rid, actual, tokens, ttl = 'r:' .. ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+  local settled, reserved = 0, 0
+  for i, key in ipairs(KEYS) do
     if held(key, rid) then  -- else settled already
-      release(key, rid)
+      local amount = release(key, rid)
+      if i == 1 then reserved = amount end
       redis.call('HINCRBY', key, 'spent', actual)
       redis.call('HINCRBY', key, 'tspent', tokens)
+      if actual > amount then
+        redis.call('HINCRBY', key, 'overshoot', actual - amount)
+      end
+      redis.call('EXPIRE', key, ttl)
       settled = 1
     end
   end
-  return settled
+  return {settled, reserved}
 elseif op == 'release_step' then
-  -- ARGV: step id. Frees reservations a crashed call left behind.
-  local prefix = 'r:' .. ARGV[2] .. ':'
+  -- ARGV: the step's reservation prefix. Frees reservations a crashed call left behind.
+  local prefix = 'r:' .. ARGV[2]
   local freed = 0
   for i, key in ipairs(KEYS) do
     for _, f in ipairs(redis.call('HKEYS', key)) do

@@ -1,5 +1,5 @@
-"""Budgets in Redis, per session and per agent: reserve before a paid call, settle after,
-atomically over both scopes (one Lua script run)."""
+"""Budgets in Redis, per session, per agent and per tenant: reserve before a paid call,
+settle after, atomically over all three scopes (one Lua script run)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from importlib.resources import files
 
 import redis
 
-from policies.budgets import BudgetState
+from policies.budgets import BudgetState, Settlement
 from policies.tiers import to_nano
-from queues.messages import Envelope
+from queues import keys
+from queues.messages import AgentStep, Envelope
 from queues.settings import Settings
 
-BUDGET_TTL_S = 30 * 24 * 3600
+BUDGET_TTL_S = 30 * 24 * 3600  # refreshed on every reservation and settlement
 NONE = -1  # a limit field set to this: no limit (absent: the scope's default)
-SCOPES = ("session", "agent")
+SCOPES = ("session", "agent", "tenant")
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,24 @@ class ScopeLimits:
         }
 
 
-def budget_key(tenant: str, session_id: str) -> str:
-    return f"tf:budget:{tenant}:{session_id}"
+def scope_key(scope: str, tenant: str, name: str) -> str:
+    """The hash of one scope: a session or an agent of ``tenant``, or the tenant itself."""
+    if scope == "session":
+        return keys.session_budget(tenant, name)
+    if scope == "agent":
+        return keys.agent_budget(tenant, name)
+    if scope == "tenant":
+        return keys.tenant_budget(tenant)
+    raise ValueError(f"unknown budget scope {scope!r}; known: {SCOPES}")
 
 
-def agent_budget_key(tenant: str, agent: str) -> str:
-    return f"tf:budget-agent:{tenant}:{agent}"
+def step_keys(step: AgentStep) -> list[str]:
+    """A step's scopes, in SCOPES order."""
+    return [
+        keys.session_budget(step.tenant, step.session_id),
+        keys.agent_budget(step.tenant, step.agent),
+        keys.tenant_budget(step.tenant),
+    ]
 
 
 def _limit(raw: bytes | str | None, default: int) -> int | None:
@@ -58,18 +71,16 @@ class RedisBudgetStore:
         client: redis.Redis,
         session: ScopeLimits | None = None,
         agent: ScopeLimits | None = None,
+        tenant: ScopeLimits | None = None,
     ) -> None:
         self.client = client
         self.defaults = {
             "session": (session or ScopeLimits()).fields(),
             "agent": (agent or ScopeLimits()).fields(),
+            "tenant": (tenant or ScopeLimits()).fields(),
         }
         source = files("workers.stores").joinpath("budget.lua").read_text()
         self.script = client.register_script(source)
-
-    def _keys(self, env: Envelope) -> list[str]:
-        step = env.step
-        return [budget_key(step.tenant, step.session_id), agent_budget_key(step.tenant, step.agent)]
 
     def reserve(
         self, env: Envelope, reservation: str, amount_nano: int, tokens: int = 0
@@ -81,26 +92,38 @@ class RedisBudgetStore:
         ]
         refused = int(
             self.script(
-                keys=self._keys(env),
+                keys=step_keys(env.step),
                 args=["reserve", reservation, amount_nano, tokens, BUDGET_TTL_S, *defaults],
             )
         )
         return SCOPES[refused - 1] if refused else None
 
-    def settle(self, env: Envelope, reservation: str, actual_nano: int, tokens: int = 0) -> None:
-        self.script(keys=self._keys(env), args=["settle", reservation, actual_nano, tokens])
+    def settle(
+        self, env: Envelope, reservation: str, actual_nano: int, tokens: int = 0
+    ) -> Settlement:
+        """Turn a reservation into spend; what it cost beyond the reservation is reported."""
+        settled, reserved = self.script(
+            keys=step_keys(env.step),
+            args=["settle", reservation, max(0, actual_nano), max(0, tokens), BUDGET_TTL_S],
+        )
+        return Settlement(bool(settled), int(reserved), max(0, actual_nano))
 
     def release_step(self, env: Envelope) -> int:
-        return int(self.script(keys=self._keys(env), args=["release_step", env.step.step_id]))
+        prefix = keys.reservation_prefix(env.step.tenant, env.step.step_id)
+        return int(self.script(keys=step_keys(env.step), args=["release_step", prefix]))
 
     def set_limits(self, scope: str, tenant: str, name: str, limits: ScopeLimits) -> None:
-        """Limits for one session or agent; they replace the defaults for it."""
-        key = budget_key(tenant, name) if scope == "session" else agent_budget_key(tenant, name)
+        """Limits for one session, agent or tenant (``name`` is the tenant's own name for the
+        tenant scope); they replace the defaults for it."""
+        key = scope_key(scope, tenant, name)
         self.client.hset(key, mapping=limits.fields())  # type: ignore[arg-type]
         self.client.expire(key, BUDGET_TTL_S)
 
     def _state(self, key: str, scope: str) -> BudgetState:
-        fields = ["limit", "spent", "reserved", "tlimit", "tspent", "treserved", "soft", "tsoft"]
+        fields = [
+            "limit", "spent", "reserved", "tlimit", "tspent", "treserved", "soft", "tsoft",
+            "overshoot",
+        ]  # fmt: skip
         raw = dict(zip(fields, self.client.hmget(key, fields), strict=True))
         defaults = self.defaults[scope]
         return BudgetState(
@@ -113,17 +136,21 @@ class RedisBudgetStore:
             soft_nano=_limit(raw["soft"], defaults["soft"]),
             soft_tokens=_limit(raw["tsoft"], defaults["tsoft"]),
             scope=scope,
+            overshoot_nano=int(raw["overshoot"] or 0),
         )
 
     def state(self, tenant: str, session_id: str) -> BudgetState:
-        return self._state(budget_key(tenant, session_id), "session")
+        return self._state(keys.session_budget(tenant, session_id), "session")
 
     def agent_state(self, tenant: str, agent: str) -> BudgetState:
-        return self._state(agent_budget_key(tenant, agent), "agent")
+        return self._state(keys.agent_budget(tenant, agent), "agent")
+
+    def tenant_state(self, tenant: str) -> BudgetState:
+        return self._state(keys.tenant_budget(tenant), "tenant")
 
     def states(self, env: Envelope) -> list[BudgetState]:
-        """The step's scopes: its session, then its agent."""
-        return [self._state(k, s) for k, s in zip(self._keys(env), SCOPES, strict=True)]
+        """The step's scopes: its session, its agent, its tenant."""
+        return [self._state(k, s) for k, s in zip(step_keys(env.step), SCOPES, strict=True)]
 
 
 def budget_store(client: redis.Redis, settings: Settings) -> RedisBudgetStore:
@@ -142,5 +169,11 @@ def budget_store(client: redis.Redis, settings: Settings) -> RedisBudgetStore:
             s.agent_soft_budget_usd,
             s.agent_budget_tokens,
             s.agent_soft_budget_tokens,
+        ),
+        tenant=ScopeLimits(
+            s.tenant_budget_usd,
+            s.tenant_soft_budget_usd,
+            s.tenant_budget_tokens,
+            s.tenant_soft_budget_tokens,
         ),
     )

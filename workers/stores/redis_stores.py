@@ -4,14 +4,13 @@ step results written outside finalize."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import redis
 from celery import Celery
 from celery import states as celery_states
 
-from policies.caching import EXACT_PREFIX
+from queues import keys
 from queues.messages import StepResult
 
 
@@ -57,8 +56,7 @@ class RedisExactCache:
     def drop_prompt_version(self, prompt_version: str) -> int:
         """Delete the exact entries of a prompt version (keys carry it: see exact_key)."""
         dropped = 0
-        literal = re.sub(r"([*?\[\]\\])", r"\\\1", prompt_version)  # glob-escaped
-        pattern = f"{EXACT_PREFIX}*:*:{literal}:*"
+        pattern = keys.exact_cache_pattern(prompt_version)
         batch: list[Any] = []
         for key in self.client.scan_iter(match=pattern, count=1000):
             batch.append(key)
@@ -78,23 +76,28 @@ class RedisFinalizeGuard:
     def __init__(self, client: redis.Redis, ttl_s: int) -> None:
         self.client, self.ttl_s = client, ttl_s
 
-    def done(self, step_id: str) -> bool:
-        return bool(self.client.exists(f"tf:final:{step_id}"))
+    def done(self, tenant: str, step_id: str) -> bool:
+        return bool(self.client.exists(keys.final_guard(tenant, step_id)))
 
-    def mark(self, step_id: str) -> None:
-        self.client.set(f"tf:final:{step_id}", 1, ex=self.ttl_s)
+    def mark(self, tenant: str, step_id: str) -> None:
+        self.client.set(keys.final_guard(tenant, step_id), 1, ex=self.ttl_s)
 
-    def forget(self, step_id: str) -> None:
-        self.client.delete(f"tf:final:{step_id}")
+    def forget(self, tenant: str, step_id: str) -> None:
+        self.client.delete(keys.final_guard(tenant, step_id))
 
 
 class BackendResults:
-    """Writes a result into the Celery result backend under the step id."""
+    """Writes a result into the Celery result backend under the step's result id."""
 
     def __init__(self, app: Celery) -> None:
         self.app = app
 
-    def store(self, result: StepResult) -> None:
+    def store_if_absent(self, result: StepResult) -> bool:
+        """Store the result unless the step has one already; whether it was stored."""
+        task_id = keys.result_id(result.tenant, result.step_id)
+        if self.app.backend.get_task_meta(task_id)["status"] != celery_states.PENDING:
+            return False
         self.app.backend.store_result(
-            result.step_id, result.model_dump(mode="json"), celery_states.SUCCESS
+            task_id, result.model_dump(mode="json"), celery_states.SUCCESS
         )
+        return True

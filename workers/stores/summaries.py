@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import redis
 
+from queues import keys
+
 CLAIM_TTL_S = 600  # an unanswered claim (the summary step failed) may be retried after this
-
-
-def summaries_key(tenant: str, session: str) -> str:
-    return f"tf:summaries:{tenant}:{session}"
 
 
 class RedisSummaries:
@@ -17,16 +15,16 @@ class RedisSummaries:
         self.client, self.ttl_s = client, ttl_s
 
     def get(self, tenant: str, session: str) -> dict[str, str]:
-        raw: dict[bytes, bytes] = self.client.hgetall(summaries_key(tenant, session))  # type: ignore[assignment]
+        raw: dict[bytes, bytes] = self.client.hgetall(keys.summaries(tenant, session))  # type: ignore[assignment]
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     def claim(self, tenant: str, session: str, key: str) -> bool:
         """True for the first caller in ``CLAIM_TTL_S``: that one submits the summary step."""
-        claim = f"{summaries_key(tenant, session)}:claim:{key}"
+        claim = keys.summary_claim(tenant, session, key)
         return bool(self.client.set(claim, 1, nx=True, ex=CLAIM_TTL_S))
 
     def put(self, tenant: str, session: str, key: str, text: str) -> None:
-        name = summaries_key(tenant, session)
+        name = keys.summaries(tenant, session)
         with self.client.pipeline() as pipe:
             pipe.hset(name, key, text)
             pipe.expire(name, self.ttl_s)
