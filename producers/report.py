@@ -22,8 +22,9 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def unique_steps(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per step (a redelivered finalize may have written two)."""
-    return list({e["step_id"]: e for e in entries}.values())
+    """One entry per step (a redelivered finalize may have written two). A step is its
+    tenant and its id: two tenants may use the same id."""
+    return list({(e.get("tenant"), e["step_id"]): e for e in entries}.values())
 
 
 def attribute(entries: Sequence[dict[str, Any]], key: str) -> dict[str, dict[str, float]]:
@@ -101,6 +102,11 @@ def summarize(
         "escalations": sum(e["escalations"] for e in steps),
         "escalated_steps": sum(1 for e in steps if e["escalations"]),
         "budget_stops": sum(1 for e in steps if e["status"] == "budget_exceeded"),
+        # Spent beyond what the calls had reserved: past a hard limit's guarantee, so shown.
+        "overshoot_usd": round(sum(e.get("overshoot_usd", 0.0) for e in steps), 8),
+        "overshoot_calls": sum(
+            1 for e in steps for c in calls_of(e) if c.get("overshoot_usd", 0.0) > 0
+        ),
         "dead_letters": sum(1 for e in steps if e["status"] == "dead_lettered"),
         "model_mix": dict(Counter(e["model"] or "(no answer)" for e in steps).most_common()),
         "tokens_in": tokens_in,
@@ -145,6 +151,11 @@ def render(summary: dict[str, Any], console: Console, title: str = "tierfleet re
     table.add_row("cache hit rate", f"{summary['cache_hit_rate']:.1%}")
     table.add_row("escalations", f"{summary['escalations']} ({summary['escalated_steps']} steps)")
     table.add_row("budget stops", str(summary["budget_stops"]))
+    table.add_row(
+        "budget overshoot",
+        f"${summary.get('overshoot_usd', 0.0):.6f} over reservations "
+        f"({summary.get('overshoot_calls', 0)} calls)",
+    )
     table.add_row("dead letters", str(summary["dead_letters"]))
     table.add_row(
         "latency p50 / p95", f"{summary['latency_p50_ms']:.0f} / {summary['latency_p95_ms']:.0f} ms"

@@ -12,7 +12,9 @@ Every number it produces is labelled simulated. The rules, in full:
   schema-valid but wrong otherwise;
 - input tokens are the prompt counted with the real tokenizer, output tokens the generated
   text counted the same way, never more than ``max_output_tokens``;
-- each call (one micro-batch) sleeps ``simulated_latency_ms``.
+- each call (one micro-batch) sleeps ``simulated_latency_ms``;
+- with ``labels["bill_factor"]`` the call states its bill: the table's price of its usage
+  times that factor (a provider whose bill departs from the price table: budget tests).
 """
 
 from __future__ import annotations
@@ -133,11 +135,19 @@ class SimulatedProvider:
             rng = _rng("answer", request.step_id, request.model.name)
             text = self._answer(request, correct, rng)
             tokens_out = min(self.counter.count_many([text])[0], request.max_output_tokens)
+            tokens_in = request_tokens(self.counter, request.messages, request.tools)
+            factor = request.labels.get("bill_factor")
+            billed = (
+                request.model.cost(tokens_in, tokens_out) * float(factor)
+                if factor is not None
+                else None
+            )
             out.append(
                 Completion(
                     text=text,
-                    tokens_in=request_tokens(self.counter, request.messages, request.tools),
+                    tokens_in=tokens_in,
                     tokens_out=tokens_out,
+                    billed_usd=billed,
                     confidence=confidence_of(
                         capability, difficulty, request.step_id, request.model.name
                     ),
