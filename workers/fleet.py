@@ -6,14 +6,19 @@ from typing import Any
 
 import structlog
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    worker_process_init,
+    worker_ready,
+)
 
 from policies.tiers import TierTable, load_tier_table
 from queues.app import create_app
 from queues.settings import Settings
 from queues.topology import NOOP, NOOP_TASK, Stage
 from workers import batch_lane, cache, classify, compress, finalize, infer
-from workers.logs import configure_logging
+from workers.logs import configure_logging, redact_handlers
 from workers.providers import provider_problems
 from workers.runtime import LazyRuntime, build_runtime
 from workers.stage import Handler, Opener, open_envelope, open_ingress, register_stage
@@ -57,6 +62,13 @@ def build_worker_app(settings: Settings) -> Celery:
         """The broker's floor, for ``tierfleet bench fleet``."""
 
     configure_logging(settings.log_level, settings.log_json, settings.secrets())
+
+    @after_setup_logger.connect(weak=False)
+    @after_setup_task_logger.connect(weak=False)
+    def _redact_celery_logs(logger: Any, **_: Any) -> None:
+        # Celery's own lines (an unregistered or invalid message, a task error) can quote a
+        # message body: a prompt, perhaps a secret.
+        redact_handlers(logger, settings.secrets())
 
     @worker_process_init.connect(weak=False)
     def _init_process(**_: Any) -> None:

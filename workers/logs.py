@@ -34,6 +34,44 @@ class RedactingRenderer:
         return redact(str(self.renderer(logger, method, event)), self.secrets)
 
 
+# Where Celery's own log lines dump a message's body or arguments: the rest of such a line
+# is withheld (it is a prompt, maybe with secrets in it).
+BODY_MARKERS = ("The full contents of the message body was:", "body:", "args=", "'args':")
+MAX_LOG_CHARS = 1000
+
+
+def withhold_bodies(text: str) -> str:
+    for marker in BODY_MARKERS:
+        at = text.find(marker)
+        if at >= 0:
+            text = text[: at + len(marker)] + " [withheld]"
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """For Celery's own log lines (and any other through the same handlers): message bodies
+    withheld, secrets replaced, the line cut to MAX_LOG_CHARS, tracebacks redacted too."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self.secrets = list(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = redact(withhold_bodies(record.getMessage()), self.secrets)
+        record.msg, record.args = text[:MAX_LOG_CHARS], None
+        if record.exc_info and not record.exc_text:
+            trace = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = redact(withhold_bodies(trace), self.secrets)[-4 * MAX_LOG_CHARS :]
+        return True
+
+
+def redact_handlers(logger: logging.Logger, secrets: Sequence[str]) -> None:
+    """Put the redacting filter on every handler of ``logger`` (once)."""
+    for handler in logger.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter(secrets))
+
+
 def configure_logging(
     level: str = "INFO", json_lines: bool = True, secrets: Sequence[str] = ()
 ) -> None:

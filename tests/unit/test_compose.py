@@ -22,13 +22,41 @@ def test_one_worker_service_per_group_with_its_queues_in_lane_order():
         assert int(prefetch) == group.prefetch_multiplier
         assert services[group.name]["environment"]["TIERFLEET_BROKER_URL"].startswith("redis://")
     assert "--appendonly" in services["redis"]["command"]
-    assert "flower" in services["flower"]["command"]
+    assert "flower" in " ".join(services["flower"]["command"])
 
 
 def test_the_batch_lane_has_its_poller_and_one_beat():
     services = yaml.safe_load(COMPOSE.read_text())["services"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "workers.app", "beat"]
     assert "TIERFLEET_OPENAI_API_KEY" in services["batch"]["environment"]
+
+
+def test_closed_to_strangers():
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    redis_cmd = services["redis"]["command"]
+    # Redis: a password compose refuses to start without, a cap that refuses writes rather
+    # than evicting budgets, and no port on the host.
+    assert redis_cmd[redis_cmd.index("--requirepass") + 1].startswith("${REDIS_PASSWORD:?")
+    assert redis_cmd[redis_cmd.index("--maxmemory-policy") + 1] == "noeviction"
+    assert "ports" not in services["redis"] and "ports" not in services["qdrant"]
+    assert services["qdrant"]["environment"]["QDRANT__SERVICE__API_KEY"].startswith(
+        "${QDRANT_API_KEY:?"
+    )
+    # Flower: basic auth, its API never open without it, on the host's loopback only.
+    flower = services["flower"]
+    assert any(a.startswith("--basic-auth=${FLOWER_BASIC_AUTH:?") for a in flower["command"])
+    assert "FLOWER_UNAUTHENTICATED_API" not in flower["environment"]
+    assert all(p.startswith("127.0.0.1:") for p in flower.get("ports", []))
+    for name, service in services.items():
+        env = service.get("environment", {})
+        if "TIERFLEET_BROKER_URL" in env:
+            assert env["TIERFLEET_BROKER_URL"].startswith("redis://:${REDIS_PASSWORD:?")
+            assert env["TIERFLEET_ENVELOPE_KEY"].startswith("${TIERFLEET_ENVELOPE_KEY:?")
+            assert env["TIERFLEET_QDRANT_API_KEY"].startswith("${QDRANT_API_KEY:?")
+        # Provider keys only where providers are called.
+        calls_providers = name.startswith("infer-") or name == "batch"
+        for key in ("TIERFLEET_OPENAI_API_KEY", "TIERFLEET_ANTHROPIC_API_KEY"):
+            assert (key in env) == calls_providers, (name, key)
 
 
 def test_compose_runs_a_qdrant_server_for_the_semantic_cache():
