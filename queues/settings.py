@@ -124,6 +124,15 @@ class Settings(BaseSettings):
     provider_max_attempts: int = 3  # in-call tries for a 429/5xx/timeout before requeueing
     provider_retry_after_cap_s: float = 20.0  # a longer Retry-After waits on the queue instead
     provider_concurrency: int = 8  # concurrent calls per provider in one worker process
+    # Fleet-wide caps on calls in flight, across every replica (a Redis semaphore): by
+    # provider name ({"openai": 64}) and by API model id ({"gpt-4o": 16}). Unset: none.
+    provider_limits: dict[str, int] = Field(default_factory=dict)
+    model_limits: dict[str, int] = Field(default_factory=dict)
+    provider_slot_wait_s: float = Field(default=10.0, ge=0.0)  # then the step waits queued
+    # The circuit breaker: this many transient failures in a row open a provider's circuit
+    # for breaker_cooldown_s; meanwhile its steps wait on their queue with a countdown.
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0.0)
     prompt_cache_breakpoints: bool = True  # Anthropic cache_control on the static prefix
     # Ask OpenAI-style providers for token log-probabilities; their geometric-mean token
     # probability becomes the answer's confidence (judged against accept_min_confidence).

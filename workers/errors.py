@@ -17,6 +17,11 @@ class TransientError(FleetError):
         self.retry_after_s = retry_after_s  # what the provider asked for (Retry-After)
 
 
+class GateClosed(TransientError):
+    """No call was made: the provider is at its fleet-wide limit or its circuit is open.
+    Retried through the queue with a countdown, never inside the worker."""
+
+
 class PermanentError(FleetError):
     """Retrying cannot help: a malformed message, a 4xx, an unknown model. Dead-letter it."""
 

@@ -71,6 +71,18 @@ class Provider(Protocol):
     def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion | Exception]: ...
 
 
+class ProviderGate(Protocol):
+    """Fleet-wide limits on provider calls: concurrent slots and a circuit breaker."""
+
+    def slot(self, provider: str, model: str | None = None) -> AbstractContextManager[None]:
+        """Held for one call; raises a TransientError when no call may be made now."""
+        ...
+
+    def failed(self, provider: str) -> None: ...
+
+    def succeeded(self, provider: str) -> None: ...
+
+
 class Bus(Protocol):
     def send(self, stage: Stage, env: Envelope, *, countdown: float | None = None) -> None: ...
 

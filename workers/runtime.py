@@ -36,6 +36,7 @@ from workers.semantic import SemanticLayer, build_semantic_layer
 from workers.stores.batch_jobs import RedisBatchJobs
 from workers.stores.budget import budget_store
 from workers.stores.dead_letters import BrokerDeadLetters
+from workers.stores.provider_gate import RedisProviderGate
 from workers.stores.redis_stores import (
     BackendResults,
     RedisExactCache,
@@ -129,6 +130,15 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
     client = redis.Redis.from_url(settings.store_url)
     counter = BpeCounter(settings.tokenizer_encoding)
     sealer = sealer_for(settings.envelope_key, settings.broker_url)
+    gate = RedisProviderGate(
+        client,
+        settings.provider_limits,
+        settings.model_limits,
+        slot_ttl_s=settings.provider_timeout_s * settings.provider_max_attempts + 30,
+        wait_s=settings.provider_slot_wait_s,
+        failures=settings.breaker_failures,
+        cooldown_s=settings.breaker_cooldown_s,
+    )
     return Runtime(
         settings=settings,
         table=table,
@@ -140,7 +150,7 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         finalized=RedisFinalizeGuard(client, settings.result_ttl_s),
         dead=BrokerDeadLetters(app),
         results=BackendResults(app),
-        provider_factory=lambda name: build_provider(name, settings, counter),
+        provider_factory=lambda name: build_provider(name, settings, counter, gate),
         batch_jobs=RedisBatchJobs(client),
         shadow=StreamLedger(client, settings.shadow_stream, settings.ledger_maxlen),
         summaries=RedisSummaries(client, settings.summary_ttl_s),

@@ -196,10 +196,16 @@ class ProviderServer:
         if not (request.headers.get("authorization") or request.headers.get("x-api-key")):
             return JSONResponse({"error": {"message": "no API key given"}}, status_code=401)
         body = await request.json()
-        fault = self.faults.take(str(body.get("model", "")), json.dumps(body.get("messages")))
-        if fault is not None and fault.delay_s:
-            await asyncio.sleep(fault.delay_s)
-        result = answer(body, fault, batch=False)
+        # Calls in flight at once, and the most seen: what a fleet-wide limit must bound.
+        self.stats["in_flight"] += 1
+        self.stats["max_in_flight"] = max(self.stats["max_in_flight"], self.stats["in_flight"])
+        try:
+            fault = self.faults.take(str(body.get("model", "")), json.dumps(body.get("messages")))
+            if fault is not None and fault.delay_s:
+                await asyncio.sleep(fault.delay_s)
+            result = answer(body, fault, batch=False)
+        finally:
+            self.stats["in_flight"] -= 1
         return JSONResponse(result.body, status_code=result.status, headers=result.headers)
 
     async def chat_completions(self, request: Request) -> Response:

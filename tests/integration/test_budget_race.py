@@ -38,9 +38,7 @@ def produce(broker_url: str, session: str, seed: int, start_at: float) -> list[s
         return [handle.id for handle in fleet.submit_many(steps)]
 
 
-def test_64_steps_from_8_processes_with_costs_off_by_half_hold_the_hard_limit(
-    fleet, local_fleet
-):
+def test_64_steps_from_8_processes_with_costs_off_by_half_hold_the_hard_limit(fleet, local_fleet):
     cheap = next(g for g in local_fleet.groups() if g.name == "infer-cheap")
     extra = [
         WorkerGroup(f"infer-cheap-{i}", cheap.queues, cheap.prefetch_multiplier)

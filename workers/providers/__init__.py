@@ -15,13 +15,13 @@ import openai
 from policies.tokens import TokenCounter
 from queues.settings import Settings
 from workers.errors import PermanentError, ProviderUnavailable
-from workers.ports import Provider
+from workers.ports import Provider, ProviderGate
 from workers.providers.anthropic_messages import AnthropicMessages
 from workers.providers.openai_chat import OpenAIChat, OpenAIWithBatch
 from workers.providers.replay import ReplayProvider
 from workers.providers.simulated import SimulatedProvider
 
-ProviderFactory = Callable[[Settings, TokenCounter], Provider]
+ProviderFactory = Callable[[Settings, TokenCounter, ProviderGate | None], Provider]
 
 # What each provider needs set, as (settings field, the variables that set it).
 REQUIREMENTS: dict[str, tuple[str, str]] = {
@@ -41,17 +41,17 @@ def _secret(value: object) -> str:
     return str(get()) if get else str(value)
 
 
-def _openai(s: Settings, _: TokenCounter) -> Provider:
+def _openai(s: Settings, _: TokenCounter, gate: ProviderGate | None) -> Provider:
     client = openai.OpenAI(
         api_key=_secret(s.openai_api_key),
         base_url=s.openai_base_url,
         timeout=s.provider_timeout_s,
         max_retries=0,  # retries are ours (calls.retrying): one policy, visible in the logs
     )
-    return OpenAIWithBatch("openai", client, s)
+    return OpenAIWithBatch("openai", client, s, gate)
 
 
-def _openai_compatible(s: Settings, _: TokenCounter) -> Provider:
+def _openai_compatible(s: Settings, _: TokenCounter, gate: ProviderGate | None) -> Provider:
     key = s.openai_compatible_api_key
     client = openai.OpenAI(
         api_key=_secret(key) if key is not None else NO_KEY,
@@ -59,22 +59,22 @@ def _openai_compatible(s: Settings, _: TokenCounter) -> Provider:
         timeout=s.provider_timeout_s,
         max_retries=0,
     )
-    return OpenAIChat("openai-compatible", client, s)
+    return OpenAIChat("openai-compatible", client, s, gate)
 
 
-def _anthropic(s: Settings, _: TokenCounter) -> Provider:
+def _anthropic(s: Settings, _: TokenCounter, gate: ProviderGate | None) -> Provider:
     client = anthropic.Anthropic(
         api_key=_secret(s.anthropic_api_key),
         base_url=s.anthropic_base_url,
         timeout=s.provider_timeout_s,
         max_retries=0,
     )
-    return AnthropicMessages(client, s)
+    return AnthropicMessages(client, s, gate)
 
 
 PROVIDERS: dict[str, ProviderFactory] = {
-    "simulated": lambda s, c: SimulatedProvider(c, s.simulated_latency_ms),
-    "replay": lambda s, c: ReplayProvider(s.replay_data, c),
+    "simulated": lambda s, c, _: SimulatedProvider(c, s.simulated_latency_ms),
+    "replay": lambda s, c, _: ReplayProvider(s.replay_data, c),
     "openai": _openai,
     "openai-compatible": _openai_compatible,
     "anthropic": _anthropic,
@@ -96,8 +96,10 @@ def provider_problems(settings: Settings, providers: Iterable[str]) -> list[str]
     return [why for name in sorted(set(providers)) if (why := unavailable(name, settings))]
 
 
-def build_provider(name: str, settings: Settings, counter: TokenCounter) -> Provider:
+def build_provider(
+    name: str, settings: Settings, counter: TokenCounter, gate: ProviderGate | None = None
+) -> Provider:
     why = unavailable(name, settings)
     if why is not None:
         raise (PermanentError if name not in PROVIDERS else ProviderUnavailable)(why)
-    return PROVIDERS[name](settings, counter)
+    return PROVIDERS[name](settings, counter, gate)

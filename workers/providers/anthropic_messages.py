@@ -19,7 +19,7 @@ import anthropic
 from queues.messages import ChatMessage, leading_system
 from queues.settings import Settings
 from workers.errors import PermanentError, TransientError
-from workers.ports import BatchPoll, Completion, CompletionRequest
+from workers.ports import BatchPoll, Completion, CompletionRequest, ProviderGate
 from workers.providers.calls import CallPool
 
 RESPOND_TOOL = "respond"
@@ -134,10 +134,12 @@ def completion_of(message: Any) -> Completion:
 class AnthropicMessages:
     name = "anthropic"
 
-    def __init__(self, client: anthropic.Anthropic, settings: Settings) -> None:
+    def __init__(
+        self, client: anthropic.Anthropic, settings: Settings, gate: ProviderGate | None = None
+    ) -> None:
         self.client = client
         self.breakpoints = settings.prompt_cache_breakpoints
-        self.pool = CallPool(self.name, settings)
+        self.pool = CallPool(self.name, settings, gate)
 
     def _call(self, request: CompletionRequest) -> Completion:
         message = self.client.messages.create(

@@ -8,6 +8,7 @@ import email.utils
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any, TypeVar
 
 import anthropic
@@ -16,9 +17,9 @@ import tenacity
 import tenacity.wait
 
 from queues.settings import Settings
-from workers.errors import PermanentError, TransientError
+from workers.errors import GateClosed, PermanentError, TransientError
 from workers.logs import redact
-from workers.ports import Completion, CompletionRequest
+from workers.ports import Completion, CompletionRequest, ProviderGate
 
 STATUS_ERRORS = (openai.APIStatusError, anthropic.APIStatusError)
 NETWORK_ERRORS = (
@@ -102,9 +103,14 @@ class _StopOnLongRetryAfter(tenacity.stop.stop_base):
         return isinstance(exc, TransientError) and (exc.retry_after_s or 0.0) > self.cap_s
 
 
+def _retry_in_call(exc: BaseException) -> bool:
+    # A closed gate (limit reached, circuit open) waits on the queue, not in the worker.
+    return isinstance(exc, TransientError) and not isinstance(exc, GateClosed)
+
+
 def retrying(settings: Settings) -> tenacity.Retrying:
     return tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(TransientError),
+        retry=tenacity.retry_if_exception(_retry_in_call),
         wait=_WaitRetryAfter(
             tenacity.wait_random_exponential(
                 multiplier=settings.retry_backoff_s, max=settings.provider_retry_after_cap_s
@@ -120,29 +126,39 @@ class CallPool:
     """Runs one provider call per request, at most ``limit`` at a time, retrying each as
     ``retrying`` says; each request gets its answer or its final error."""
 
-    def __init__(self, provider: str, settings: Settings) -> None:
+    def __init__(self, provider: str, settings: Settings, gate: ProviderGate | None = None) -> None:
         self.provider = provider
         self.settings = settings
+        self.gate = gate
         self.secrets = settings.secrets()
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, settings.provider_concurrency), thread_name_prefix=provider
         )
 
-    def once(self, call: Callable[[], T]) -> T:
-        """One API call, retried as ``retrying`` says, SDK errors mapped to the fleet's."""
+    def once(self, call: Callable[[], T], model: str | None = None) -> T:
+        """One API call, retried as ``retrying`` says, SDK errors mapped to the fleet's; each
+        try holds a fleet-wide slot and reports to the provider's circuit breaker."""
 
         def attempt() -> T:
-            try:
-                return call()
-            except (*STATUS_ERRORS, *NETWORK_ERRORS) as exc:
-                raise provider_error(self.provider, exc, self.secrets) from None
+            gate = self.gate
+            with gate.slot(self.provider, model) if gate else nullcontext():
+                try:
+                    result = call()
+                except (*STATUS_ERRORS, *NETWORK_ERRORS) as exc:
+                    error = provider_error(self.provider, exc, self.secrets)
+                    if gate and isinstance(error, TransientError):
+                        gate.failed(self.provider)
+                    raise error from None
+            if gate:
+                gate.succeeded(self.provider)
+            return result
 
         return retrying(self.settings)(attempt)
 
     def _one(
         self, call: Callable[[CompletionRequest], Completion], request: CompletionRequest
     ) -> Completion:
-        return self.once(lambda: call(request))
+        return self.once(lambda: call(request), request.model.model_id)
 
     def run(
         self,

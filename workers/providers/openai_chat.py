@@ -19,7 +19,7 @@ import openai
 
 from queues.settings import Settings
 from workers.errors import PermanentError, TransientError
-from workers.ports import BatchPoll, Completion, CompletionRequest
+from workers.ports import BatchPoll, Completion, CompletionRequest, ProviderGate
 from workers.providers.calls import CallPool, error_for_status
 
 SCHEMA_NAME = "step_answer"
@@ -87,12 +87,18 @@ def completion_of(response: Any) -> Completion:
 class OpenAIChat:
     """``openai`` and ``openai-compatible`` providers: one chat call per step, in parallel."""
 
-    def __init__(self, name: str, client: openai.OpenAI, settings: Settings) -> None:
+    def __init__(
+        self,
+        name: str,
+        client: openai.OpenAI,
+        settings: Settings,
+        gate: ProviderGate | None = None,
+    ) -> None:
         self.name = name
         self.client = client
         self.compatible = name != "openai"
         self.logprobs = settings.request_logprobs
-        self.pool = CallPool(name, settings)
+        self.pool = CallPool(name, settings, gate)
 
     def _call(self, request: CompletionRequest) -> Completion:
         params = chat_params(request, compatible=self.compatible)
