@@ -56,6 +56,9 @@ class EmbeddedRedis:
                 str(self.dir / "redis.log"),
                 "--maxclients",
                 "2000",
+                # Refuse writes at a memory cap rather than evict: budgets must never vanish.
+                "--maxmemory-policy",
+                "noeviction",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
