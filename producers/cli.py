@@ -135,8 +135,10 @@ def shadow(out: OutOption = None) -> None:
 @dead_app.command("list")
 def dead_list(limit: int = 100) -> None:
     """Dead-lettered steps, oldest first, with the stage and reason."""
-    with Fleet(Settings()) as fleet:
+    settings = Settings()
+    with Fleet(settings) as fleet:
         letters = fleet.dead_letters(limit)
+        archived = len(fleet.archived_dead_letters())
     table = Table(title=f"tf.dead: {len(letters)} dead letters")
     for col in ("step_id", "stage", "reason", "replayable"):
         table.add_column(col)
@@ -146,6 +148,8 @@ def dead_list(limit: int = 100) -> None:
             str(r.get("step_id")), r["stage"], r["reason"], "yes" if r.get("envelope") else "no"
         )
     console.print(table)
+    if archived:
+        console.print(f"{archived} older letters archived under {settings.archive_dir}")
 
 
 @dead_app.command("replay")

@@ -20,9 +20,10 @@ from queues.app import create_app
 from queues.bus import CeleryBus
 from queues.messages import AgentStep, Envelope, StepResult, check_step_size
 from queues.settings import Settings
-from queues.topology import CACHE_INVALIDATE_TASK, INGRESS
+from queues.topology import CACHE_INVALIDATE_TASK, DEAD, INGRESS
+from workers.stores.archive import archive_for
 from workers.stores.budget import ScopeLimits, budget_store
-from workers.stores.dead_letters import DeadLetter, list_dead, remove_dead
+from workers.stores.dead_letters import DeadLetter, list_dead, read_archived_dead, remove_dead
 from workers.stores.redis_stores import RedisFinalizeGuard, read_ledger
 
 
@@ -159,14 +160,23 @@ class Fleet:
         return self.budgets.agent_state(tenant, agent)
 
     def ledger(self) -> list[dict[str, Any]]:
-        return read_ledger(self.redis, self.settings.ledger_stream)
+        """Every ledger entry, the archived ones first."""
+        stream = self.settings.ledger_stream
+        return read_ledger(self.redis, stream, archive_for(self.settings.archive_dir, stream))
 
     def shadow_records(self) -> list[dict[str, Any]]:
         """Shadow evaluation records (TIERFLEET_SHADOW_FRACTION), oldest first."""
-        return read_ledger(self.redis, self.settings.shadow_stream)
+        stream = self.settings.shadow_stream
+        return read_ledger(self.redis, stream, archive_for(self.settings.archive_dir, stream))
 
     def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
+        """The letters still on tf.dead (replayable), oldest first."""
         return list(list_dead(self.redis, limit))
+
+    def archived_dead_letters(self) -> list[dict[str, Any]]:
+        """Letters moved off tf.dead to the archive past its cap, oldest first."""
+        archive = archive_for(self.settings.archive_dir, DEAD)
+        return read_archived_dead(archive) if archive is not None else []
 
     def replay_dead(self, limit: int = 1000) -> tuple[list[AsyncResult], list[DeadLetter]]:
         """Resubmit dead-lettered steps from scratch; letters without an envelope stay."""

@@ -15,7 +15,7 @@ Families and how each is bounded (TTL, or a cap; see README "Redis keys"):
 scopes (TTL, refreshed on use), ``tf:summaries:*`` and their claims (TTL), ``tf:batch:*``
 the batch lane (TTL, refreshed on write), ``tf:gate:*`` fleet-wide provider slots and
 circuit breakers (TTL), the ledger and shadow streams and ``tf.dead`` (capped, exported
-before trimming).
+to the archive before trimming; ``tf:archive:*`` the archivers' locks, TTL).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ BUDGET = f"{PREFIX}:budget"
 SUMMARIES = f"{PREFIX}:summaries"
 BATCH = f"{PREFIX}:batch"
 GATE = f"{PREFIX}:gate"
+ARCHIVE = f"{PREFIX}:archive"
 
 
 def part(name: str) -> str:
@@ -144,3 +145,11 @@ def gate_slots(provider: str, model: str | None = None) -> str:
 def gate_breaker(provider: str) -> str:
     """Hash: the provider's circuit breaker (failures in a row, open until, probe)."""
     return join(GATE, "breaker", part(provider))
+
+
+# -- the archive -----------------------------------------------------------------------------
+
+
+def archive_lock(source: str) -> str:
+    """One archiver at a time per stream or queue; a dead one's lock expires."""
+    return join(ARCHIVE, "lock", part(source))

@@ -177,7 +177,14 @@ class Settings(BaseSettings):
     envelope_key: SecretStr | None = None
 
     ledger_stream: str = "tf:ledger"
-    ledger_maxlen: int = 1_000_000
+    # Workers refuse to start on a Redis that evicts keys when full (budgets would vanish).
+    allow_evicting_redis: bool = False
+    # Redis keeps the newest ledger_keep_entries of the ledger (and shadow) stream and
+    # dead_keep_letters of tf.dead; older ones move to JSON Lines under archive_dir first
+    # (a folder every finalize worker and the CLI share). None: never trimmed (Redis fills).
+    ledger_keep_entries: int = Field(default=1_000_000, ge=100)
+    dead_keep_letters: int = Field(default=10_000, ge=10)
+    archive_dir: Path | None = Path(".tierfleet/archive")
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 import structlog
 from celery import Celery
 from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
+    worker_init,
     worker_process_init,
     worker_ready,
 )
@@ -22,6 +24,7 @@ from workers.logs import configure_logging, redact_handlers
 from workers.providers import provider_problems
 from workers.runtime import LazyRuntime, build_runtime
 from workers.stage import Handler, Opener, open_envelope, open_ingress, register_stage
+from workers.stores.redis_policy import eviction_problem, where
 
 log = structlog.get_logger("tierfleet.fleet")
 
@@ -39,6 +42,22 @@ def report_unavailable_providers(settings: Settings, table: TierTable) -> None:
     with the same reason."""
     for why in provider_problems(settings, (m.provider for m in table.models.values())):
         log.error("provider_unavailable", reason=why)
+
+
+def check_redis_policy(settings: Settings) -> None:
+    """Refuse to start on a Redis that evicts keys (see workers/stores/redis_policy.py)."""
+    urls = {settings.store_url, settings.broker_url, settings.backend_url}
+    for url in sorted(u for u in urls if u.startswith(("redis://", "rediss://", "unix://"))):
+        client = redis.Redis.from_url(url)
+        try:
+            problem = eviction_problem(client, where(url))
+        finally:
+            client.close()
+        if problem and not settings.allow_evicting_redis:
+            log.error("redis_evicts", reason=problem)
+            raise SystemExit(f"tierfleet worker refuses to start: {problem}")
+        if problem:
+            log.warning("redis_evicts", reason=problem)
 
 
 def warm(runtime: LazyRuntime) -> None:
@@ -69,6 +88,10 @@ def build_worker_app(settings: Settings) -> Celery:
         # Celery's own lines (an unregistered or invalid message, a task error) can quote a
         # message body: a prompt, perhaps a secret.
         redact_handlers(logger, settings.secrets())
+
+    @worker_init.connect(weak=False)
+    def _check_redis(**_: Any) -> None:
+        check_redis_policy(settings)
 
     @worker_process_init.connect(weak=False)
     def _init_process(**_: Any) -> None:

@@ -18,6 +18,7 @@ from policies.tokens import TokenCounter
 from queues.bus import CeleryBus
 from queues.seal import Sealer, sealer_for
 from queues.settings import Settings
+from queues.topology import DEAD
 from workers.errors import PermanentError
 from workers.ports import (
     BatchJobs,
@@ -33,6 +34,7 @@ from workers.ports import (
 )
 from workers.providers import build_provider
 from workers.semantic import SemanticLayer, build_semantic_layer
+from workers.stores.archive import archive_for
 from workers.stores.batch_jobs import RedisBatchJobs
 from workers.stores.budget import budget_store
 from workers.stores.dead_letters import BrokerDeadLetters
@@ -146,13 +148,28 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         bus=CeleryBus(app, sealer),
         budgets=budget_store(client, settings),
         cache=RedisExactCache(client, settings.cache_ttl_s),
-        ledger=StreamLedger(client, settings.ledger_stream, settings.ledger_maxlen),
+        ledger=StreamLedger(
+            client,
+            settings.ledger_stream,
+            settings.ledger_keep_entries,
+            archive_for(settings.archive_dir, settings.ledger_stream),
+        ),
         finalized=RedisFinalizeGuard(client, settings.result_ttl_s),
-        dead=BrokerDeadLetters(app),
+        dead=BrokerDeadLetters(
+            app,
+            client,
+            settings.dead_keep_letters,
+            archive_for(settings.archive_dir, DEAD),
+        ),
         results=BackendResults(app),
         provider_factory=lambda name: build_provider(name, settings, counter, gate),
         batch_jobs=RedisBatchJobs(client),
-        shadow=StreamLedger(client, settings.shadow_stream, settings.ledger_maxlen),
+        shadow=StreamLedger(
+            client,
+            settings.shadow_stream,
+            settings.ledger_keep_entries,
+            archive_for(settings.archive_dir, settings.shadow_stream),
+        ),
         summaries=RedisSummaries(client, settings.summary_ttl_s),
         sealer=sealer,
         semantic_factory=lambda: build_semantic_layer(settings),

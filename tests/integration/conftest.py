@@ -11,6 +11,7 @@ from producers.local_fleet import LocalFleet
 from queues.bus import CeleryBus
 from queues.seal import sealer_for
 from queues.settings import Settings
+from queues.topology import DEAD, queue_names
 
 ENVELOPE_KEY = "integration-tests-envelope-key"
 
@@ -31,6 +32,32 @@ def sealed_bus(fleet: Fleet) -> CeleryBus:
     mid-path, e.g. straight at a tier's queue)."""
     s = fleet.settings
     return CeleryBus(fleet.app, sealer_for(s.envelope_key, s.broker_url))
+
+
+# Kombu's own keys on a Redis broker: queue bindings and their bookkeeping, the unacked
+# hash and index (bounded by prefetch: what is fetched and not yet acknowledged).
+KOMBU_KEYS = ("_kombu.", "unacked", "unacked_index")
+
+
+def unbounded_keys(fleet: Fleet) -> list[str]:
+    """Keys in the fleet's Redis with neither a TTL nor a cap the fleet enforces. Capped:
+    the ledger and shadow streams and tf.dead (archived past their caps). Work queues are
+    bounded by the workers that drain them, so a queue's list (any priority) is fine."""
+    s = fleet.settings
+    capped = {s.ledger_stream, s.shadow_stream, DEAD}
+    table_tiers = list(fleet.table.names)
+    queues = set(queue_names(table_tiers))
+    found = []
+    for raw in fleet.redis.scan_iter(count=1000):
+        key = raw.decode()
+        if int(fleet.redis.ttl(raw)) != -1:  # has a TTL, or is already gone
+            continue
+        if key in capped or key.startswith(KOMBU_KEYS):
+            continue
+        if key.split("\x06\x16")[0] in queues:  # kombu's priority sub-queues
+            continue
+        found.append(key)
+    return sorted(found)
 
 
 @pytest.fixture(scope="session")

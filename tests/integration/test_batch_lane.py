@@ -14,7 +14,7 @@ from producers.local_fleet import LocalFleet
 from producers.report import by_model
 from queues.messages import StepStatus
 from queues.topology import worker_groups
-from tests.integration.conftest import settings_for
+from tests.integration.conftest import settings_for, unbounded_keys
 from tests.provider_handle import ServerHandle
 
 pytestmark = pytest.mark.integration
@@ -89,6 +89,7 @@ def test_200_batch_lane_steps_survive_a_poller_and_beat_restart(
         finally:
             local.stop()
         ledger = fleet.ledger()
+        assert unbounded_keys(fleet) == []  # the batch lane's keys expire or are capped
 
     assert Counter(r.status for r in results) == {StepStatus.ok: STEPS}
     assert {r.model for r in results} == {"gpt-4o-mini", "claude-haiku-4-5"}

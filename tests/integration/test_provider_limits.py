@@ -11,7 +11,7 @@ from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
 from queues.messages import StepStatus
 from queues.topology import WorkerGroup
-from tests.integration.conftest import settings_for
+from tests.integration.conftest import settings_for, unbounded_keys
 from tests.provider_handle import ServerHandle
 
 pytestmark = pytest.mark.integration
@@ -59,6 +59,7 @@ def test_a_provider_limit_holds_across_four_worker_processes(
             results = fleet.wait(fleet.submit_many(steps), timeout=120)
         finally:
             local.stop()
+        assert unbounded_keys(fleet) == []  # slots and breakers expire
     most = int(provider_server.stats().get("max_in_flight", 0))
     provider_server.post("/_reset", {})
     assert all(r.status is StepStatus.ok for r in results), {r.reason for r in results}

@@ -66,3 +66,12 @@ def test_compose_runs_a_qdrant_server_for_the_semantic_cache():
     assert services["cache"]["environment"]["TIERFLEET_QDRANT_URL"] == "http://qdrant:6333"
     assert "qdrant" in services["cache"]["depends_on"]
     assert "qdrant-data" in doc["volumes"]
+
+
+def test_every_worker_archives_to_one_shared_volume():
+    doc = yaml.safe_load(COMPOSE.read_text())
+    for name, service in doc["services"].items():
+        if "TIERFLEET_BROKER_URL" in service.get("environment", {}):
+            assert service["environment"]["TIERFLEET_ARCHIVE_DIR"] == "/archive", name
+            assert "archive:/archive" in service["volumes"], name
+    assert "archive" in doc["volumes"]

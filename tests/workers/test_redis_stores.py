@@ -2,23 +2,70 @@
 
 import time
 
+import redis
+
 from policies.tiers import load_tier_table
 from queues.app import create_app
 from queues.settings import DEFAULT_TIER_TABLE, Settings
 from workers.ports import ParkedStep
+from workers.stores.archive import JsonlArchive
 from workers.stores.batch_jobs import RedisBatchJobs
-from workers.stores.dead_letters import BrokerDeadLetters, dead_record, list_dead, remove_dead
+from workers.stores.dead_letters import (
+    BrokerDeadLetters,
+    dead_record,
+    list_dead,
+    read_archived_dead,
+    remove_dead,
+)
 from workers.stores.redis_stores import RedisExactCache, StreamLedger, read_ledger
 
 
 def test_ledger_reads_every_entry_across_pages(redis_client):
-    ledger = StreamLedger(redis_client, "tf:test-ledger", maxlen=100_000)
+    ledger = StreamLedger(redis_client, "tf:test-ledger", keep=100_000, archive=None)
     for i in range(12_003):
         ledger.append({"step_id": f"s{i}", "cost_usd": i / 1e6, "correct": None})
     entries = read_ledger(redis_client, "tf:test-ledger")
     assert len(entries) == 12_003
     assert entries[0] == {"step_id": "s0", "cost_usd": 0.0, "correct": None}
     assert entries[-1]["step_id"] == "s12002"
+
+
+def test_the_ledger_stream_is_capped_and_what_leaves_it_is_archived_first(redis_client, tmp_path):
+    archive = JsonlArchive(tmp_path, "tf:capped-ledger")
+    ledger = StreamLedger(redis_client, "tf:capped-ledger", keep=100, archive=archive)
+    for i in range(1000):
+        ledger.append({"step_id": f"s{i}", "cost_usd": i / 1e6})
+    assert int(redis_client.xlen("tf:capped-ledger")) <= 110  # keep plus a tenth's headroom
+    assert archive.count() >= 890
+    entries = read_ledger(redis_client, "tf:capped-ledger", archive)
+    assert [e["step_id"] for e in entries] == [f"s{i}" for i in range(1000)]
+
+
+def test_a_crash_between_archiving_and_trimming_repeats_no_entry(redis_client, tmp_path):
+    archive = JsonlArchive(tmp_path, "tf:crash-ledger")
+    ledger = StreamLedger(redis_client, "tf:crash-ledger", keep=10_000, archive=archive)
+    for i in range(20):
+        ledger.append({"step_id": f"s{i}"})
+    # Written to the archive, then the process died before the trim: the stream still holds
+    # the same entries, and a torn line was left behind by a second crash mid-write.
+    page = redis_client.xrange("tf:crash-ledger", count=5)
+    archive.append(
+        [{"id": i.decode(), "entry": {"step_id": f"s{n}"}} for n, (i, _) in enumerate(page)]
+    )
+    with open(next(archive.dir.glob("*.jsonl")), "ab") as f:
+        f.write(b'{"id": "1-0", "ent')
+    archive.append([{"id": "0-1", "entry": {"step_id": "older"}}])  # closes the torn line
+    entries = read_ledger(redis_client, "tf:crash-ledger", archive)
+    assert [e["step_id"] for e in entries] == [f"s{i}" for i in range(5)] + ["older"] + [
+        f"s{i}" for i in range(5, 20)
+    ]
+
+
+def test_without_an_archive_the_ledger_is_never_trimmed(redis_client):
+    ledger = StreamLedger(redis_client, "tf:unarchived-ledger", keep=100, archive=None)
+    for i in range(300):
+        ledger.append({"step_id": f"s{i}"})
+    assert int(redis_client.xlen("tf:unarchived-ledger")) == 300
 
 
 def test_exact_cache_entries_expire(redis_client):
@@ -41,6 +88,25 @@ def test_dead_letters_are_listed_oldest_first_and_removed_one_by_one(redis_serve
     assert remove_dead(redis_client, letters[1])
     assert not remove_dead(redis_client, letters[1])
     assert [d.record["step_id"] for d in list_dead(redis_client)] == ["s0", "s2"]
+    app.close()
+
+
+def test_dead_letters_past_the_cap_are_archived_before_they_leave_the_queue(
+    redis_server, redis_client, tmp_path
+):
+    settings = Settings(broker_url=f"redis://127.0.0.1:{redis_server.port}/14")
+    app = create_app(settings, load_tier_table(DEFAULT_TIER_TABLE).names)
+    client = redis.Redis.from_url(settings.broker_url)
+    client.flushdb()
+    archive = JsonlArchive(tmp_path, "tf.dead")
+    dead = BrokerDeadLetters(app, client, keep=10, archive=archive)
+    for i in range(30):
+        dead.put(dead_record(step_id=f"s{i}", stage="infer", reason=f"r{i}", envelope=None))
+    on_queue = [d.record["step_id"] for d in list_dead(client)]
+    archived = [r["step_id"] for r in read_archived_dead(archive)]
+    assert len(on_queue) <= 11
+    assert archived + on_queue == [f"s{i}" for i in range(30)]  # oldest archived, in order
+    assert int(client.hlen("unacked")) == 0  # taken off the queue only once written
     app.close()
 
 

@@ -1,5 +1,5 @@
-"""Small Redis stores: the cost ledger (a stream), the exact cache, the finalize guard and
-step results written outside finalize."""
+"""Small Redis stores: the cost ledger (a stream, archived past its cap), the exact cache,
+the finalize guard and step results written outside finalize."""
 
 from __future__ import annotations
 
@@ -7,36 +7,104 @@ import json
 from typing import Any
 
 import redis
+import structlog
 from celery import Celery
 from celery import states as celery_states
 
 from queues import keys
 from queues.messages import StepResult
+from workers.stores.archive import JsonlArchive
+
+log = structlog.get_logger("tierfleet.stores")
 
 
 class StreamLedger:
-    """Every finished step appends one entry; the stream survives worker and Flower restarts."""
+    """Every finished step appends one entry; the stream survives worker and Flower restarts.
 
-    def __init__(self, client: redis.Redis, stream: str, maxlen: int) -> None:
-        self.client, self.stream, self.maxlen = client, stream, maxlen
+    Bounded without losing a bill: past ``keep`` entries (plus a tenth's headroom, so the
+    archiver runs in chunks, not on every append) the oldest entries are written to the
+    archive and only then trimmed from the stream. With no archive nothing is trimmed: the
+    stream grows until Redis (noeviction) refuses the write, which fails loudly."""
+
+    CHUNK = 10_000  # entries per archive write
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        stream: str,
+        keep: int,
+        archive: JsonlArchive | None,
+        lock_s: float = 60.0,
+    ) -> None:
+        self.client, self.stream, self.keep = client, stream, keep
+        self.archive, self.lock_s = archive, lock_s
 
     def append(self, entry: dict[str, Any]) -> None:
         fields = {k: json.dumps(v) for k, v in entry.items()}
-        self.client.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+        self.client.xadd(self.stream, fields)  # type: ignore[arg-type]
+        if int(self.client.xlen(self.stream)) > self.keep + max(1, self.keep // 10):
+            self.archive_oldest()
+
+    def archive_oldest(self) -> int:
+        """Move the entries past ``keep`` to the archive; how many moved (0 if another
+        process holds the archiver's lock)."""
+        if self.archive is None:
+            log.warning("stream_over_cap_without_archive", stream=self.stream, keep=self.keep)
+            return 0
+        lock = self.client.lock(keys.archive_lock(self.stream), timeout=self.lock_s)
+        if not lock.acquire(blocking=False):
+            return 0
+        moved = 0
+        try:
+            while (excess := int(self.client.xlen(self.stream)) - self.keep) > 0:
+                page: Any = self.client.xrange(self.stream, count=min(excess, self.CHUNK))
+                if not page:
+                    break
+                self.archive.append([{"id": _text(i), "entry": _decode_fields(f)} for i, f in page])
+                # Only what was written goes: every id up to and including the last one.
+                self.client.xtrim(
+                    self.stream, minid=_next_id(_text(page[-1][0])), approximate=False
+                )
+                moved += len(page)
+        finally:
+            try:
+                lock.release()
+            except redis.exceptions.LockError:
+                log.warning("archive_lock_expired", stream=self.stream)
+        return moved
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def read_ledger(client: redis.Redis, stream: str) -> list[dict[str, Any]]:
-    """The whole stream, oldest first, read in pages."""
+def _next_id(entry_id: str) -> str:
+    """The smallest stream id after ``entry_id`` (``ms-seq``)."""
+    ms, seq = entry_id.split("-")
+    return f"{ms}-{int(seq) + 1}"
+
+
+def _decode_fields(fields: dict[Any, Any]) -> dict[str, Any]:
+    return {_text(k): json.loads(v) for k, v in fields.items()}
+
+
+def read_ledger(
+    client: redis.Redis, stream: str, archive: JsonlArchive | None = None
+) -> list[dict[str, Any]]:
+    """Every entry, oldest first: the archived ones, then the stream's, read in pages. An
+    entry archived twice (a crash between write and trim) is read once."""
     entries: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for record in archive.read() if archive is not None else ():
+        if record["id"] not in seen:
+            seen.add(record["id"])
+            entries.append(record["entry"])
     start = "-"
     while True:
         page: Any = client.xrange(stream, min=start, max="+", count=5000)
         for entry_id, fields in page:
-            entries.append({_text(k): json.loads(v) for k, v in fields.items()})
+            if _text(entry_id) not in seen:
+                entries.append(_decode_fields(fields))
             start = "(" + _text(entry_id)  # exclusive: the next page starts after this id
         if len(page) < 5000:
             return entries
