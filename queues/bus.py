@@ -96,7 +96,7 @@ class CeleryBus:
                 sent += 1
         return sent
 
-    def finalize(self, env: Envelope, outcome: Outcome) -> None:
+    def finalize(self, env: Envelope, outcome: Outcome, *, countdown: float | None = None) -> None:
         # The task id is the step's result id: the finalize task's return value *is* the
         # step's result, so AsyncResult(result_id) resolves and Flower lists the step.
         task = TASK_NAMES[Stage.finalize]
@@ -108,9 +108,10 @@ class CeleryBus:
             ignore_result=False,
             argsrepr=describe(env.step),
             kwargsrepr="{}",
+            countdown=countdown,
         )
 
-    def remember(self, env: Envelope, outcome: Outcome) -> None:
+    def remember(self, env: Envelope, outcome: Outcome, *, countdown: float | None = None) -> None:
         """Ask the cache worker to store an answered step in the semantic cache."""
         self.app.send_task(
             CACHE_STORE_TASK,
@@ -120,4 +121,5 @@ class CeleryBus:
             ignore_result=True,
             argsrepr=describe(env.step),
             kwargsrepr="{}",
+            countdown=countdown,
         )

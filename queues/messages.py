@@ -17,6 +17,7 @@ from typing import Any, Literal
 from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticSerializationError
 
 IDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$"
 
@@ -204,8 +205,12 @@ class AgentStep(Frozen):
 
 
 def check_step_size(step: AgentStep) -> None:
-    """Refuse a step bigger than MAX_STEP_BYTES as JSON (it travels in every hop)."""
-    size = len(step.model_dump_json().encode())
+    """Refuse a step bigger than MAX_STEP_BYTES as JSON (it travels in every hop), or one
+    that cannot be written as JSON at all (text with a lone surrogate is not UTF-8)."""
+    try:
+        size = len(step.model_dump_json().encode())
+    except PydanticSerializationError as exc:
+        raise ValueError(f"the step cannot be sent as JSON: {exc}") from exc
     if size > MAX_STEP_BYTES:
         raise ValueError(f"the step is {size} bytes as JSON; the most is {MAX_STEP_BYTES}")
 

@@ -35,15 +35,18 @@ class RecordingBus:
     sent: list[tuple[Stage, Envelope, float | None]] = field(default_factory=list)
     finalized: list[tuple[Envelope, Outcome]] = field(default_factory=list)
     remembered: list[tuple[Envelope, Outcome]] = field(default_factory=list)
+    countdowns: list[tuple[str, float | None]] = field(default_factory=list)  # finalize, remember
 
     def send(self, stage: Stage, env: Envelope, *, countdown: float | None = None) -> None:
         self.sent.append((stage, env, countdown))
 
-    def finalize(self, env: Envelope, outcome: Outcome) -> None:
+    def finalize(self, env: Envelope, outcome: Outcome, *, countdown: float | None = None) -> None:
         self.finalized.append((env, outcome))
+        self.countdowns.append(("finalize", countdown))
 
-    def remember(self, env: Envelope, outcome: Outcome) -> None:
+    def remember(self, env: Envelope, outcome: Outcome, *, countdown: float | None = None) -> None:
         self.remembered.append((env, outcome))
+        self.countdowns.append(("remember", countdown))
 
 
 @dataclass

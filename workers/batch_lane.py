@@ -20,17 +20,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import partial
 
 import structlog
 from celery import Celery, Task
 
 from queues.messages import Envelope
 from queues.topology import BATCH, BATCH_POLL_TASK
-from workers.errors import TRANSIENT, PermanentError, TransientError
+from workers.errors import TRANSIENT, PermanentError, TransientError, as_fleet_error
 from workers.logs import bound_step
 from workers.outcomes import Admitted, conclude, failed, release_then
-from workers.ports import BatchJob, BatchProvider, CompletionRequest, ParkedStep, supports_batch
+from workers.ports import (
+    BatchJob,
+    BatchProvider,
+    CompletionRequest,
+    ParkedStep,
+    supports_batch,
+)
 from workers.runtime import LazyRuntime, Runtime
+from workers.stage import isolated
 
 log = structlog.get_logger("tierfleet.batch")
 
@@ -45,8 +53,8 @@ def park(items: Sequence[Admitted], rt: Runtime) -> None:
         with bound_step(env, "infer"):
             try:
                 count = rt.batch_jobs.park(parked, now)
-            except TRANSIENT as exc:  # Redis blinked: the step retries through its queue
-                release_then(item, exc, rt)
+            except Exception as exc:  # e.g. Redis blinked: the step retries through its queue
+                isolated(rt, env, "infer", partial(release_then, item, exc, rt))
                 continue
             log.info("parked", model=item.model.name, pending=count)
         models.add(item.model.name)
@@ -109,8 +117,8 @@ def _fail(
 ) -> None:
     item = Admitted(env, rt.table.models[parked.model], parked.reservation, batch=True)
     with bound_step(env, "infer"):
-        failed(item, exc, job.provider, rt)
-    rt.batch_jobs.done(job.job_id, custom_id)
+        if isolated(rt, env, "infer", partial(failed, item, exc, job.provider, rt)):
+            rt.batch_jobs.done(job.job_id, custom_id)
 
 
 def collect(job: BatchJob, rt: Runtime) -> None:
@@ -136,8 +144,16 @@ def collect(job: BatchJob, rt: Runtime) -> None:
             continue
         item = Admitted(env, model, parked.reservation, batch=True)
         with bound_step(env, "infer"):
-            conclude(item, answer, latency_ms, rt)
-        rt.batch_jobs.done(job.job_id, custom_id)
+            try:
+                conclude(item, answer, latency_ms, rt)
+            except Exception as exc:
+                if isinstance(as_fleet_error(exc), TransientError):
+                    raise  # Redis or the broker blinked: this and the rest wait for the next poll
+                # One item that cannot be concluded (a bad answer, a bug) is failed on its own
+                # and the rest of the job goes on: it never stalls its job-mates.
+                if not isolated(rt, env, "infer", partial(release_then, item, exc, rt)):
+                    continue
+            rt.batch_jobs.done(job.job_id, custom_id)
     log.info("batch_collected", job=job.job_id, batch=job.provider_batch_id, size=len(steps))
 
 

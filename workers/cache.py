@@ -14,9 +14,16 @@ from policies.caching import exact_key
 from policies.semantic_cache import question_of, scope_of, skip_reason
 from queues.messages import Envelope, Outcome, StepStatus
 from queues.topology import CACHE_INVALIDATE_TASK, CACHE_STORE_TASK, INGRESS, Stage
-from workers.errors import TRANSIENT, ForgedMessage
+from workers.errors import MalformedMessage, TransientError, as_fleet_error
 from workers.runtime import LazyRuntime, Runtime
-from workers.stage import dead_letter_raw, no_results, open_sealed, parse_envelope
+from workers.stage import (
+    dead_letter_raw,
+    no_results,
+    open_sealed,
+    parse_envelope,
+    redeliver_later,
+    retry_delay,
+)
 
 log = structlog.get_logger("tierfleet.cache")
 
@@ -108,34 +115,44 @@ def invalidate(prompt_version: str, rt: Runtime) -> dict[str, int]:
     return {"exact": exact, "semantic": semantic}
 
 
+def store_raw(args: tuple[Any, ...], rt: Runtime) -> None:
+    """The semantic store of an answered step, from ``(envelope, outcome, seal)``. A message
+    that does not open is dead-lettered. A transient failure stores again after a countdown
+    (counted in the envelope); anything else is logged and dropped: the answer already
+    reached its producer, so a failed store costs a future hit, never the step."""
+    raw_env = args[0] if args else None
+    try:
+        if len(args) != 3:
+            raise MalformedMessage(f"cache_store takes 3 arguments, not {len(args)}")
+        raw_env, raw_outcome, seal = args
+        open_sealed(rt, CACHE_STORE_TASK, seal, raw_env, raw_outcome)
+        env = parse_envelope(raw_env)
+        outcome = Outcome.model_validate_json(raw_outcome)
+    except Exception as exc:
+        dead_letter_raw(rt, "cache_store", raw_env, f"malformed cache_store message: {exc}")
+        return
+    try:
+        remember(env, outcome, rt)
+    except Exception as exc:
+        error = as_fleet_error(exc)
+        if isinstance(error, TransientError) and env.retries < rt.settings.max_transient_retries:
+            why = f"transient: {error}"
+            again = env.decide("cache_store", "retry", why, retries=env.retries + 1)
+            rt.bus.remember(again, outcome, countdown=retry_delay(rt, env.retries))
+        else:
+            log.error("semantic_store_failed", error=str(error), exc_info=exc)
+
+
 def register(app: Celery, runtime: LazyRuntime) -> None:
     """The store and invalidate tasks, on the cache worker's queue (it owns the store)."""
 
-    @app.task(
-        name=CACHE_STORE_TASK,
-        queue=INGRESS,
-        backend=no_results(app),
-        autoretry_for=TRANSIENT,
-        retry_backoff=runtime.settings.retry_backoff_s,
-        max_retries=runtime.settings.max_transient_retries,
-    )
-    def cache_store(raw_env: str, raw_outcome: str, seal: str | None = None) -> None:
+    @app.task(name=CACHE_STORE_TASK, queue=INGRESS, backend=no_results(app))
+    def cache_store(*args: Any, **kwargs: Any) -> None:
         rt = runtime()
         try:
-            open_sealed(rt, CACHE_STORE_TASK, seal, raw_env, raw_outcome)
-        except ForgedMessage as exc:
-            dead_letter_raw(rt, "cache_store", raw_env, str(exc))
-            return
-        try:
-            env = parse_envelope(raw_env)
-            outcome = Outcome.model_validate_json(raw_outcome)
-            remember(env, outcome, rt)
-        except TRANSIENT:
-            raise
-        except Exception:
-            # The answer already reached its producer: a failed store costs a future hit,
-            # never the step. Log it and move on rather than redeliver forever.
-            log.exception("semantic_store_failed")
+            store_raw(args if not kwargs else (), rt)
+        except Exception as exc:
+            raise redeliver_later(rt, exc) from exc
 
     @app.task(name=CACHE_INVALIDATE_TASK, queue=INGRESS, ignore_result=False)
     def cache_invalidate(prompt_version: str) -> dict[str, int]:

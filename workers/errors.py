@@ -1,7 +1,9 @@
-"""The short error hierarchy: Transient is retried with backoff, Permanent is dead-lettered."""
+"""The short error hierarchy: Transient is retried with backoff, Permanent is dead-lettered,
+and ``as_fleet_error`` says which of the two any other exception is."""
 
 from __future__ import annotations
 
+import kombu.exceptions
 import redis
 
 
@@ -44,3 +46,32 @@ TRANSIENT: tuple[type[Exception], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
+
+
+# Redis answers that pass: a full Redis (noeviction refuses the write: OOM), a replica
+# promoted (READONLY), a cluster slot moving or down, a long script (BUSY). Any other error
+# reply (WRONGTYPE, a script error) will be the same next time. (One still loading its AOF
+# raises BusyLoadingError, a ConnectionError, already transient.)
+TRANSIENT_REDIS_REPLIES: tuple[type[Exception], ...] = (
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+)
+
+
+def as_fleet_error(exc: BaseException) -> FleetError:
+    """Any exception as Transient or Permanent: the one mapping every failure path uses.
+    Unknown exceptions (RecursionError from a deep schema, UnicodeEncodeError from a lone
+    surrogate, OverflowError, a bug) are permanent: retrying the same step repeats them."""
+    if isinstance(exc, FleetError):
+        return exc
+    if isinstance(exc, TRANSIENT):
+        return TransientError(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, redis.exceptions.ResponseError):
+        if isinstance(exc, TRANSIENT_REDIS_REPLIES) or str(exc).startswith("BUSY"):
+            return TransientError(f"Redis: {type(exc).__name__}: {exc}")
+        return PermanentError(f"Redis: {exc}")
+    if isinstance(exc, kombu.exceptions.OperationalError | ConnectionError):
+        return TransientError(f"broker: {type(exc).__name__}: {exc}")
+    return PermanentError(f"internal error: {type(exc).__name__}: {exc}")

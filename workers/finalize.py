@@ -10,15 +10,20 @@ from typing import Any
 import structlog
 from celery import Celery, Task
 from celery.exceptions import Ignore
-from pydantic import ValidationError
 
 from queues import keys
 from queues.messages import Envelope, Outcome, StepResult, StepStatus
 from queues.topology import TASK_NAMES, Stage
-from workers.errors import TRANSIENT, MalformedMessage
+from workers.errors import FleetError, MalformedMessage, TransientError, as_fleet_error
 from workers.logs import bound_step
 from workers.runtime import LazyRuntime, Runtime
-from workers.stage import dead_letter_raw, open_sealed, parse_envelope
+from workers.stage import (
+    dead_letter_raw,
+    open_sealed,
+    parse_envelope,
+    redeliver_later,
+    retry_delay,
+)
 from workers.stores.dead_letters import dead_record
 
 log = structlog.get_logger("tierfleet.finalize")
@@ -148,40 +153,73 @@ def handle(env: Envelope, outcome: Outcome, rt: Runtime) -> StepResult:
     return result
 
 
-def finalize_raw(
-    raw_env: Any, raw_outcome: Any, seal: Any, task_id: str | None, rt: Runtime
-) -> dict[str, Any]:
-    """The step's result. A message that does not open, or that is sealed but runs under
-    another step's id, is dead-lettered and raises ``Ignore``: Celery then stores nothing
-    under the task id it came with (which may name someone else's step)."""
+def finalize_raw(args: tuple[Any, ...], task_id: str | None, rt: Runtime) -> dict[str, Any]:
+    """The step's result, from the task's arguments ``(envelope, outcome, seal)``. A message
+    that does not open, or that is sealed but runs under another step's id, is dead-lettered
+    and raises ``Ignore``: Celery then stores nothing under the task id it came with (which
+    may name someone else's step)."""
+    raw_env = args[0] if args else None
     try:
+        if len(args) != 3:
+            raise MalformedMessage(f"finalize takes 3 arguments, not {len(args)}")
+        raw_env, raw_outcome, seal = args
         open_sealed(rt, TASK_NAMES[Stage.finalize], seal, raw_env, raw_outcome)
         env = parse_envelope(raw_env)
         outcome = Outcome.model_validate_json(raw_outcome)
         expected = keys.result_id(env.step.tenant, env.step.step_id)
         if task_id != expected:
             raise MalformedMessage(f"finalize ran as task {task_id!r}, not as {expected!r}")
-    except (MalformedMessage, ValidationError, TypeError, ValueError, RecursionError) as exc:
+    except Exception as exc:
         dead_letter_raw(rt, "finalize", raw_env, f"malformed finalize message: {exc}")
         raise Ignore() from exc
     with bound_step(env, "finalize"):
-        return handle(env, outcome, rt).model_dump(mode="json")
+        try:
+            return handle(env, outcome, rt).model_dump(mode="json")
+        except Exception as exc:
+            return failed(env, outcome, exc, rt)
+
+
+def failed(env: Envelope, outcome: Outcome, exc: Exception, rt: Runtime) -> dict[str, Any]:
+    """Finalize's own failure path. Transient (Redis blinked or is full): finalize again,
+    under the same id, after a countdown; this run stores nothing (``Ignore``). Finalize
+    counts its own retries (its retry decisions in the envelope): it is the step's last
+    chance to be recorded, whatever the stages before it used up. Permanent, or out of
+    retries: the step's result says dead_lettered with both reasons, and the envelope is
+    parked on tf.dead for replay."""
+    error = as_fleet_error(exc)
+    tries = sum(1 for d in env.decisions if d.stage == "finalize" and d.what == "retry")
+    if isinstance(error, TransientError) and tries < rt.settings.max_transient_retries:
+        delay = retry_delay(rt, tries, error.retry_after_s)
+        why = f"transient: {error}; again in {delay:.2f}s"
+        log.warning("finalize_retry", error=str(error), retries=tries, delay_s=delay)
+        rt.bus.finalize(env.decide("finalize", "retry", why), outcome, countdown=delay)
+        raise Ignore() from exc
+    if not isinstance(exc, FleetError):
+        log.error("finalize_error", error=str(error), exc_info=exc)
+    exhausted = f"retries exhausted ({tries}): " if isinstance(error, TransientError) else ""
+    reason = f"finalize failed, {exhausted}{error}"
+    if outcome.reason:
+        reason += f" (the step had ended {outcome.status.value}: {outcome.reason})"
+    rt.dead.put(
+        dead_record(
+            step_id=env.step.step_id, stage="finalize", reason=reason, envelope=env.to_wire()
+        )
+    )
+    result = result_of(env, Outcome(status=StepStatus.dead_lettered, reason=reason), rt.clock())
+    return result.model_dump(mode="json")
 
 
 def register(app: Celery, runtime: LazyRuntime) -> Task:
-    # Side effects are guarded (done/mark), so a retried finalize never counts a step twice.
-    @app.task(
-        name=TASK_NAMES[Stage.finalize],
-        bind=True,
-        ignore_result=False,
-        autoretry_for=TRANSIENT,
-        retry_backoff=runtime.settings.retry_backoff_s,
-        retry_jitter=True,
-        max_retries=runtime.settings.max_transient_retries,
-    )
-    def finalize_stage(
-        self: Task, raw_env: str, raw_outcome: str, seal: str | None = None
-    ) -> dict[str, Any]:
-        return finalize_raw(raw_env, raw_outcome, seal, self.request.id, runtime())
+    # Side effects are guarded (done/mark), so a finalize run again never counts a step twice.
+    @app.task(name=TASK_NAMES[Stage.finalize], bind=True, ignore_result=False)
+    def finalize_stage(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        rt = runtime()
+        try:
+            # Keywords are never sent: a message with any is malformed (an arity of 0).
+            return finalize_raw(() if kwargs else args, self.request.id, rt)
+        except Ignore:
+            raise
+        except Exception as exc:
+            raise redeliver_later(rt, exc) from exc
 
     return finalize_stage

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from functools import partial
 from typing import Any
 
 import structlog
@@ -23,24 +24,14 @@ from queues import keys
 from queues.messages import Envelope, Lane, Outcome, StepStatus
 from queues.topology import TASK_NAMES, Stage
 from workers.batch_lane import park
-from workers.errors import TRANSIENT, MalformedMessage, PermanentError
+from workers.errors import FleetError, MalformedMessage, PermanentError
 from workers.logs import bound_step
-from workers.outcomes import (
-    EXPECTED_FAILURES,
-    Admitted,
-    conclude,
-    failed,
-    release_then,
-    retry_or_dead,
-)
+from workers.outcomes import Admitted, conclude_or_release, failed, release_then
 from workers.ports import CompletionRequest, supports_batch
 from workers.runtime import LazyRuntime, Runtime
-from workers.stage import dead_letter, dead_letter_raw, open_envelope
+from workers.stage import dead_letter_raw, isolated, open_envelope
 
 log = structlog.get_logger("tierfleet.infer")
-
-# What admitting a step can raise: a Redis blink, an unusable provider, an unknown tier.
-ADMIT_FAILURES: tuple[type[Exception], ...] = (*TRANSIENT, PermanentError, KeyError)
 
 
 def admit(env: Envelope, rt: Runtime) -> Admitted | None:
@@ -96,59 +87,67 @@ def call_provider(items: list[Admitted], rt: Runtime) -> None:
         )
         if len(answers) != len(items):
             raise PermanentError(f"{provider.name} gave {len(answers)} answers to {len(items)}")
-    except EXPECTED_FAILURES as exc:
-        log.warning("provider_failed", provider=provider.name, error=str(exc), size=len(items))
+    except Exception as exc:  # every item takes the failure path on its own
+        if isinstance(exc, FleetError):
+            log.warning("provider_failed", provider=provider.name, error=str(exc), size=len(items))
+        else:
+            log.exception("provider_crashed", provider=provider.name, size=len(items))
         for item in items:
-            release_then(item, exc, rt)
-        return
-    except Exception as exc:
-        # A provider bug must not lose the batch: each step is dead-lettered with the error.
-        log.exception("provider_crashed", provider=provider.name, size=len(items))
-        for item in items:
-            release_then(item, PermanentError(f"internal error: {type(exc).__name__}: {exc}"), rt)
+            with bound_step(item.env, "infer"):
+                isolated(rt, item.env, "infer", partial(release_then, item, exc, rt))
         return
     latency_ms = (time.perf_counter() - started) * 1000
     for item, answer in zip(items, answers, strict=True):
         with bound_step(item.env, "infer"):
-            if isinstance(answer, Exception):
-                failed(item, answer, provider.name, rt)
-                continue
-            try:
-                conclude(item, answer, latency_ms, rt)
-            except Exception as exc:
-                log.exception("conclude_failed")
-                rt.budgets.settle(item.env, item.reservation, 0)
-                dead_letter(rt, item.env, "infer", f"internal error: {type(exc).__name__}: {exc}")
+            if isinstance(answer, BaseException):
+                isolated(rt, item.env, "infer", partial(failed, item, answer, provider.name, rt))
+            else:
+                isolated(
+                    rt,
+                    item.env,
+                    "infer",
+                    partial(conclude_or_release, item, answer, latency_ms, rt),
+                )
 
 
 def _opened(message: Any, rt: Runtime) -> Envelope:
     """One message of a micro-batch, its arguments ``[envelope, seal]``, opened."""
     args = message if isinstance(message, list | tuple) else [message]
-    raw, seal = [*args, None, None][:2]
+    if len(args) not in (1, 2):
+        raise MalformedMessage(f"an inference message takes 2 arguments, not {len(args)}")
+    raw, seal = [*args, None][:2]
     return open_envelope(rt, TASK_NAMES[Stage.infer], raw, seal)
 
 
+def _admitted(message: Any, rt: Runtime) -> Admitted | None:
+    """Open and admit one message of a micro-batch; it never raises: a message that does not
+    open is dead-lettered, a step that cannot be admitted takes the failure path."""
+    try:
+        env = _opened(message, rt)
+    except Exception as exc:
+        raw = message[0] if isinstance(message, list | tuple) and message else message
+        reason = str(exc) if isinstance(exc, MalformedMessage) else f"unreadable: {exc!r}"
+        try:
+            dead_letter_raw(rt, "infer", raw, reason)
+        except Exception as inner:
+            log.critical("message_stranded", error=f"{type(inner).__name__}: {inner}")
+        return None
+    admitted: list[Admitted | None] = [None]
+
+    def run() -> None:
+        admitted[0] = admit(env, rt)
+
+    with bound_step(env, "infer"):
+        isolated(rt, env, "infer", run)
+    return admitted[0]
+
+
 def handle_batch(messages: list[Any], rt: Runtime) -> None:
-    """A micro-batch: each message is the argument list of one request."""
+    """A micro-batch: each message is the argument list of one request. No step's failure
+    reaches another: each is opened, admitted, parked or called, and failed on its own."""
     by_model: dict[str, list[Admitted]] = defaultdict(list)
     for message in messages:
-        try:
-            env = _opened(message, rt)
-        except MalformedMessage as exc:
-            raw = message[0] if isinstance(message, list | tuple) and message else message
-            dead_letter_raw(rt, "infer", raw, str(exc))
-            continue
-        with bound_step(env, "infer"):
-            try:
-                item = admit(env, rt)
-            except ADMIT_FAILURES as exc:
-                if env.shadow_of is not None:
-                    log.warning("shadow_dropped", error=str(exc))
-                elif isinstance(exc, TRANSIENT):
-                    retry_or_dead(env, exc, rt)
-                else:
-                    dead_letter(rt, env, "infer", f"cannot infer: {exc}")
-                continue
+        item = _admitted(message, rt)
         if item is not None:
             by_model[item.model.name].append(item)
     for items in by_model.values():

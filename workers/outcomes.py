@@ -15,15 +15,12 @@ from policies.shadow import agree, shadowed
 from policies.tiers import NANO, ModelSpec, to_nano
 from queues.messages import CostEntry, Envelope, Outcome, PriorAnswer, StepStatus
 from queues.topology import Stage
-from workers.errors import TRANSIENT, PermanentError, TransientError
+from workers.errors import PermanentError
 from workers.ports import Completion
 from workers.runtime import Runtime
-from workers.stage import dead_letter, retry_delay
+from workers.stage import dead_letter, fail
 
 log = structlog.get_logger("tierfleet.infer")
-
-# Provider failures with a known remedy: retry (transient) or dead-letter (permanent).
-EXPECTED_FAILURES: tuple[type[Exception], ...] = (*TRANSIENT, PermanentError)
 
 
 @dataclass(frozen=True)
@@ -195,33 +192,28 @@ def _accept(env: Envelope, answer: PriorAnswer, why: str, rt: Runtime) -> None:
     maybe_shadow(env, answer.answer, model.name, answer.tier, rt)
 
 
-def retry_or_dead(env: Envelope, exc: Exception, rt: Runtime) -> None:
-    """Transient: back on this tier's queue after a backoff. Otherwise: dead-lettered."""
-    if isinstance(exc, TRANSIENT) and env.retries < rt.settings.max_transient_retries:
-        delay = retry_delay(rt, env.retries)
-        if isinstance(exc, TransientError) and exc.retry_after_s is not None:
-            delay = max(delay, exc.retry_after_s)  # the provider said when to come back
-        retried = env.decide(
-            "infer", "retry", f"transient: {exc}; again in {delay:.2f}s", retries=env.retries + 1
-        )
-        rt.bus.send(Stage.infer, retried, countdown=delay)
-    elif isinstance(exc, TRANSIENT):
-        dead_letter(rt, env, "infer", f"retries exhausted ({env.retries}): {exc}")
-    else:
-        dead_letter(rt, env, "infer", str(exc))
+def conclude_or_release(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime) -> None:
+    """``conclude``, and if it raises, the reservation is freed before the exception goes on
+    to the step's failure path (its retry reserves again)."""
+    try:
+        conclude(item, answer, latency_ms, rt)
+    except Exception:
+        rt.budgets.settle(item.env, item.reservation, 0)
+        raise
 
 
-def release_then(item: Admitted, exc: Exception, rt: Runtime) -> None:
+def release_then(item: Admitted, exc: BaseException, rt: Runtime) -> None:
+    """A call that failed: its reservation is released, then the step takes the one failure
+    path (``stage.fail``: a countdown back to its tier's queue, or a dead letter). A shadow
+    call is dropped: it costs a sample, never the step."""
     if item.env.shadow_of is not None:
-        log.warning("shadow_dropped", error=str(exc))  # costs a sample, never the step
+        log.warning("shadow_dropped", error=str(exc))
         return
     rt.budgets.settle(item.env, item.reservation, 0)
-    retry_or_dead(item.env, exc, rt)
+    fail(rt, item.env, "infer", exc)
 
 
-def failed(item: Admitted, exc: Exception, provider: str, rt: Runtime) -> None:
+def failed(item: Admitted, exc: BaseException, provider: str, rt: Runtime) -> None:
     """One request of a micro-batch failed: it retries or dead-letters on its own."""
-    if not isinstance(exc, EXPECTED_FAILURES):
-        exc = PermanentError(f"internal error: {type(exc).__name__}: {exc}")
     log.warning("provider_failed", provider=provider, error=str(exc))
     release_then(item, exc, rt)

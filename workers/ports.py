@@ -86,9 +86,11 @@ class ProviderGate(Protocol):
 class Bus(Protocol):
     def send(self, stage: Stage, env: Envelope, *, countdown: float | None = None) -> None: ...
 
-    def finalize(self, env: Envelope, outcome: Outcome) -> None: ...
+    def finalize(
+        self, env: Envelope, outcome: Outcome, *, countdown: float | None = None
+    ) -> None: ...
 
-    def remember(self, env: Envelope, outcome: Outcome) -> None:
+    def remember(self, env: Envelope, outcome: Outcome, *, countdown: float | None = None) -> None:
         """Have the cache worker store an answered step in the semantic cache."""
         ...
 

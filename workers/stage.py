@@ -1,7 +1,13 @@
 """What every stage does around its own work: open the message (a malformed, oversized or
-forged one is dead-lettered, the worker stays up), bind the step's ids to the logs, and
-apply the error rules (Transient -> retry with backoff, Permanent -> dead-letter with the
-reason).
+forged one is dead-lettered, the worker stays up), bind the step's ids to the logs, and send
+every failure down one path, ``fail``: any exception is first made Transient or Permanent
+(``workers.errors.as_fleet_error``); a transient one sends the envelope back to its own stage
+with a countdown, counted in the envelope (``retries``), until ``max_transient_retries``;
+a permanent one, or the last transient one, dead-letters the step with the reason.
+Celery's own retry machinery (``self.retry``, ``autoretry_for``) is not used anywhere.
+
+If even the failure path fails (the broker or Redis is down), the message is rejected back
+to its queue after a pause, so it is delivered again rather than acknowledged and lost.
 
 Opening a message: a sealed envelope (another stage's hop) is taken once its seal checks
 out; the ingress stage also takes an unsealed ``Submission`` from a producer and makes a
@@ -10,15 +16,17 @@ fresh envelope from it. Anything else never reaches a handler."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 from celery import Celery, Task
 from celery.backends.base import DisabledBackend
+from celery.exceptions import Reject
 from pydantic import ValidationError
 
-from policies.retry import backoff_s
+from policies.retry import backoff_s, clamp_delay
 from queues import keys
 from queues.messages import (
     MAX_STEP_BYTES,
@@ -30,7 +38,13 @@ from queues.messages import (
     check_step_size,
 )
 from queues.topology import TASK_NAMES, Stage
-from workers.errors import TRANSIENT, ForgedMessage, MalformedMessage, PermanentError
+from workers.errors import (
+    FleetError,
+    ForgedMessage,
+    MalformedMessage,
+    TransientError,
+    as_fleet_error,
+)
 from workers.logs import bound_step
 from workers.runtime import LazyRuntime, Runtime
 from workers.stores.dead_letters import dead_record
@@ -53,9 +67,11 @@ MAX_ENVELOPE_BYTES = 3 * MAX_STEP_BYTES
 
 
 def _text(raw: Any) -> str:
+    """Any message as text that can be stored: lone surrogates escaped, not raised on."""
     if isinstance(raw, bytes):
         return raw.decode("utf-8", errors="replace")
-    return raw if isinstance(raw, str) else json.dumps(raw, default=str)
+    text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 
 def parse_envelope(raw: Any) -> Envelope:
@@ -117,7 +133,17 @@ def _step_in(raw: Any) -> tuple[str | None, str | None]:
         return None, None
     if not (isinstance(tenant, str) and tenant and isinstance(step_id, str) and step_id):
         return None, None
+    if not (_encodes(tenant) and _encodes(step_id)):  # a lone surrogate names no step
+        return None, None
     return tenant, step_id
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def dead_letter_raw(rt: Runtime, stage: str, raw: Any, reason: str) -> None:
@@ -149,8 +175,68 @@ def dead_letter(rt: Runtime, env: Envelope, stage: str, reason: str) -> None:
     )
 
 
-def retry_delay(rt: Runtime, retries: int) -> float:
-    return backoff_s(rt.settings.retry_backoff_s, retries)
+def retry_delay(rt: Runtime, retries: int, retry_after_s: float | None = None) -> float:
+    """Backoff with jitter, at least what the provider asked for, and never past the
+    broker's visibility timeout (a later countdown is redelivered before it is due)."""
+    delay = backoff_s(rt.settings.retry_backoff_s, retries)
+    if retry_after_s is not None:
+        delay = max(delay, retry_after_s)
+    return clamp_delay(delay, 0.9 * rt.settings.visibility_timeout_s) or 0.0
+
+
+Resend = Callable[[Envelope, float], None]
+
+
+def fail(
+    rt: Runtime, env: Envelope, stage: str, exc: BaseException, resend: Resend | None = None
+) -> None:
+    """The one failure path of every stage: retry with a countdown (counted in the envelope)
+    or dead-letter with the reason. ``resend`` puts the retried envelope back on the
+    stage's queue (default: the bus's hop to ``stage``)."""
+    error = as_fleet_error(exc)
+    if not isinstance(exc, FleetError):
+        log.error("stage_error", error=str(error), exc_info=exc)
+    if isinstance(error, TransientError) and env.retries < rt.settings.max_transient_retries:
+        delay = retry_delay(rt, env.retries, error.retry_after_s)
+        retried = env.decide(
+            stage, "retry", f"transient: {error}; again in {delay:.2f}s", retries=env.retries + 1
+        )
+        log.warning("transient_error", error=str(error), retries=env.retries, delay_s=delay)
+        if resend is None:
+            rt.bus.send(Stage(stage), retried, countdown=delay)
+        else:
+            resend(retried, delay)
+    elif isinstance(error, TransientError):
+        dead_letter(rt, env, stage, f"retries exhausted ({env.retries}): {error}")
+    else:
+        dead_letter(rt, env, stage, str(error))
+
+
+def redeliver_later(rt: Runtime, exc: BaseException) -> Reject:
+    """The failure path itself failed (the broker or Redis is down): the message goes back
+    to its queue after a pause, never acknowledged unanswered."""
+    log.error("failure_path_failed", error=f"{type(exc).__name__}: {exc}")
+    time.sleep(min(5.0, retry_delay(rt, 2)))
+    return Reject(f"redelivered: {type(exc).__name__}", requeue=True)
+
+
+def isolated(rt: Runtime, env: Envelope, stage: str, action: Callable[[], None]) -> bool:
+    """One step's part of a shared piece of work (a micro-batch, a batch job's results):
+    whatever it raises goes down that step's own failure path, never its neighbours'. A
+    shadow call that fails is dropped. If even the failure path fails, the step is logged as
+    stranded, its neighbours go on, and False says the step was not dealt with."""
+    try:
+        action()
+    except Exception as exc:
+        if env.shadow_of is not None:
+            log.warning("shadow_dropped", error=str(exc))
+            return True
+        try:
+            fail(rt, env, stage, exc)
+        except Exception as inner:
+            log.critical("step_stranded", error=f"{type(inner).__name__}: {inner}")
+            return False
+    return True
 
 
 def run_stage(
@@ -159,31 +245,26 @@ def run_stage(
     raw: Any,
     handler: Handler,
     *,
-    retries: int,
-    retry: Callable[[float], None],
     seal: Any = None,
     opener: Opener = open_envelope,
 ) -> None:
     try:
         env = opener(rt, TASK_NAMES[Stage(stage)], raw, seal)
-    except MalformedMessage as exc:
-        dead_letter_raw(rt, stage, raw, str(exc))
+    except Exception as exc:  # whatever it is, the message cannot be acted on
+        reason = str(exc) if isinstance(exc, MalformedMessage) else f"unreadable: {exc!r}"
+        dead_letter_raw(rt, stage, raw, reason)
         return
     with bound_step(env, stage):
         try:
             handler(env, rt)
-        except TRANSIENT as exc:
-            if retries >= rt.settings.max_transient_retries:
-                dead_letter(rt, env, stage, f"retries exhausted ({retries}): {exc}")
-                return
-            log.warning("transient_error", error=str(exc), retries=retries)
-            retry(retry_delay(rt, retries))
-        except PermanentError as exc:
-            dead_letter(rt, env, stage, str(exc))
         except Exception as exc:
-            # A bug must not lose the step: it is dead-lettered with the error as the reason.
-            log.exception("stage_failed")
-            dead_letter(rt, env, stage, f"internal error: {type(exc).__name__}: {exc}")
+            fail(rt, env, stage, exc)
+
+
+def arity(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    return f"a stage message takes (envelope, seal): it came with {len(args)} arguments" + (
+        f" and keywords {sorted(kwargs)[:5]}" if kwargs else ""
+    )
 
 
 def no_results(app: Celery) -> DisabledBackend:
@@ -196,20 +277,19 @@ def no_results(app: Celery) -> DisabledBackend:
 def register_stage(
     app: Celery, runtime: LazyRuntime, stage: Stage, handler: Handler, opener: Opener
 ) -> Task:
-    """A stage's Celery task: a thin shell around ``run_stage``, retried by Celery itself
-    (the retry carries the same arguments, seal included)."""
+    """A stage's Celery task: a thin shell around ``run_stage``."""
 
-    @app.task(name=TASK_NAMES[stage], bind=True, backend=no_results(app))
-    def stage_task(self: Task, raw: str, seal: str | None = None) -> None:
-        run_stage(
-            runtime(),
-            stage.value,
-            raw,
-            handler,
-            retries=self.request.retries,
-            retry=lambda delay: self.retry(countdown=delay),
-            seal=seal,
-            opener=opener,
-        )
+    @app.task(name=TASK_NAMES[stage], backend=no_results(app))
+    def stage_task(*args: Any, **kwargs: Any) -> None:
+        # Any arguments are taken (Celery would fail a wrong arity before we could answer):
+        # a message that is not (envelope[, seal]) is dead-lettered with the reason.
+        rt = runtime()
+        try:
+            if not 1 <= len(args) <= 2 or kwargs:
+                dead_letter_raw(rt, stage.value, args[0] if args else None, arity(args, kwargs))
+                return
+            run_stage(rt, stage.value, args[0], handler, seal=(*args, None)[1], opener=opener)
+        except Exception as exc:
+            raise redeliver_later(rt, exc) from exc
 
     return stage_task

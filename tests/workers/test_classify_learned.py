@@ -53,7 +53,7 @@ def test_learned_routing_without_an_artifact_dead_letters_with_the_variable():
     rt, bus, _ = make_runtime(router="learned")
     raw = envelope().to_wire()
     seal = TEST_SEALER.sign(TASK_NAMES[Stage.classify], raw)
-    run_stage(rt, "classify", raw, handle, retries=0, retry=lambda _: None, seal=seal)
+    run_stage(rt, "classify", raw, handle, seal=seal)
     [(_, outcome)] = bus.finalized
     assert outcome.status is StepStatus.dead_lettered
     assert "TIERFLEET_ROUTER_ARTIFACT" in (outcome.reason or "")

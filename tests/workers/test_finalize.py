@@ -95,7 +95,7 @@ def test_leftover_reservations_are_released():
 def test_malformed_finalize_message_is_dead_lettered_and_stores_no_result():
     rt, _, stores = make_runtime()
     with pytest.raises(Ignore):  # Celery stores nothing under the id it came with
-        finalize_raw("nope", "{}", None, "acme/x", rt)
+        finalize_raw(("nope", "{}", None), "acme/x", rt)
     assert "malformed finalize message" in stores.dead[0]["reason"]
 
 
@@ -109,9 +109,9 @@ def test_a_sealed_finalize_runs_only_under_its_own_steps_result_id():
     env = envelope(step_id="mine")
     sealed = _sealed_finalize(env, OK)
     with pytest.raises(Ignore):  # replayed under another step's id: refused
-        finalize_raw(*sealed, keys.result_id("acme", "theirs"), rt)
+        finalize_raw(tuple(sealed), keys.result_id("acme", "theirs"), rt)
     assert stores.ledger == [] and "not as" in stores.dead[0]["reason"]
-    result = finalize_raw(*sealed, keys.result_id("acme", "mine"), rt)
+    result = finalize_raw(tuple(sealed), keys.result_id("acme", "mine"), rt)
     assert result["status"] == "ok" and len(stores.ledger) == 1
 
 
@@ -122,6 +122,6 @@ def test_an_unsealed_or_tampered_finalize_is_refused():
     forged_env = env.model_copy(update={"cache_key": "tf:xc:budget"}).to_wire()
     for args in [(raw_env, raw_outcome, None), (forged_env, raw_outcome, seal)]:
         with pytest.raises(Ignore):
-            finalize_raw(*args, keys.result_id("acme", "mine"), rt)
+            finalize_raw(tuple(args), keys.result_id("acme", "mine"), rt)
     assert stores.ledger == [] and stores.cache == {}
     assert all("forged or unsealed" in d["reason"] for d in stores.dead)

@@ -71,16 +71,15 @@ def test_classify_sets_the_tier_and_says_why():
     assert "task_kind=code" in sent.decisions[-1].why
 
 
-def _run(raw, handler, retries=0, *, sealed=True, stage="cache"):
+def _run(raw, handler, *, sealed=True, stage="cache"):
     """Run ``handler`` as ``stage``'s task on ``raw``: sealed as a stage's hop, or not (as a
-    producer's submission, or a forger's message)."""
+    producer's submission, or a forger's message). Also returns the countdowns of the
+    retries it sent back to its own stage."""
     rt, bus, stores = make_runtime()
-    delays: list[float] = []
     seal = TEST_SEALER.sign(TASK_NAMES[Stage(stage)], raw) if sealed else None
     opener = open_ingress if stage == "cache" else open_envelope
-    run_stage(
-        rt, stage, raw, handler, retries=retries, retry=delays.append, seal=seal, opener=opener
-    )
+    run_stage(rt, stage, raw, handler, seal=seal, opener=opener)
+    delays = [c for s, e, c in bus.sent if s is Stage(stage) and e.decisions[-1].what == "retry"]
     return bus, stores, delays
 
 
@@ -135,15 +134,13 @@ def test_an_unsealed_or_tampered_envelope_is_dead_lettered_by_every_stage(stage)
     seal = TEST_SEALER.sign(TASK_NAMES[Stage(stage)], raw)
     tampered = raw.replace('"retries":0', '"retries":3')
     opener = open_ingress if stage == "cache" else open_envelope
-    run_stage(
-        rt, stage, tampered, handlers[stage], retries=0, retry=print, seal=seal, opener=opener
-    )
+    run_stage(rt, stage, tampered, handlers[stage], seal=seal, opener=opener)
     assert not bus.sent and "forged or unsealed" in stores.dead[0]["reason"]
     # A seal made for another stage's task does not open this one.
     other = "classify" if stage != "classify" else "compress"
     wrong = TEST_SEALER.sign(TASK_NAMES[Stage(other)], raw)
     rt, bus, stores = make_runtime()
-    run_stage(rt, stage, raw, handlers[stage], retries=0, retry=print, seal=wrong, opener=opener)
+    run_stage(rt, stage, raw, handlers[stage], seal=wrong, opener=opener)
     assert not bus.sent and "forged or unsealed" in stores.dead[0]["reason"]
 
 
@@ -151,9 +148,11 @@ def test_transient_error_retries_with_backoff_then_dead_letters():
     def flaky(env, rt):
         raise TransientError("redis timeout")
 
-    _, _, delays = _run(envelope().to_wire(), flaky, retries=1)
+    bus, _, delays = _run(envelope(retries=1).to_wire(), flaky)
     assert len(delays) == 1 and 0.5 <= delays[0] <= 1.0
-    bus, _, delays = _run(envelope().to_wire(), flaky, retries=4)
+    [(_, retried, _)] = bus.sent  # counted in the envelope, the reason on its record
+    assert retried.retries == 2 and "redis timeout" in retried.decisions[-1].why
+    bus, _, delays = _run(envelope(retries=4).to_wire(), flaky)
     assert not delays
     [(_, outcome)] = bus.finalized
     assert outcome.status is StepStatus.dead_lettered and "retries exhausted" in outcome.reason

@@ -16,6 +16,7 @@ import openai
 import tenacity
 import tenacity.wait
 
+from policies.retry import clamp_delay
 from queues.settings import Settings
 from workers.errors import GateClosed, PermanentError, TransientError
 from workers.logs import redact
@@ -32,26 +33,32 @@ RETRYABLE_STATUS = frozenset({429, 529})  # 529: Anthropic's "overloaded"
 T = TypeVar("T")
 
 
+# The longest Retry-After believed: past it the wait is this long (the queue's countdown is
+# clamped again to the broker's visibility timeout where it is scheduled).
+MAX_RETRY_AFTER_S = 3600.0
+
+
 def retry_after_s(headers: Any) -> float | None:
-    """Seconds from a Retry-After (or retry-after-ms) header, as a number or an HTTP date."""
+    """Seconds from a Retry-After (or retry-after-ms) header, as a number or an HTTP date;
+    never NaN, negative or infinite."""
     if headers is None:
         return None
     if millis := headers.get("retry-after-ms"):
         try:
-            return float(millis) / 1000
+            return clamp_delay(float(millis) / 1000, MAX_RETRY_AFTER_S)
         except ValueError:
             pass
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        return clamp_delay(float(value), MAX_RETRY_AFTER_S)
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        return max(0.0, when.timestamp() - time.time())
+        return clamp_delay(when.timestamp() - time.time(), MAX_RETRY_AFTER_S)
 
 
 def error_for_status(

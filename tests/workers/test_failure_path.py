@@ -1,0 +1,123 @@
+"""The one failure path: any exception becomes Transient or Permanent, a wait is always
+schedulable, and in a micro-batch one step's failure is its own."""
+
+import math
+
+import kombu.exceptions
+import pytest
+import redis
+
+from policies.retry import clamp_delay
+from queues.messages import StepStatus
+from queues.topology import Stage
+from tests.doubles import FunctionProvider, envelope, infer_hops, make_runtime
+from workers.errors import PermanentError, TransientError, as_fleet_error
+from workers.infer import handle_batch
+from workers.ports import Completion
+from workers.providers.calls import MAX_RETRY_AFTER_S, retry_after_s
+from workers.stage import retry_delay
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (RecursionError("maximum recursion depth exceeded"), PermanentError),
+        (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), PermanentError),
+        (OverflowError("date value out of range"), PermanentError),
+        (KeyError("nope"), PermanentError),
+        (redis.exceptions.ResponseError("WRONGTYPE Operation against a key"), PermanentError),
+        (redis.exceptions.OutOfMemoryError("command not allowed"), TransientError),
+        (redis.exceptions.ReadOnlyError("You can't write against a replica"), TransientError),
+        (redis.exceptions.ResponseError("BUSY Redis is busy running a script"), TransientError),
+        (redis.exceptions.ConnectionError("reset"), TransientError),
+        (kombu.exceptions.OperationalError("broker gone"), TransientError),
+        (ConnectionResetError("peer"), TransientError),
+    ],
+)
+def test_every_exception_is_transient_or_permanent(exc, kind):
+    assert isinstance(as_fleet_error(exc), kind)
+
+
+@pytest.mark.parametrize(
+    ("asked", "scheduled"),
+    [(math.nan, 0.0), (-5.0, 0.0), (math.inf, 100.0), (1e308, 100.0), (7.5, 7.5), (None, None)],
+)
+def test_a_wait_is_never_nan_negative_infinite_or_past_the_ceiling(asked, scheduled):
+    assert clamp_delay(asked, 100.0) == scheduled
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after": "inf"}, MAX_RETRY_AFTER_S),
+        ({"retry-after": "nan"}, 0.0),
+        ({"retry-after": "-30"}, 0.0),
+        ({"retry-after": "1e400"}, MAX_RETRY_AFTER_S),
+        ({"retry-after-ms": "-1"}, 0.0),
+        ({"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}, MAX_RETRY_AFTER_S),
+        ({"retry-after": "12"}, 12.0),
+    ],
+)
+def test_retry_after_headers_are_clamped(headers, seconds):
+    assert retry_after_s(headers) == seconds
+
+
+def test_a_countdown_never_outlasts_the_visibility_timeout():
+    rt, _, _ = make_runtime(visibility_timeout_s=60)
+    assert retry_delay(rt, 0, retry_after_s=math.inf) == pytest.approx(54.0)
+    assert retry_delay(rt, 50) <= 54.0  # 2**50 backoff would overflow a countdown
+
+
+def test_one_steps_bad_answer_fails_alone_and_its_batch_mates_are_answered():
+    def answer(r):
+        if r.step_id == "poison":  # a bill no price table can hold
+            return Completion("ok", 100, 10, billed_usd=math.nan, simulated=True)
+        return Completion("fine", 100, 10, confidence=0.9, correct=True, simulated=True)
+
+    rt, bus, _ = make_runtime(FunctionProvider(answer))
+    envs = [envelope(step_id=s, tier="cheap") for s in ("a", "poison", "b")]
+    handle_batch(infer_hops(*envs), rt)
+    outcomes = {e.step.step_id: o for e, o in bus.finalized}
+    assert outcomes["a"].status is outcomes["b"].status is StepStatus.ok
+    assert outcomes["poison"].status is StepStatus.dead_lettered
+    assert "bill" in outcomes["poison"].reason
+
+
+def test_a_step_that_cannot_be_admitted_fails_alone():
+    rt, bus, _ = make_runtime(
+        FunctionProvider(lambda r: Completion("fine", 100, 10, confidence=0.9, simulated=True))
+    )
+    envs = [envelope(step_id="a", tier="cheap"), envelope(step_id="lost", tier="no-such-tier")]
+    handle_batch([*infer_hops(*envs), ["x", "y", "z"]], rt)  # and a message of wrong arity
+    outcomes = {e.step.step_id: o for e, o in bus.finalized}
+    assert outcomes["a"].status is StepStatus.ok
+    assert outcomes["lost"].status is StepStatus.dead_lettered
+    assert "internal error: KeyError" in outcomes["lost"].reason
+
+
+def test_a_transient_failure_while_concluding_retries_that_step_only():
+    calls = {"n": 0}
+
+    class FlakyBus:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def finalize(self, env, outcome, countdown=None):
+            if env.step.step_id == "flaky" and calls["n"] == 0:
+                calls["n"] += 1
+                raise redis.exceptions.ConnectionError("reset while finalizing")
+            self.inner.finalize(env, outcome, countdown=countdown)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    rt, bus, _ = make_runtime(
+        FunctionProvider(lambda r: Completion("fine", 100, 10, confidence=0.9, simulated=True))
+    )
+    rt.bus = FlakyBus(bus)
+    handle_batch(infer_hops(*(envelope(step_id=s, tier="cheap") for s in ("a", "flaky"))), rt)
+    assert [e.step.step_id for e, _ in bus.finalized] == ["a"]
+    [(stage, retried, countdown)] = bus.sent
+    assert (stage, retried.step.step_id, retried.retries) == (Stage.infer, "flaky", 1)
+    assert countdown is not None and countdown > 0
+    assert rt.budgets.held == {}  # nothing stays reserved: the retry reserves again
