@@ -122,9 +122,9 @@ def store_raw(args: tuple[Any, ...], rt: Runtime) -> None:
     reached its producer, so a failed store costs a future hit, never the step."""
     raw_env = args[0] if args else None
     try:
-        if len(args) != 3:
+        if len(args) not in (2, 3):  # (envelope, outcome, seal); without a seal it is refused
             raise MalformedMessage(f"cache_store takes 3 arguments, not {len(args)}")
-        raw_env, raw_outcome, seal = args
+        raw_env, raw_outcome, seal = (*args, None)[:3]
         open_sealed(rt, CACHE_STORE_TASK, seal, raw_env, raw_outcome)
         env = parse_envelope(raw_env)
         outcome = Outcome.model_validate_json(raw_outcome)
