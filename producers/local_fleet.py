@@ -110,12 +110,17 @@ class LocalFleet:
                 start_new_session=True,
             )
 
-    def start_groups(self, groups: Sequence[WorkerGroup], timeout_s: float = 60.0) -> None:
+    def start_groups(
+        self, groups: Sequence[WorkerGroup], timeout_s: float = 60.0, *, pool: str = "solo"
+    ) -> None:
+        """Start worker processes, one per group: ``solo`` (the task runs in the worker's
+        own process) or ``prefork`` (one child process, replaced if it dies)."""
         tag = f"tf{os.getpid()}"
         for group in groups:
             args = group.celery_args()
             args[args.index("-n") + 1] = f"{group.name}@{tag}"
-            self._spawn(group.name, [*args, "-P", "solo", "--without-gossip", "--without-mingle"])
+            pool_args = ["-P", pool] + (["-c", "1"] if pool == "prefork" else [])
+            self._spawn(group.name, [*args, *pool_args, "--without-gossip", "--without-mingle"])
         self.wait_ready([f"{g.name}@{tag}" for g in groups], timeout_s)
 
     def start_beat(self) -> None:

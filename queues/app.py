@@ -31,8 +31,12 @@ def create_app(settings: Settings, tiers: Sequence[str]) -> Celery:
         task_send_sent_event=False,
         broker_connection_retry_on_startup=True,
         broker_transport_options={
-            # Above the longest task, or Redis redelivers a step that is still running.
+            # How long a dead worker's messages stay unacknowledged before they go back to
+            # their queues; live workers renew their leases (workers/lease.py), and every
+            # worker sweeps for expired ones each unacked_restore_interval_s.
             "visibility_timeout": settings.visibility_timeout_s,
+            "unacked_restore_interval": settings.unacked_restore_interval_s,
+            "unacked_restore_throttle": 1,
             # Poll a worker's queues in the order given (-Q): lanes drain interactive first.
             "queue_order_strategy": "priority",
         },

@@ -15,7 +15,8 @@ Families and how each is bounded (TTL, or a cap; see README "Redis keys"):
 scopes (TTL, refreshed on use), ``tf:summaries:*`` and their claims (TTL), ``tf:batch:*``
 the batch lane (TTL, refreshed on write), ``tf:gate:*`` fleet-wide provider slots and
 circuit breakers (TTL), the ledger and shadow streams and ``tf.dead`` (capped, exported
-to the archive before trimming; ``tf:archive:*`` the archivers' locks, TTL).
+to the archive before trimming; ``tf:archive:*`` the archivers' locks, TTL),
+``tf:deliveries:*`` redelivery counts (TTL).
 """
 
 from __future__ import annotations
@@ -145,6 +146,14 @@ def gate_slots(provider: str, model: str | None = None) -> str:
 def gate_breaker(provider: str) -> str:
     """Hash: the provider's circuit breaker (failures in a row, open until, probe)."""
     return join(GATE, "breaker", part(provider))
+
+
+# -- deliveries ------------------------------------------------------------------------------
+
+
+def deliveries(message_id: str) -> str:
+    """How many times a message was redelivered (its task id: stable across redeliveries)."""
+    return join(PREFIX, "deliveries", part(message_id))
 
 
 # -- the archive -----------------------------------------------------------------------------

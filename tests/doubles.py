@@ -237,6 +237,17 @@ class SetGuard:
         self._done.add(keys.step_ref(tenant, step_id))
 
 
+class CountingDeliveries:
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def count(self, message_id: str, redelivered: bool) -> int:
+        if not redelivered:
+            return 1
+        self.seen[message_id] = self.seen.get(message_id, 1) + 1
+        return self.seen[message_id]
+
+
 class DeadSink:
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         self.rows = rows
@@ -326,6 +337,7 @@ def make_runtime(
         shadow=ListLedger(stores.shadow),
         summaries=MemorySummaries(stores),
         sealer=TEST_SEALER,
+        deliveries=CountingDeliveries(),
         clock=lambda: 2_000_000_000.0,
         semantic_factory=lambda: (semantic, "no semantic layer in this test"),
     )

@@ -19,10 +19,12 @@ from workers.logs import bound_step
 from workers.runtime import LazyRuntime, Runtime
 from workers.stage import (
     dead_letter_raw,
+    delivery_number,
     open_sealed,
     parse_envelope,
     redeliver_later,
     retry_delay,
+    too_many_deliveries,
 )
 from workers.stores.dead_letters import dead_record
 
@@ -153,7 +155,9 @@ def handle(env: Envelope, outcome: Outcome, rt: Runtime) -> StepResult:
     return result
 
 
-def finalize_raw(args: tuple[Any, ...], task_id: str | None, rt: Runtime) -> dict[str, Any]:
+def finalize_raw(
+    args: tuple[Any, ...], task_id: str | None, rt: Runtime, delivery: int = 1
+) -> dict[str, Any]:
     """The step's result, from the task's arguments ``(envelope, outcome, seal)``. A message
     that does not open, or that is sealed but runs under another step's id, is dead-lettered
     and raises ``Ignore``: Celery then stores nothing under the task id it came with (which
@@ -173,6 +177,8 @@ def finalize_raw(args: tuple[Any, ...], task_id: str | None, rt: Runtime) -> dic
         dead_letter_raw(rt, "finalize", raw_env, f"malformed finalize message: {exc}")
         raise Ignore() from exc
     with bound_step(env, "finalize"):
+        if (stop := too_many_deliveries(rt, delivery)) is not None:
+            return failed(env, outcome, stop, rt)
         try:
             return handle(env, outcome, rt).model_dump(mode="json")
         except Exception as exc:
@@ -216,7 +222,8 @@ def register(app: Celery, runtime: LazyRuntime) -> Task:
         rt = runtime()
         try:
             # Keywords are never sent: a message with any is malformed (an arity of 0).
-            return finalize_raw(() if kwargs else args, self.request.id, rt)
+            delivery = delivery_number(rt, self.request)
+            return finalize_raw(() if kwargs else args, self.request.id, rt, delivery)
         except Ignore:
             raise
         except Exception as exc:

@@ -20,6 +20,7 @@ from queues.app import create_app
 from queues.settings import Settings
 from queues.topology import NOOP, NOOP_TASK, Stage
 from workers import batch_lane, cache, classify, compress, finalize, infer
+from workers.lease import LeaseKeeper, held_by
 from workers.logs import configure_logging, redact_handlers
 from workers.providers import provider_problems
 from workers.runtime import LazyRuntime, build_runtime
@@ -58,6 +59,16 @@ def check_redis_policy(settings: Settings) -> None:
             raise SystemExit(f"tierfleet worker refuses to start: {problem}")
         if problem:
             log.warning("redis_evicts", reason=problem)
+
+
+def keep_leases(settings: Settings, consumer: Any) -> LeaseKeeper | None:
+    """On a Redis broker, renew the leases of the messages this worker holds (see
+    workers/lease.py); other brokers track deliveries themselves."""
+    if consumer is None or not settings.broker_url.startswith(("redis://", "rediss://")):
+        return None
+    client = redis.Redis.from_url(settings.broker_url)
+    every_s = max(0.5, settings.visibility_timeout_s / 4)
+    return LeaseKeeper(held_by(consumer), client, every_s).start()
 
 
 def warm(runtime: LazyRuntime) -> None:
@@ -99,8 +110,9 @@ def build_worker_app(settings: Settings) -> Celery:
         warm(runtime)
 
     @worker_ready.connect(weak=False)
-    def _ready(**_: Any) -> None:
+    def _ready(sender: Any = None, **_: Any) -> None:
         report_unavailable_providers(settings, table)
+        keep_leases(settings, sender)
         warm(runtime)  # the solo pool runs tasks in the main process: warm it there
 
     return app

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 from celery import Celery, Task
-from celery_batches import Batches, SimpleRequest
+from celery_batches import SimpleRequest
 
 from policies.tiers import NANO, reservation_usd, to_nano_up
 from policies.tokens import reservation_tokens
@@ -24,12 +24,19 @@ from queues import keys
 from queues.messages import Envelope, Lane, Outcome, StepStatus
 from queues.topology import TASK_NAMES, Stage
 from workers.batch_lane import park
+from workers.batching import RequeueingBatches
 from workers.errors import FleetError, MalformedMessage, PermanentError
 from workers.logs import bound_step
 from workers.outcomes import Admitted, conclude_or_release, failed, release_then
 from workers.ports import CompletionRequest, supports_batch
 from workers.runtime import LazyRuntime, Runtime
-from workers.stage import dead_letter_raw, isolated, open_envelope
+from workers.stage import (
+    dead_letter_raw,
+    delivery_number,
+    isolated,
+    open_envelope,
+    too_many_deliveries,
+)
 
 log = structlog.get_logger("tierfleet.infer")
 
@@ -119,7 +126,7 @@ def _opened(message: Any, rt: Runtime) -> Envelope:
     return open_envelope(rt, TASK_NAMES[Stage.infer], raw, seal)
 
 
-def _admitted(message: Any, rt: Runtime) -> Admitted | None:
+def _admitted(message: Any, rt: Runtime, delivery: int) -> Admitted | None:
     """Open and admit one message of a micro-batch; it never raises: a message that does not
     open is dead-lettered, a step that cannot be admitted takes the failure path."""
     try:
@@ -135,6 +142,8 @@ def _admitted(message: Any, rt: Runtime) -> Admitted | None:
     admitted: list[Admitted | None] = [None]
 
     def run() -> None:
+        if (stop := too_many_deliveries(rt, delivery)) is not None:
+            raise stop
         admitted[0] = admit(env, rt)
 
     with bound_step(env, "infer"):
@@ -142,12 +151,15 @@ def _admitted(message: Any, rt: Runtime) -> Admitted | None:
     return admitted[0]
 
 
-def handle_batch(messages: list[Any], rt: Runtime) -> None:
-    """A micro-batch: each message is the argument list of one request. No step's failure
-    reaches another: each is opened, admitted, parked or called, and failed on its own."""
+def handle_batch(messages: list[Any], rt: Runtime, deliveries: list[int] | None = None) -> None:
+    """A micro-batch: each message is the argument list of one request, ``deliveries`` which
+    delivery of its message each is. No step's failure reaches another: each is opened,
+    admitted, parked or called, and failed on its own. (A message the broker put back comes
+    in a batch of its own: workers/batching.py.) Past ``max_deliveries`` it is
+    dead-lettered."""
     by_model: dict[str, list[Admitted]] = defaultdict(list)
-    for message in messages:
-        item = _admitted(message, rt)
+    for message, delivery in zip(messages, deliveries or [1] * len(messages), strict=True):
+        item = _admitted(message, rt, delivery)
         if item is not None:
             by_model[item.model.name].append(item)
     for items in by_model.values():
@@ -164,12 +176,15 @@ def register(app: Celery, runtime: LazyRuntime) -> Task:
 
     @app.task(
         name=TASK_NAMES[Stage.infer],
-        base=Batches,
+        base=RequeueingBatches,
         flush_every=settings.batch_flush_every,
         flush_interval=settings.batch_flush_interval_s,
     )
     def infer_stage(requests: list[SimpleRequest]) -> None:
         log.debug("micro_batch", size=len(requests), ids=[r.id for r in requests])
-        handle_batch([list(r.args or ()) for r in requests], runtime())
+        rt = runtime()
+        # Keywords are never sent: a request with any is malformed (an arity of 0).
+        messages = [[] if r.kwargs else list(r.args or ()) for r in requests]
+        handle_batch(messages, rt, [delivery_number(rt, r) for r in requests])
 
     return infer_stage

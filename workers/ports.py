@@ -220,6 +220,16 @@ class Finalized(Protocol):
     def mark(self, tenant: str, step_id: str) -> None: ...
 
 
+class Deliveries(Protocol):
+    """Counts how often the broker has handed a message over: a message put back because its
+    worker died holding it comes again, and one that kills every worker it reaches (a
+    poison step) must stop coming."""
+
+    def count(self, message_id: str, redelivered: bool) -> int:
+        """This delivery's number: 1 for a first delivery, then 2, 3, ..."""
+        ...
+
+
 class DeadLetters(Protocol):
     def put(self, record: dict[str, Any]) -> None: ...
 

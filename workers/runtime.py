@@ -25,6 +25,7 @@ from workers.ports import (
     BudgetStore,
     Bus,
     DeadLetters,
+    Deliveries,
     ExactCache,
     Finalized,
     Ledger,
@@ -41,6 +42,7 @@ from workers.stores.dead_letters import BrokerDeadLetters
 from workers.stores.provider_gate import RedisProviderGate
 from workers.stores.redis_stores import (
     BackendResults,
+    RedisDeliveries,
     RedisExactCache,
     RedisFinalizeGuard,
     StreamLedger,
@@ -68,6 +70,7 @@ class Runtime:
     shadow: Ledger  # shadow evaluation records
     summaries: Summaries  # the cheap tier's summaries of dropped exchanges
     sealer: Sealer  # checks the seal of every envelope a stage receives
+    deliveries: Deliveries  # how often the broker has handed each message over
     clock: Callable[[], float] = time.time
     # Builds the semantic cache layer (only the cache worker calls it): (layer, or why not).
     semantic_factory: Callable[[], tuple[SemanticLayer | None, str]] = lambda: (None, "off")
@@ -172,6 +175,7 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         ),
         summaries=RedisSummaries(client, settings.summary_ttl_s),
         sealer=sealer,
+        deliveries=RedisDeliveries(client),
         semantic_factory=lambda: build_semantic_layer(settings),
         text_compressor_factory=lambda: build_text_compressor(settings),
     )

@@ -42,6 +42,7 @@ from workers.errors import (
     FleetError,
     ForgedMessage,
     MalformedMessage,
+    PermanentError,
     TransientError,
     as_fleet_error,
 )
@@ -176,12 +177,13 @@ def dead_letter(rt: Runtime, env: Envelope, stage: str, reason: str) -> None:
 
 
 def retry_delay(rt: Runtime, retries: int, retry_after_s: float | None = None) -> float:
-    """Backoff with jitter, at least what the provider asked for, and never past the
-    broker's visibility timeout (a later countdown is redelivered before it is due)."""
+    """Backoff with jitter, at least what the provider asked for, never past
+    ``max_countdown_s`` (a worker holds a message waiting out its countdown unacknowledged,
+    renewing its lease; an unbounded one would overflow)."""
     delay = backoff_s(rt.settings.retry_backoff_s, retries)
     if retry_after_s is not None:
         delay = max(delay, retry_after_s)
-    return clamp_delay(delay, 0.9 * rt.settings.visibility_timeout_s) or 0.0
+    return clamp_delay(delay, rt.settings.max_countdown_s) or 0.0
 
 
 Resend = Callable[[Envelope, float], None]
@@ -239,6 +241,27 @@ def isolated(rt: Runtime, env: Envelope, stage: str, action: Callable[[], None])
     return True
 
 
+def delivery_number(rt: Runtime, request: Any) -> int:
+    """Which delivery of its message a task request is (1 unless the broker put it back)."""
+    info = getattr(request, "delivery_info", None) or {}
+    redelivered = bool(info.get("redelivered"))
+    try:
+        return rt.deliveries.count(str(getattr(request, "id", "") or ""), redelivered)
+    except Exception as exc:  # uncounted, a redelivery is still treated as one
+        log.warning("delivery_uncounted", error=f"{type(exc).__name__}: {exc}")
+        return 2 if redelivered else 1
+
+
+def too_many_deliveries(rt: Runtime, delivery: int) -> PermanentError | None:
+    """The reason to stop a message that keeps coming back, or None."""
+    if delivery <= rt.settings.max_deliveries:
+        return None
+    return PermanentError(
+        f"delivered {delivery} times without finishing: each time the worker holding it "
+        "stopped (a step that kills its worker?)"
+    )
+
+
 def run_stage(
     rt: Runtime,
     stage: str,
@@ -247,6 +270,7 @@ def run_stage(
     *,
     seal: Any = None,
     opener: Opener = open_envelope,
+    delivery: int = 1,
 ) -> None:
     try:
         env = opener(rt, TASK_NAMES[Stage(stage)], raw, seal)
@@ -255,6 +279,9 @@ def run_stage(
         dead_letter_raw(rt, stage, raw, reason)
         return
     with bound_step(env, stage):
+        if (stop := too_many_deliveries(rt, delivery)) is not None:
+            dead_letter(rt, env, stage, str(stop))
+            return
         try:
             handler(env, rt)
         except Exception as exc:
@@ -279,8 +306,8 @@ def register_stage(
 ) -> Task:
     """A stage's Celery task: a thin shell around ``run_stage``."""
 
-    @app.task(name=TASK_NAMES[stage], backend=no_results(app))
-    def stage_task(*args: Any, **kwargs: Any) -> None:
+    @app.task(name=TASK_NAMES[stage], bind=True, backend=no_results(app))
+    def stage_task(self: Task, *args: Any, **kwargs: Any) -> None:
         # Any arguments are taken (Celery would fail a wrong arity before we could answer):
         # a message that is not (envelope[, seal]) is dead-lettered with the reason.
         rt = runtime()
@@ -288,7 +315,11 @@ def register_stage(
             if not 1 <= len(args) <= 2 or kwargs:
                 dead_letter_raw(rt, stage.value, args[0] if args else None, arity(args, kwargs))
                 return
-            run_stage(rt, stage.value, args[0], handler, seal=(*args, None)[1], opener=opener)
+            seal = (*args, None)[1]
+            delivery = delivery_number(rt, self.request)
+            run_stage(
+                rt, stage.value, args[0], handler, seal=seal, opener=opener, delivery=delivery
+            )
         except Exception as exc:
             raise redeliver_later(rt, exc) from exc
 

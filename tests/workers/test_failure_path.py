@@ -62,10 +62,11 @@ def test_retry_after_headers_are_clamped(headers, seconds):
     assert retry_after_s(headers) == seconds
 
 
-def test_a_countdown_never_outlasts_the_visibility_timeout():
-    rt, _, _ = make_runtime(visibility_timeout_s=60)
-    assert retry_delay(rt, 0, retry_after_s=math.inf) == pytest.approx(54.0)
-    assert retry_delay(rt, 50) <= 54.0  # 2**50 backoff would overflow a countdown
+def test_a_countdown_is_never_longer_than_the_cap():
+    rt, _, _ = make_runtime(max_countdown_s=120)
+    assert retry_delay(rt, 0, retry_after_s=math.inf) == 120.0
+    assert retry_delay(rt, 0, retry_after_s=math.nan) <= 1.0  # NaN asks for nothing
+    assert retry_delay(rt, 50) <= 120.0  # 2**50 backoff would overflow a countdown
 
 
 def test_one_steps_bad_answer_fails_alone_and_its_batch_mates_are_answered():

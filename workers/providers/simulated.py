@@ -14,14 +14,18 @@ Every number it produces is labelled simulated. The rules, in full:
   text counted the same way, never more than ``max_output_tokens``;
 - each call (one micro-batch) sleeps ``simulated_latency_ms``;
 - with ``labels["bill_factor"]`` the call states its bill: the table's price of its usage
-  times that factor (a provider whose bill departs from the price table: budget tests).
+  times that factor (a provider whose bill departs from the price table: budget tests);
+- a step labelled ``kill_worker`` kills the process that calls for it (SIGKILL), as a step
+  that crashes its worker would: the chaos run's and the redelivery tests' poison step.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import signal
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -123,6 +127,8 @@ class SimulatedProvider:
         return self.counter.head(words, min(target, request.max_output_tokens))
 
     def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion | Exception]:
+        if any(r.labels.get("kill_worker") for r in requests):
+            os.kill(os.getpid(), signal.SIGKILL)
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
         out: list[Completion | Exception] = []

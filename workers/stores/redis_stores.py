@@ -154,6 +154,25 @@ class RedisFinalizeGuard:
         self.client.delete(keys.final_guard(tenant, step_id))
 
 
+class RedisDeliveries:
+    """Redeliveries counted per message id, kept a day (far longer than any redelivery)."""
+
+    TTL_S = 24 * 3600
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def count(self, message_id: str, redelivered: bool) -> int:
+        if not redelivered:
+            return 1  # a first delivery costs no Redis call
+        key = keys.deliveries(message_id)
+        pipe = self.client.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, self.TTL_S)
+        again, _ = pipe.execute()
+        return 1 + int(again)
+
+
 class BackendResults:
     """Writes a result into the Celery result backend under the step's result id."""
 

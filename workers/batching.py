@@ -1,0 +1,64 @@
+"""celery-batches' micro-batching task, with two gaps closed: a batch whose worker process
+dies (a prefork child killed inside the flush) goes back to its queue, and a message that
+comes back is flushed on its own.
+
+Celery rejects a plain task's message with requeue when its process is lost
+(``task_reject_on_worker_lost``); celery-batches hands the batch to the pool with no error
+callback, so its messages stay unacknowledged in a worker that is alive and renewing its
+leases (workers/lease.py): stranded for good. Here the pool's error callback rejects each
+request with requeue, so each comes back marked redelivered. A redelivered message is then
+flushed as a batch of one (its own pool job): if it is the step that kills its worker, it
+takes no batch-mates with it again, and past ``max_deliveries`` it is dead-lettered
+(workers/infer.py). Fresh messages are still flushed together."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import structlog
+from celery.worker.request import Request
+from celery_batches import Batches, SimpleRequest
+from celery_batches.trace import apply_batches_task
+
+log = structlog.get_logger("tierfleet.batching")
+
+
+def redelivered(request: Request) -> bool:
+    return bool((request.delivery_info or {}).get("redelivered"))
+
+
+class RequeueingBatches(Batches):  # type: ignore[misc]  # celery-batches is untyped here
+    def flush(self, requests: Collection[Request]) -> Any:
+        fresh = [r for r in requests if not redelivered(r)]
+        if fresh:
+            self._flush_together(fresh)
+        for request in requests:
+            if redelivered(request):
+                self._flush_together([request])
+
+    def _flush_together(self, requests: list[Request]) -> Any:
+        serializable = ([SimpleRequest.from_request(r) for r in requests],)
+        late = [r for r in requests if r.task.acks_late]
+        early = [r for r in requests if not r.task.acks_late]
+
+        def on_accepted(pid: int, time_accepted: float) -> None:
+            for request in early:
+                request.acknowledge()
+
+        def on_return(result: Any) -> None:
+            for request in late:
+                request.acknowledge()
+
+        def on_error(exc: Any) -> None:
+            log.error("micro_batch_lost", size=len(late), error=repr(exc))
+            for request in late:
+                request.reject(requeue=True)
+
+        return self._pool.apply_async(
+            apply_batches_task,
+            (self, serializable, 0, None),
+            accept_callback=on_accepted,
+            callback=on_return,
+            error_callback=on_error,
+        )
