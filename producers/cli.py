@@ -111,7 +111,8 @@ def report(out: OutOption = None, top: int = 10) -> None:
     """The whole ledger: totals, quality, model mix, cost by tenant/agent/workflow/session."""
     with Fleet(Settings()) as fleet:
         entries = unique_steps(fleet.ledger())
-    summary = summarize(entries)
+        calls = fleet.calls()
+    summary = summarize(entries, calls=calls)
     render(summary, console)
     render_attribution(entries, console, top=top)
     write_figures(out, summary)

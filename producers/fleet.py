@@ -164,6 +164,11 @@ class Fleet:
         stream = self.settings.ledger_stream
         return read_ledger(self.redis, stream, archive_for(self.settings.archive_dir, stream))
 
+    def calls(self) -> list[dict[str, Any]]:
+        """Every provider call as it returned (the bill), oldest first, archived ones too."""
+        stream = self.settings.calls_stream
+        return read_ledger(self.redis, stream, archive_for(self.settings.archive_dir, stream))
+
     def shadow_records(self) -> list[dict[str, Any]]:
         """Shadow evaluation records (TIERFLEET_SHADOW_FRACTION), oldest first."""
         stream = self.settings.shadow_stream

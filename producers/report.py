@@ -22,9 +22,60 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def unique_steps(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per step (a redelivered finalize may have written two). A step is its
-    tenant and its id: two tenants may use the same id."""
-    return list({(e.get("tenant"), e["step_id"]): e for e in entries}.values())
+    """One entry per step. A step is its tenant and its id: two tenants may use the same
+    id. A step with two entries (a redelivered finalize, or a dead letter replayed as a new
+    run) keeps the later entry, paying for every distinct call of both."""
+    merged: dict[tuple[Any, str], dict[str, Any]] = {}
+    for entry in entries:
+        key = (entry.get("tenant"), entry["step_id"])
+        merged[key] = entry if key not in merged else _runs_of(merged[key], entry)
+    return list(merged.values())
+
+
+PAID_FIELDS = ("cost_usd", "tokens_in", "tokens_out", "tokens_cached", "tokens_cache_write")
+
+
+def _runs_of(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    calls = [*earlier.get("calls", []), *later.get("calls", [])]
+    if not calls or not all(c.get("call_id") for c in calls):
+        return later  # entries from before call ids: the later one stands
+    distinct = list({c["call_id"]: c for c in calls}.values())
+    paid = {f: sum(c.get(f, 0) for c in distinct) for f in PAID_FIELDS}
+    return {**later, **paid, "calls": distinct, "attempts": len(distinct)}
+
+
+def summarize_bill(
+    calls: Iterable[dict[str, Any]], steps: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """The bill as the providers see it (every call, recorded as it returned) against the
+    steps' ledger: calls made twice under one id (a redelivered call made again), and calls
+    on no step's entry (the step crashed or failed after the call)."""
+    made: dict[tuple[str, str], dict[str, Any]] = {}
+    for call in calls:  # a record read twice (a batch job's results) is one call
+        made.setdefault((call["call_id"], call["try"]), call)
+    per_id = Counter(call_id for call_id, _ in made)
+    on_steps = {c["call_id"] for e in steps for c in calls_of(e) if c.get("call_id")}
+    seen: set[str] = set()
+    duplicate_usd = outside_usd = shadow_usd = 0.0
+    outside = shadow = 0
+    for (call_id, _), call in made.items():
+        if call_id in seen:
+            duplicate_usd += call["cost_usd"]
+        seen.add(call_id)
+        if call.get("shadow"):
+            shadow, shadow_usd = shadow + 1, shadow_usd + call["cost_usd"]
+        elif call_id not in on_steps:
+            outside, outside_usd = outside + 1, outside_usd + call["cost_usd"]
+    return {
+        "provider_calls": len(made),
+        "billed_usd": round(sum(c["cost_usd"] for c in made.values()), 8),
+        "duplicate_calls": sum(n - 1 for n in per_id.values()),
+        "duplicate_usd": round(duplicate_usd, 8),
+        "calls_outside_steps": outside,
+        "outside_usd": round(outside_usd, 8),
+        "shadow_calls": shadow,
+        "shadow_usd": round(shadow_usd, 8),
+    }
 
 
 def attribute(entries: Sequence[dict[str, Any]], key: str) -> dict[str, dict[str, float]]:
@@ -83,7 +134,9 @@ def cached_share(tokens_cached: float, tokens_in: float) -> float:
 
 
 def summarize(
-    entries: Iterable[dict[str, Any]], baseline: Baseline | None = None
+    entries: Iterable[dict[str, Any]],
+    baseline: Baseline | None = None,
+    calls: Iterable[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     steps = unique_steps(entries)
     n = len(steps)
@@ -117,6 +170,8 @@ def summarize(
         "latency_p50_ms": round(percentile(latencies, 50), 1),
         "latency_p95_ms": round(percentile(latencies, 95), 1),
     }
+    if calls is not None:
+        summary["bill"] = summarize_bill(calls, steps)
     if baseline is not None:
         summary.update(
             frontier_model=baseline.model,
@@ -157,6 +212,14 @@ def render(summary: dict[str, Any], console: Console, title: str = "tierfleet re
         f"({summary.get('overshoot_calls', 0)} calls)",
     )
     table.add_row("dead letters", str(summary["dead_letters"]))
+    if bill := summary.get("bill"):
+        table.add_row(
+            "provider bill",
+            f"${bill['billed_usd']:.6f} for {bill['provider_calls']} calls: "
+            f"{bill['duplicate_calls']} made twice (${bill['duplicate_usd']:.6f}), "
+            f"{bill['calls_outside_steps']} on no step (${bill['outside_usd']:.6f}), "
+            f"{bill['shadow_calls']} shadow (${bill['shadow_usd']:.6f})",
+        )
     table.add_row(
         "latency p50 / p95", f"{summary['latency_p50_ms']:.0f} / {summary['latency_p95_ms']:.0f} ms"
     )

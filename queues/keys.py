@@ -69,6 +69,24 @@ def reservation(
     )
 
 
+def call_id(
+    tenant: str,
+    step_id: str,
+    submitted_at: float,
+    attempt: int,
+    retries: int,
+    cross_check: bool = False,
+    shadow: bool = False,
+) -> str:
+    """One id per provider call a step's run makes: its reservation, the run (its submit
+    time: a replayed step is a new run) and whether it is a shadow call. A redelivered call
+    has the same id, so a call made twice shows as a duplicate on the bill."""
+    run = f"run{int(submitted_at * 1000)}"
+    return join(reservation(tenant, step_id, attempt, retries, cross_check), run) + (
+        ":shadow" if shadow else ""
+    )
+
+
 def reservation_prefix(tenant: str, step_id: str) -> str:
     """What every reservation of one step starts with (and no other step's does)."""
     return f"{step_ref(tenant, step_id)}:"
@@ -89,6 +107,11 @@ def exact_cache_pattern(prompt_version: str) -> str:
 
 def final_guard(tenant: str, step_id: str) -> str:
     return join(FINAL, part(tenant), part(step_id))
+
+
+def final_claim(tenant: str, step_id: str) -> str:
+    """Held by the one finalize doing a step's side effects right now."""
+    return join(FINAL, "claim", part(tenant), part(step_id))
 
 
 def session_budget(tenant: str, session_id: str) -> str:

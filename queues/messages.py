@@ -253,6 +253,7 @@ class CostEntry(Frozen):
     accepted: bool = False
     simulated: bool = False
     batch: bool = False  # answered through the provider's batch API, at its discount
+    call_id: str = ""  # the call's record on the bill (the calls stream; queues.keys.call_id)
 
 
 class PriorAnswer(Frozen):

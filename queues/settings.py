@@ -187,6 +187,9 @@ class Settings(BaseSettings):
     envelope_key: SecretStr | None = None
 
     ledger_stream: str = "tf:ledger"
+    # Every provider call, recorded the moment its answer is in (before anything can fail):
+    # the bill as providers see it, duplicates included.
+    calls_stream: str = "tf:calls"
     # Workers refuse to start on a Redis that evicts keys when full (budgets would vanish).
     allow_evicting_redis: bool = False
     # Redis keeps the newest ledger_keep_entries of the ledger (and shadow) stream and

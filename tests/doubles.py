@@ -117,6 +117,7 @@ class MemoryStores:
     dead: list[dict[str, Any]] = field(default_factory=list)
     results: list[StepResult] = field(default_factory=list)
     shadow: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
     summaries: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     claims: set[tuple[str, str, str]] = field(default_factory=set)
 
@@ -229,9 +230,16 @@ class ListLedger:
 class SetGuard:
     def __init__(self, done: set[str]) -> None:
         self._done = done
+        self.claimed: set[str] = set()  # claims another finalize holds
 
     def done(self, tenant: str, step_id: str) -> bool:
         return keys.step_ref(tenant, step_id) in self._done
+
+    def claim(self, tenant: str, step_id: str) -> bool:
+        return keys.step_ref(tenant, step_id) not in self.claimed
+
+    def release(self, tenant: str, step_id: str) -> None:
+        self.claimed.discard(keys.step_ref(tenant, step_id))
 
     def mark(self, tenant: str, step_id: str) -> None:
         self._done.add(keys.step_ref(tenant, step_id))
@@ -335,6 +343,7 @@ def make_runtime(
         provider_factory=lambda name: prov,
         batch_jobs=MemoryBatchJobs(),
         shadow=ListLedger(stores.shadow),
+        calls=ListLedger(stores.calls),
         summaries=MemorySummaries(stores),
         sealer=TEST_SEALER,
         deliveries=CountingDeliveries(),

@@ -145,7 +145,8 @@ def collect(job: BatchJob, rt: Runtime) -> None:
         item = Admitted(env, model, parked.reservation, batch=True)
         with bound_step(env, "infer"):
             try:
-                conclude(item, answer, latency_ms, rt)
+                # One provider call however often the job's results are read.
+                conclude(item, answer, latency_ms, rt, f"{job.provider_batch_id}/{custom_id}")
             except Exception as exc:
                 if isinstance(as_fleet_error(exc), TransientError):
                     raise  # Redis or the broker blinked: this and the rest wait for the next poll

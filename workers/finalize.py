@@ -94,6 +94,7 @@ def ledger_entry(
                 "overshoot_usd": c.overshoot_usd,
                 "batch": c.batch,
                 "accepted": c.accepted,
+                "call_id": c.call_id,
             }
             for c in env.costs
         ],
@@ -109,13 +110,12 @@ def ledger_entry(
     }
 
 
-def handle(env: Envelope, outcome: Outcome, rt: Runtime) -> StepResult:
-    now = rt.clock()
-    result = result_of(env, outcome, now)
+def side_effects(
+    env: Envelope, outcome: Outcome, result: StepResult, now: float, rt: Runtime
+) -> None:
+    """The ledger entry, the exact and semantic cache, the session summary, the budget's
+    leftover reservations and the dead letter: done once per step (see ``handle``)."""
     step = env.step
-    if rt.finalized.done(step.tenant, step.step_id):
-        log.info("finalize_repeated")
-        return result
     rt.ledger.append(ledger_entry(env, result, now, rt.table.prices_version))
     if outcome.status is StepStatus.ok and not outcome.cache_hit and env.cache_key:
         rt.cache.put(
@@ -144,7 +144,35 @@ def handle(env: Envelope, outcome: Outcome, rt: Runtime) -> StepResult:
                 envelope=env.to_wire(),
             )
         )
-    rt.finalized.mark(step.tenant, step.step_id)
+
+
+def release_claim(rt: Runtime, tenant: str, step_id: str) -> None:
+    try:
+        rt.finalized.release(tenant, step_id)
+    except Exception as exc:  # it expires on its own
+        log.warning("finalize_claim_kept", error=f"{type(exc).__name__}: {exc}")
+
+
+def handle(env: Envelope, outcome: Outcome, rt: Runtime) -> StepResult:
+    now = rt.clock()
+    result = result_of(env, outcome, now)
+    step = env.step
+    if rt.finalized.done(step.tenant, step.step_id):
+        log.info("finalize_repeated")
+        return result
+    if not rt.finalized.claim(step.tenant, step.step_id):
+        # Another delivery of this finalize is doing the effects now and will store the
+        # result; this one stores nothing. (Should that one die, its message comes back
+        # after the claim has expired, and is done again.)
+        log.info("finalize_in_progress")
+        raise Ignore()
+    try:
+        side_effects(env, outcome, result, now, rt)
+        rt.finalized.mark(step.tenant, step.step_id)
+    except Exception:
+        # Let the retry (or another delivery) take the effects on at once.
+        release_claim(rt, step.tenant, step.step_id)
+        raise
     log.info(
         "finalized",
         status=result.status.value,
@@ -181,6 +209,8 @@ def finalize_raw(
             return failed(env, outcome, stop, rt)
         try:
             return handle(env, outcome, rt).model_dump(mode="json")
+        except Ignore:
+            raise
         except Exception as exc:
             return failed(env, outcome, exc, rt)
 

@@ -10,6 +10,7 @@ settles the actual cost when the answer (or the failure) comes back.
 from __future__ import annotations
 
 import time
+import uuid
 from collections import defaultdict
 from functools import partial
 from typing import Any
@@ -104,17 +105,14 @@ def call_provider(items: list[Admitted], rt: Runtime) -> None:
                 isolated(rt, item.env, "infer", partial(release_then, item, exc, rt))
         return
     latency_ms = (time.perf_counter() - started) * 1000
+    call_try = uuid.uuid4().hex  # this call: another delivery's call of the same step differs
     for item, answer in zip(items, answers, strict=True):
         with bound_step(item.env, "infer"):
             if isinstance(answer, BaseException):
-                isolated(rt, item.env, "infer", partial(failed, item, answer, provider.name, rt))
+                outcome = partial(failed, item, answer, provider.name, rt)
             else:
-                isolated(
-                    rt,
-                    item.env,
-                    "infer",
-                    partial(conclude_or_release, item, answer, latency_ms, rt),
-                )
+                outcome = partial(conclude_or_release, item, answer, latency_ms, rt, call_try)
+            isolated(rt, item.env, "infer", outcome)
 
 
 def _opened(message: Any, rt: Runtime) -> Envelope:

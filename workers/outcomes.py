@@ -13,6 +13,7 @@ from policies.cascade import Verdict, judge, next_after, second_opinion
 from policies.learned_router import acceptance_text, user_text
 from policies.shadow import agree, shadowed
 from policies.tiers import NANO, ModelSpec, to_nano
+from queues import keys
 from queues.messages import CostEntry, Envelope, Outcome, PriorAnswer, StepStatus
 from queues.topology import Stage
 from workers.errors import PermanentError
@@ -51,6 +52,58 @@ def price(item: Admitted, answer: Completion) -> float:
         answer.tokens_cache_write,
         batch=item.batch,
     )
+
+
+def call_id_of(env: Envelope) -> str:
+    """The id of the call this envelope makes (the same when it is redelivered)."""
+    step = env.step
+    return keys.call_id(
+        step.tenant,
+        step.step_id,
+        env.submitted_at,
+        env.attempt,
+        env.retries,
+        cross_check=env.first_answer is not None,
+        shadow=env.shadow_of is not None,
+    )
+
+
+def record_call(
+    item: Admitted, answer: Completion, call_try: str, latency_ms: float, rt: Runtime
+) -> float:
+    """Put a provider call on the bill (the calls stream) the moment its answer is in, before
+    anything that can fail; its cost. ``call_try`` tells apart two calls under one call id (a
+    call made again after a redelivery) from one call recorded twice (a batch job's result
+    read again). A bill the price table cannot take is recorded as refused, then raised."""
+    env = item.env
+    try:
+        cost, refused = price(item, answer), ""
+    except PermanentError as exc:
+        cost, refused = 0.0, str(exc)
+    rt.calls.append(
+        {
+            "ts": rt.clock(),
+            "call_id": call_id_of(env),
+            "try": call_try,
+            **env.step.attribution(),
+            "tier": env.tier,
+            "model": item.model.name,
+            "provider": item.model.provider,
+            "tokens_in": answer.tokens_in,
+            "tokens_out": answer.tokens_out,
+            "tokens_cached": answer.tokens_cached,
+            "tokens_cache_write": answer.tokens_cache_write,
+            "cost_usd": cost,
+            "batch": item.batch,
+            "shadow": env.shadow_of is not None,
+            "simulated": answer.simulated,
+            "latency_ms": latency_ms,
+            "refused": refused,
+        }
+    )
+    if refused:
+        raise PermanentError(refused)
+    return cost
 
 
 def record_shadow(item: Admitted, answer: Completion, cost: float, rt: Runtime) -> None:
@@ -97,9 +150,11 @@ def confidence_of(env: Envelope, model: str, answer: Completion, rt: Runtime) ->
     return rt.acceptance.success_of(model, text)
 
 
-def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime) -> None:
+def conclude(
+    item: Admitted, answer: Completion, latency_ms: float, rt: Runtime, call_try: str
+) -> None:
     env, model, tier = item.env, item.model, item.env.tier or ""
-    cost = price(item, answer)
+    cost = record_call(item, answer, call_try, latency_ms, rt)
     if env.shadow_of is not None:
         record_shadow(item, answer, cost, rt)
         return
@@ -136,6 +191,7 @@ def conclude(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime)
             accepted=verdict.accepted,
             simulated=answer.simulated,
             batch=item.batch,
+            call_id=call_id_of(env),
         )
     )
     this = PriorAnswer(answer=answer.text, model=model.name, tier=tier, correct=answer.correct)
@@ -192,11 +248,13 @@ def _accept(env: Envelope, answer: PriorAnswer, why: str, rt: Runtime) -> None:
     maybe_shadow(env, answer.answer, model.name, answer.tier, rt)
 
 
-def conclude_or_release(item: Admitted, answer: Completion, latency_ms: float, rt: Runtime) -> None:
+def conclude_or_release(
+    item: Admitted, answer: Completion, latency_ms: float, rt: Runtime, call_try: str
+) -> None:
     """``conclude``, and if it raises, the reservation is freed before the exception goes on
     to the step's failure path (its retry reserves again)."""
     try:
-        conclude(item, answer, latency_ms, rt)
+        conclude(item, answer, latency_ms, rt, call_try)
     except Exception:
         rt.budgets.settle(item.env, item.reservation, 0)
         raise

@@ -217,6 +217,14 @@ class Finalized(Protocol):
 
     def done(self, tenant: str, step_id: str) -> bool: ...
 
+    def claim(self, tenant: str, step_id: str) -> bool:
+        """Take the step's side effects on; False while another finalize holds them."""
+        ...
+
+    def release(self, tenant: str, step_id: str) -> None:
+        """Give the claim up without marking the step done (the effects failed)."""
+        ...
+
     def mark(self, tenant: str, step_id: str) -> None: ...
 
 

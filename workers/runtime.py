@@ -68,6 +68,7 @@ class Runtime:
     provider_factory: Callable[[str], Provider]
     batch_jobs: BatchJobs
     shadow: Ledger  # shadow evaluation records
+    calls: Ledger  # every provider call, as it returns: the bill
     summaries: Summaries  # the cheap tier's summaries of dropped exchanges
     sealer: Sealer  # checks the seal of every envelope a stage receives
     deliveries: Deliveries  # how often the broker has handed each message over
@@ -157,7 +158,9 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
             settings.ledger_keep_entries,
             archive_for(settings.archive_dir, settings.ledger_stream),
         ),
-        finalized=RedisFinalizeGuard(client, settings.result_ttl_s),
+        finalized=RedisFinalizeGuard(
+            client, settings.result_ttl_s, claim_s=settings.visibility_timeout_s / 2
+        ),
         dead=BrokerDeadLetters(
             app,
             client,
@@ -167,6 +170,12 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         results=BackendResults(app),
         provider_factory=lambda name: build_provider(name, settings, counter, gate),
         batch_jobs=RedisBatchJobs(client),
+        calls=StreamLedger(
+            client,
+            settings.calls_stream,
+            settings.ledger_keep_entries,
+            archive_for(settings.archive_dir, settings.calls_stream),
+        ),
         shadow=StreamLedger(
             client,
             settings.shadow_stream,

@@ -44,7 +44,7 @@ def unbounded_keys(fleet: Fleet) -> list[str]:
     the ledger and shadow streams and tf.dead (archived past their caps). Work queues are
     bounded by the workers that drain them, so a queue's list (any priority) is fine."""
     s = fleet.settings
-    capped = {s.ledger_stream, s.shadow_stream, DEAD}
+    capped = {s.ledger_stream, s.shadow_stream, s.calls_stream, DEAD}
     table_tiers = list(fleet.table.names)
     queues = set(queue_names(table_tiers))
     found = []

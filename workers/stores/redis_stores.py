@@ -137,21 +137,33 @@ class RedisExactCache:
 
 
 class RedisFinalizeGuard:
-    """Marks a step finalized once its side effects (ledger, cache, budget) are done, so a
-    redelivered finalize skips them. Marked after the effects: a crash in between repeats a
-    ledger entry (reports keep one per step) rather than losing it."""
+    """Claim first, then side effects, then mark done. The claim keeps two finalizes of one
+    step delivered at once from both doing the effects; it expires (``claim_s``, shorter
+    than the broker's redelivery) so a finalize that died holding it is redone when its
+    message comes back. Marked done after the effects: a crash in between repeats a ledger
+    entry (reports keep one per step) rather than losing it."""
 
-    def __init__(self, client: redis.Redis, ttl_s: int) -> None:
-        self.client, self.ttl_s = client, ttl_s
+    def __init__(self, client: redis.Redis, ttl_s: int, claim_s: float = 30.0) -> None:
+        self.client, self.ttl_s, self.claim_s = client, ttl_s, claim_s
 
     def done(self, tenant: str, step_id: str) -> bool:
         return bool(self.client.exists(keys.final_guard(tenant, step_id)))
 
+    def claim(self, tenant: str, step_id: str) -> bool:
+        key = keys.final_claim(tenant, step_id)
+        return bool(self.client.set(key, 1, nx=True, px=int(self.claim_s * 1000)))
+
+    def release(self, tenant: str, step_id: str) -> None:
+        self.client.delete(keys.final_claim(tenant, step_id))
+
     def mark(self, tenant: str, step_id: str) -> None:
-        self.client.set(keys.final_guard(tenant, step_id), 1, ex=self.ttl_s)
+        pipe = self.client.pipeline()
+        pipe.set(keys.final_guard(tenant, step_id), 1, ex=self.ttl_s)
+        pipe.delete(keys.final_claim(tenant, step_id))
+        pipe.execute()
 
     def forget(self, tenant: str, step_id: str) -> None:
-        self.client.delete(keys.final_guard(tenant, step_id))
+        self.client.delete(keys.final_guard(tenant, step_id), keys.final_claim(tenant, step_id))
 
 
 class RedisDeliveries:
