@@ -10,6 +10,23 @@ from queues.settings import Settings
 from queues.topology import BATCH, BATCH_POLL_TASK, INGRESS, declare_queues
 
 
+def transport_options(settings: Settings) -> dict[str, object]:
+    if not settings.broker_is_redis:
+        # RabbitMQ tracks deliveries itself (a dead consumer's messages are requeued at once,
+        # marked redelivered); publisher confirms: a send returns once the broker has it.
+        return {"confirm_publish": True}
+    return {
+        # How long a dead worker's messages stay unacknowledged before they go back to their
+        # queues; live workers renew their leases (workers/lease.py), and every worker
+        # sweeps for expired ones each unacked_restore_interval_s.
+        "visibility_timeout": settings.visibility_timeout_s,
+        "unacked_restore_interval": settings.unacked_restore_interval_s,
+        "unacked_restore_throttle": 1,
+        # Poll a worker's queues in the order given (-Q): lanes drain interactive first.
+        "queue_order_strategy": "priority",
+    }
+
+
 def create_app(settings: Settings, tiers: Sequence[str]) -> Celery:
     app = Celery("tierfleet", broker=settings.broker_url, backend=settings.backend_url)
     app.conf.update(
@@ -30,16 +47,7 @@ def create_app(settings: Settings, tiers: Sequence[str]) -> Celery:
         task_create_missing_queues=False,
         task_send_sent_event=False,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={
-            # How long a dead worker's messages stay unacknowledged before they go back to
-            # their queues; live workers renew their leases (workers/lease.py), and every
-            # worker sweeps for expired ones each unacked_restore_interval_s.
-            "visibility_timeout": settings.visibility_timeout_s,
-            "unacked_restore_interval": settings.unacked_restore_interval_s,
-            "unacked_restore_throttle": 1,
-            # Poll a worker's queues in the order given (-Q): lanes drain interactive first.
-            "queue_order_strategy": "priority",
-        },
+        broker_transport_options=transport_options(settings),
         # Beat sends the batch lane's poll; a poll nobody took in time is dropped, not piled up.
         beat_schedule={
             "tierfleet-batch-poll": {

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 TABLES = Path(__file__).resolve().parent.parent / "policies" / "tables"  # the shipped tables
 DEFAULT_TIER_TABLE = TABLES / "default.toml"
 
@@ -21,8 +22,10 @@ class Settings(BaseSettings):
         env_ignore_empty=True,  # VAR= (as compose passes an unset one) means unset
     )
 
+    # Redis (the embedded default) or RabbitMQ (amqp://, production: it tracks deliveries).
     broker_url: str = "redis://127.0.0.1:6379/0"
-    # Result backend and stores (ledger, budgets, exact cache) default to the broker's Redis.
+    # Result backend and stores (ledger, budgets, caches, dead letters) are Redis: by default
+    # the broker's, which a RabbitMQ broker cannot be, so there redis_url is required.
     result_backend: str | None = None
     redis_url: str | None = None
 
@@ -217,9 +220,23 @@ class Settings(BaseSettings):
                 values.append(password)
         return values
 
+    @model_validator(mode="after")
+    def _stores_need_redis(self) -> Settings:
+        if not self.broker_is_redis and self.redis_url is None:
+            raise ValueError(
+                f"the broker ({urlsplit(self.broker_url).scheme}://) is not Redis: set "
+                "TIERFLEET_REDIS_URL for the stores (budgets, ledger, caches, dead letters, "
+                "results)"
+            )
+        return self
+
+    @property
+    def broker_is_redis(self) -> bool:
+        return self.broker_url.startswith(REDIS_SCHEMES)
+
     @property
     def backend_url(self) -> str:
-        return self.result_backend or self.broker_url
+        return self.result_backend or self.store_url
 
     @property
     def store_url(self) -> str:

@@ -19,7 +19,7 @@ INGRESS = "tf.ingress"
 COMPRESS = "tf.compress"
 CLASSIFY = "tf.classify"
 FINALIZE = "tf.finalize"
-DEAD = "tf.dead"
+DEAD = "tf.dead"  # not a broker queue: a list in the fleet's Redis store, never drained
 BATCH = "tf.batch"  # the batch lane's poller (submits and collects provider batch jobs)
 NOOP = "tf.bench.noop"
 
@@ -64,7 +64,7 @@ def queue_for(stage: Stage, tier: str | None = None, lane: Lane | str | None = N
 def queue_names(tiers: Sequence[str]) -> list[str]:
     names = [INGRESS, COMPRESS, CLASSIFY]
     names += [infer_queue(tier, lane) for tier in tiers for lane in LANE_ORDER]
-    return [*names, FINALIZE, BATCH, DEAD, NOOP]
+    return [*names, FINALIZE, BATCH, NOOP]
 
 
 def declare_queues(tiers: Sequence[str]) -> list[Queue]:

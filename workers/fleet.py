@@ -64,7 +64,7 @@ def check_redis_policy(settings: Settings) -> None:
 def keep_leases(settings: Settings, consumer: Any) -> LeaseKeeper | None:
     """On a Redis broker, renew the leases of the messages this worker holds (see
     workers/lease.py); other brokers track deliveries themselves."""
-    if consumer is None or not settings.broker_url.startswith(("redis://", "rediss://")):
+    if consumer is None or not settings.broker_is_redis:
         return None
     client = redis.Redis.from_url(settings.broker_url)
     every_s = max(0.5, settings.visibility_timeout_s / 4)

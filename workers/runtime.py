@@ -38,7 +38,7 @@ from workers.semantic import SemanticLayer, build_semantic_layer
 from workers.stores.archive import archive_for
 from workers.stores.batch_jobs import RedisBatchJobs
 from workers.stores.budget import budget_store
-from workers.stores.dead_letters import BrokerDeadLetters
+from workers.stores.dead_letters import RedisDeadLetters
 from workers.stores.provider_gate import RedisProviderGate
 from workers.stores.redis_stores import (
     BackendResults,
@@ -161,11 +161,8 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         finalized=RedisFinalizeGuard(
             client, settings.result_ttl_s, claim_s=settings.visibility_timeout_s / 2
         ),
-        dead=BrokerDeadLetters(
-            app,
-            client,
-            settings.dead_keep_letters,
-            archive_for(settings.archive_dir, DEAD),
+        dead=RedisDeadLetters(
+            client, settings.dead_keep_letters, archive_for(settings.archive_dir, DEAD)
         ),
         results=BackendResults(app),
         provider_factory=lambda name: build_provider(name, settings, counter, gate),

@@ -1,10 +1,11 @@
-"""Dead letters: parked on the ``tf.dead`` queue (a Redis list that no worker drains), each
-with the reason, the stage and the envelope, to be listed and replayed by an operator.
+"""Dead letters: parked in ``tf.dead``, a Redis list in the fleet's store (whatever the
+broker), each with the reason, the stage and the envelope, to be listed and replayed by an
+operator. Nothing consumes it; new letters go in at the head, the oldest sit at the tail.
 
-The queue is bounded: past ``keep`` letters (plus a tenth's headroom) the oldest are taken
-off it (through kombu, so it works on either broker), written to the archive, and only then
-acknowledged. A crash in between leaves them unacknowledged, to come back to the queue and be
-archived again; readers of the archive keep one of each."""
+It is bounded: past ``keep`` letters (plus a tenth's headroom) the oldest are written to the
+archive and only then removed, each by its exact value, so a letter replayed (removed) in
+the meantime costs nothing and no letter is removed unwritten. A crash in between leaves them
+on the list, to be archived again; readers of the archive keep one of each."""
 
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ from typing import Any
 
 import redis
 import structlog
-from celery import Celery
-from kombu.entity import Exchange, Queue
 
 from queues import keys
 from queues.topology import DEAD
@@ -29,7 +28,7 @@ log = structlog.get_logger("tierfleet.dead")
 
 @dataclass(frozen=True)
 class DeadLetter:
-    raw: bytes  # the broker's stored message, used to remove exactly this one on replay
+    raw: bytes  # the stored value, used to remove exactly this one on replay
     record: dict[str, Any]
 
 
@@ -46,45 +45,27 @@ def dead_record(
     }
 
 
-class BrokerDeadLetters:
-    """Publishes dead letters as plain JSON messages on the dead-letter queue."""
-
+class RedisDeadLetters:
     CHUNK = 1000  # letters per archive write
 
     def __init__(
         self,
-        app: Celery,
-        client: redis.Redis | None = None,
+        client: redis.Redis,
         keep: int = 10_000,
         archive: JsonlArchive | None = None,
         lock_s: float = 60.0,
     ) -> None:
-        self.app, self.client, self.keep, self.archive = app, client, keep, archive
-        self.lock_s = lock_s
-        self.queue = Queue(DEAD, Exchange("tierfleet", type="direct"), routing_key=DEAD)
+        self.client, self.keep, self.archive, self.lock_s = client, keep, archive, lock_s
 
     def put(self, record: dict[str, Any]) -> None:
-        with self.app.producer_or_acquire() as producer:
-            producer.publish(
-                record,
-                exchange=self.queue.exchange,
-                routing_key=DEAD,
-                serializer="json",
-                declare=[self.queue],
-                retry=True,
-            )
-        if self.size() > self.keep + max(1, self.keep // 10):
+        self.client.lpush(DEAD, json.dumps(record))
+        if int(self.client.llen(DEAD)) > self.keep + max(1, self.keep // 10):
             self.archive_oldest()
-
-    def size(self) -> int:
-        with self.app.connection_for_write() as conn:
-            _, count, _ = self.queue(conn.default_channel).queue_declare()
-            return int(count)
 
     def archive_oldest(self) -> int:
         """Move the letters past ``keep`` to the archive; how many moved (0 if another
         process is archiving)."""
-        if self.archive is None or self.client is None:
+        if self.archive is None:
             log.warning("dead_letters_over_cap_without_archive", keep=self.keep)
             return 0
         lock = self.client.lock(keys.archive_lock(DEAD), timeout=self.lock_s)
@@ -92,21 +73,17 @@ class BrokerDeadLetters:
             return 0
         moved = 0
         try:
-            with self.app.connection_for_write() as conn:
-                bound = self.queue(conn.default_channel)
-                while (excess := self.size() - self.keep) > 0:
-                    taken = []
-                    for _ in range(min(excess, self.CHUNK)):
-                        message = bound.get(no_ack=False, accept=["json"])
-                        if message is None:
-                            break
-                        taken.append(message)
-                    if not taken:
-                        break
-                    self.archive.append([m.payload for m in taken])
-                    for message in taken:  # written and fsynced: now they may go
-                        message.ack()
-                    moved += len(taken)
+            while (excess := int(self.client.llen(DEAD)) - self.keep) > 0:
+                raws: Any = self.client.lrange(DEAD, -min(excess, self.CHUNK), -1)
+                if not raws:
+                    break
+                oldest_first = list(reversed(raws))
+                self.archive.append([_decode(raw) for raw in oldest_first])
+                pipe = self.client.pipeline()
+                for raw in oldest_first:  # written and fsynced: now they may go
+                    pipe.lrem(DEAD, -1, raw)
+                pipe.execute()
+                moved += len(raws)
         finally:
             try:
                 lock.release()
@@ -132,17 +109,21 @@ def read_archived_dead(archive: JsonlArchive) -> list[dict[str, Any]]:
     return letters
 
 
-def _decode(raw: bytes) -> dict[str, Any]:
-    message = json.loads(raw)
-    body = message["body"]
-    if message.get("properties", {}).get("body_encoding") == "base64":
-        body = base64.b64decode(body)
-    decoded: dict[str, Any] = json.loads(body)
-    return decoded
+def _decode(raw: bytes | str) -> dict[str, Any]:
+    """A letter's record. (Letters parked before tf.dead moved out of the broker are kombu
+    messages, their record the body.)"""
+    doc: dict[str, Any] = json.loads(raw)
+    if "body" in doc and "properties" in doc:
+        body = doc["body"]
+        if doc["properties"].get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        decoded: dict[str, Any] = json.loads(body)
+        return decoded
+    return doc
 
 
 def list_dead(client: redis.Redis, limit: int = 1000) -> Iterator[DeadLetter]:
-    """Oldest first. Reads the queue's Redis list without consuming it."""
+    """Oldest first, without removing them."""
     raws: Any = client.lrange(DEAD, -limit, -1)
     for raw in reversed(raws):
         yield DeadLetter(raw, _decode(raw))
