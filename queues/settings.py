@@ -236,7 +236,9 @@ class Settings(BaseSettings):
 
     @property
     def backend_url(self) -> str:
-        return self.result_backend or self.store_url
+        """Results: the broker's Redis by default (so a step can still be answered when the
+        store is full), else the store's."""
+        return self.result_backend or (self.broker_url if self.broker_is_redis else self.store_url)
 
     @property
     def store_url(self) -> str:

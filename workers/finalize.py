@@ -236,11 +236,15 @@ def failed(env: Envelope, outcome: Outcome, exc: Exception, rt: Runtime) -> dict
     reason = f"finalize failed, {exhausted}{error}"
     if outcome.reason:
         reason += f" (the step had ended {outcome.status.value}: {outcome.reason})"
-    rt.dead.put(
-        dead_record(
-            step_id=env.step.step_id, stage="finalize", reason=reason, envelope=env.to_wire()
+    try:
+        rt.dead.put(
+            dead_record(
+                step_id=env.step.step_id, stage="finalize", reason=reason, envelope=env.to_wire()
+            )
         )
-    )
+    except Exception as parked:  # the store is what failed: the answer still goes out
+        log.error("dead_letter_not_parked", error=f"{type(parked).__name__}: {parked}")
+        reason += f" (not parked on tf.dead: {as_fleet_error(parked)})"
     result = result_of(env, Outcome(status=StepStatus.dead_lettered, reason=reason), rt.clock())
     return result.model_dump(mode="json")
 
