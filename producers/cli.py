@@ -235,7 +235,7 @@ def workers() -> None:
     """The celery command that starts each worker group (for your own process manager)."""
     settings = Settings()
     table = load_tier_table(settings.tier_table, settings.price_table)
-    for group in worker_groups(table.names, settings.batch_flush_every):
+    for group in worker_groups(table.names, settings.batch_flush_every, settings.lanes_by_priority):
         console.print(f"[bold]{group.name}[/]: {' '.join(group.celery_args())}")
 
 

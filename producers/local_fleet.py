@@ -70,7 +70,10 @@ class LocalFleet:
 
     def groups(self) -> list[WorkerGroup]:
         table = load_tier_table(self.settings.tier_table, self.settings.price_table)
-        groups = worker_groups(table.names, self.settings.batch_flush_every) + self.extra_groups
+        groups = worker_groups(
+            table.names, self.settings.batch_flush_every, self.settings.lanes_by_priority
+        )
+        groups += self.extra_groups
         if not self.batch_lane:
             groups = [g for g in groups if g.name != "batch"]
         return [g for g in groups if self.only is None or g.name in self.only]

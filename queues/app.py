@@ -42,7 +42,7 @@ def create_app(settings: Settings, tiers: Sequence[str]) -> Celery:
         task_ignore_result=True,
         result_expires=settings.result_ttl_s,
         result_extended=True,
-        task_queues=declare_queues(tiers),
+        task_queues=declare_queues(tiers, settings.lanes_by_priority),
         task_default_queue=INGRESS,
         task_create_missing_queues=False,
         task_send_sent_event=False,

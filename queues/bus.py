@@ -14,7 +14,15 @@ from celery import Celery
 from queues import keys
 from queues.messages import AgentStep, Envelope, Outcome, Submission
 from queues.seal import Sealer
-from queues.topology import CACHE_STORE_TASK, FINALIZE, INGRESS, TASK_NAMES, Stage, queue_for
+from queues.topology import (
+    CACHE_STORE_TASK,
+    FINALIZE,
+    INGRESS,
+    LANE_PRIORITY,
+    TASK_NAMES,
+    Stage,
+    queue_for,
+)
 
 
 def hop_id(env: Envelope, stage: Stage) -> str:
@@ -36,9 +44,12 @@ class CeleryBus:
     the task's own setting, and without it every hop would store a result and the sender
     would subscribe to its result channel. A bus without a sealer can only submit."""
 
-    def __init__(self, app: Celery, sealer: Sealer | None = None) -> None:
+    def __init__(
+        self, app: Celery, sealer: Sealer | None = None, *, lanes_by_priority: bool = False
+    ) -> None:
         self.app = app
         self.sealer = sealer
+        self.lanes_by_priority = lanes_by_priority  # queues/topology.py
 
     def _seal(self, task: str, *parts: str) -> list[str]:
         if self.sealer is None:
@@ -73,10 +84,13 @@ class CeleryBus:
         if stage is Stage.finalize:
             raise ValueError("use finalize() to end a step")
         task = TASK_NAMES[stage]
+        lane = env.step.lane
+        if self.lanes_by_priority and stage is Stage.infer:
+            options["priority"] = LANE_PRIORITY[lane]
         self.app.send_task(
             task,
             args=self._seal(task, env.to_wire()),
-            queue=queue_for(stage, env.tier, env.step.lane),
+            queue=queue_for(stage, env.tier, lane, self.lanes_by_priority),
             task_id=hop_id(env, stage),
             ignore_result=True,
             argsrepr=describe(env.step),

@@ -235,6 +235,12 @@ class Settings(BaseSettings):
         return self.broker_url.startswith(REDIS_SCHEMES)
 
     @property
+    def lanes_by_priority(self) -> bool:
+        """Lanes as message priorities in one queue per tier (RabbitMQ), not queues in
+        polling order (Redis): see queues/topology.py."""
+        return not self.broker_is_redis
+
+    @property
     def backend_url(self) -> str:
         """Results: the broker's Redis by default (so a step can still be answered when the
         store is full), else the store's."""

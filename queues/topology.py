@@ -1,8 +1,15 @@
 """Queues, lanes and worker groups as data.
 
-Every stage has its own queue; inference has one queue per tier and lane
-(``tf.infer.<tier>.<lane>``), so tiers scale and fail separately and a lane is a queue a
-worker drains in strict order, not a priority flag (Redis priority emulation is fragile).
+Every stage has its own queue, and inference one per tier, so tiers scale and fail
+separately. Lanes (interactive before standard before batch) depend on the broker:
+
+- Redis: one queue per tier and lane (``tf.infer.<tier>.<lane>``), which a worker polls in
+  the order of its ``-Q`` (kombu's ``queue_order_strategy``); Redis's priority emulation is
+  fragile, separate queues are not.
+- RabbitMQ serves a worker's queues round-robin, so there the order of ``-Q`` means nothing:
+  one queue per tier (``tf.infer.<tier>``, ``x-max-priority`` 9), the lane the message's
+  priority (interactive 9, standard 5, batch 1), which the broker honours on delivery.
+``by_priority`` says which (``Settings.lanes_by_priority``).
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ BATCH = "tf.batch"  # the batch lane's poller (submits and collects provider bat
 NOOP = "tf.bench.noop"
 
 LANE_ORDER: tuple[Lane, ...] = (Lane.interactive, Lane.standard, Lane.batch)
+LANE_PRIORITY: dict[Lane, int] = {Lane.interactive: 9, Lane.standard: 5, Lane.batch: 1}
+MAX_PRIORITY = 9
 
 
 class Stage(StrEnum):
@@ -49,27 +58,48 @@ _STAGE_QUEUES: dict[Stage, str] = {
 }
 
 
-def infer_queue(tier: str, lane: Lane | str) -> str:
-    return f"tf.infer.{tier}.{Lane(lane).value}"
+def infer_queue(tier: str, lane: Lane | str, by_priority: bool = False) -> str:
+    return f"tf.infer.{tier}" if by_priority else f"tf.infer.{tier}.{Lane(lane).value}"
 
 
-def queue_for(stage: Stage, tier: str | None = None, lane: Lane | str | None = None) -> str:
+def tier_queues(tier: str, by_priority: bool = False) -> tuple[str, ...]:
+    """A tier's inference queues, in the order its workers drain them."""
+    if by_priority:
+        return (infer_queue(tier, Lane.interactive, by_priority=True),)
+    return tuple(infer_queue(tier, lane) for lane in LANE_ORDER)
+
+
+def queue_for(
+    stage: Stage,
+    tier: str | None = None,
+    lane: Lane | str | None = None,
+    by_priority: bool = False,
+) -> str:
     if stage is Stage.infer:
         if tier is None or lane is None:
             raise ValueError("the infer stage is addressed by tier and lane")
-        return infer_queue(tier, lane)
+        return infer_queue(tier, lane, by_priority)
     return _STAGE_QUEUES[stage]
 
 
-def queue_names(tiers: Sequence[str]) -> list[str]:
+def queue_names(tiers: Sequence[str], by_priority: bool = False) -> list[str]:
     names = [INGRESS, COMPRESS, CLASSIFY]
-    names += [infer_queue(tier, lane) for tier in tiers for lane in LANE_ORDER]
+    names += [q for tier in tiers for q in tier_queues(tier, by_priority)]
     return [*names, FINALIZE, BATCH, NOOP]
 
 
-def declare_queues(tiers: Sequence[str]) -> list[Queue]:
+def declare_queues(tiers: Sequence[str], by_priority: bool = False) -> list[Queue]:
     exchange = Exchange("tierfleet", type="direct")
-    return [Queue(name, exchange, routing_key=name) for name in queue_names(tiers)]
+    prioritized = {infer_queue(t, Lane.interactive, True) for t in tiers} if by_priority else set()
+    return [
+        Queue(
+            name,
+            exchange,
+            routing_key=name,
+            max_priority=MAX_PRIORITY if name in prioritized else None,
+        )
+        for name in queue_names(tiers, by_priority)
+    ]
 
 
 @dataclass(frozen=True)
@@ -95,7 +125,9 @@ class WorkerGroup:
         ]
 
 
-def worker_groups(tiers: Sequence[str], flush_every: int) -> list[WorkerGroup]:
+def worker_groups(
+    tiers: Sequence[str], flush_every: int, by_priority: bool = False
+) -> list[WorkerGroup]:
     """The fleet's worker groups. Inference workers prefetch a whole micro-batch."""
     groups = [
         WorkerGroup("cache", (INGRESS,)),
@@ -105,7 +137,7 @@ def worker_groups(tiers: Sequence[str], flush_every: int) -> list[WorkerGroup]:
     groups += [
         WorkerGroup(
             f"infer-{tier}",
-            tuple(infer_queue(tier, lane) for lane in LANE_ORDER),
+            tier_queues(tier, by_priority),
             prefetch_multiplier=max(1, flush_every),
         )
         for tier in tiers

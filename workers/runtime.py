@@ -149,7 +149,7 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         settings=settings,
         table=table,
         counter=counter,
-        bus=CeleryBus(app, sealer),
+        bus=CeleryBus(app, sealer, lanes_by_priority=settings.lanes_by_priority),
         budgets=budget_store(client, settings),
         cache=RedisExactCache(client, settings.cache_ttl_s),
         ledger=StreamLedger(

@@ -31,7 +31,8 @@ def sealed_bus(fleet: Fleet) -> CeleryBus:
     """A bus that sends envelopes as the fleet's own stages do (tests that start a step
     mid-path, e.g. straight at a tier's queue)."""
     s = fleet.settings
-    return CeleryBus(fleet.app, sealer_for(s.envelope_key, s.broker_url))
+    sealer = sealer_for(s.envelope_key, s.broker_url)
+    return CeleryBus(fleet.app, sealer, lanes_by_priority=s.lanes_by_priority)
 
 
 # Kombu's own keys on a Redis broker: queue bindings and their bookkeeping, the unacked

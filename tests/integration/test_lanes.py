@@ -8,6 +8,7 @@ import pytest
 from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
 from queues.messages import Envelope
+from queues.settings import Settings
 from queues.topology import Stage
 from tests.integration.conftest import sealed_bus, settings_for
 from tests.integration.test_step_path import make_step
@@ -30,7 +31,14 @@ def wait_for_progress(fleet: Fleet, stream: str, steps: int) -> int:
 
 def test_interactive_overtakes_a_batch_backlog(redis_server):
     # A fleet of its own (Redis db 1), its cheap-tier worker started only once a backlog waits.
-    settings = settings_for(redis_server, db=1, simulated_latency_ms=40.0, batch_flush_every=8)
+    overtakes_a_backlog(
+        settings_for(redis_server, db=1, simulated_latency_ms=40.0, batch_flush_every=8)
+    )
+
+
+def overtakes_a_backlog(settings: Settings) -> None:
+    """On any broker: an interactive step sent behind a backlog of batch and standard steps
+    finishes within a few micro-batches, and standard drains before batch."""
     # Every inference tier runs: a rare low-confidence answer escalates and must finish too.
     local = LocalFleet(settings, groups=["infer-cheap", "infer-mid", "infer-frontier", "finalize"])
     with Fleet(settings) as fleet:

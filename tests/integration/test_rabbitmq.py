@@ -22,6 +22,7 @@ from queues.messages import Envelope, StepStatus
 from queues.settings import Settings
 from queues.topology import INGRESS, TASK_NAMES, Stage, WorkerGroup
 from tests.integration.conftest import ENVELOPE_KEY, sealed_bus
+from tests.integration.test_lanes import overtakes_a_backlog
 from tests.integration.test_step_path import make_step
 
 pytestmark = pytest.mark.integration
@@ -126,3 +127,13 @@ def test_a_killed_workers_batch_is_requeued_by_the_broker_at_once(amqp_url, redi
         answered = Counter(e["step_id"] for e in fleet.ledger())
         assert set(answered) == {e.step.step_id for e in envs}
         assert set(answered.values()) == {1}
+
+
+def test_lanes_hold_on_rabbitmq_as_message_priorities(amqp_url, redis_server):
+    # RabbitMQ serves a worker's queues round-robin: there a lane is the message's priority
+    # in its tier's one queue (queues/topology.py), measured with the Redis lanes test.
+    settings = settings_on(
+        amqp_url, redis_server, db=14, simulated_latency_ms=40.0, batch_flush_every=8
+    )
+    assert settings.lanes_by_priority
+    overtakes_a_backlog(settings)

@@ -11,16 +11,19 @@ from queues.topology import worker_groups
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 
 
-def test_one_worker_service_per_group_with_its_queues_in_lane_order():
+def test_one_worker_service_per_group_with_its_queues_on_rabbitmq():
     services = yaml.safe_load(COMPOSE.read_text())["services"]
     table = load_tier_table(DEFAULT_TIER_TABLE)
-    groups = worker_groups(table.names, Settings().batch_flush_every)
+    env = services["cache"]["environment"]
+    settings = Settings(broker_url="amqp://rabbitmq//", redis_url="redis://redis:6379/0")
+    assert env["TIERFLEET_BROKER_URL"].startswith("amqp://") and settings.lanes_by_priority
+    groups = worker_groups(table.names, settings.batch_flush_every, settings.lanes_by_priority)
     for group in groups:
         command = services[group.name]["command"]
         assert command[command.index("-Q") + 1] == ",".join(group.queues)
         prefetch = command[command.index("--prefetch-multiplier") + 1]
         assert int(prefetch) == group.prefetch_multiplier
-        assert services[group.name]["environment"]["TIERFLEET_BROKER_URL"].startswith("redis://")
+        assert services[group.name]["environment"]["TIERFLEET_REDIS_URL"].startswith("redis://")
     assert "--appendonly" in services["redis"]["command"]
     assert "flower" in " ".join(services["flower"]["command"])
 
@@ -39,6 +42,9 @@ def test_closed_to_strangers():
     assert redis_cmd[redis_cmd.index("--requirepass") + 1].startswith("${REDIS_PASSWORD:?")
     assert redis_cmd[redis_cmd.index("--maxmemory-policy") + 1] == "noeviction"
     assert "ports" not in services["redis"] and "ports" not in services["qdrant"]
+    assert "ports" not in services["rabbitmq"]
+    rabbit = services["rabbitmq"]["environment"]
+    assert rabbit["RABBITMQ_DEFAULT_PASS"].startswith("${RABBITMQ_PASSWORD:?")
     assert services["qdrant"]["environment"]["QDRANT__SERVICE__API_KEY"].startswith(
         "${QDRANT_API_KEY:?"
     )
@@ -50,7 +56,10 @@ def test_closed_to_strangers():
     for name, service in services.items():
         env = service.get("environment", {})
         if "TIERFLEET_BROKER_URL" in env:
-            assert env["TIERFLEET_BROKER_URL"].startswith("redis://:${REDIS_PASSWORD:?")
+            assert env["TIERFLEET_BROKER_URL"].startswith(
+                "amqp://tierfleet:${RABBITMQ_PASSWORD:?"
+            )
+            assert env["TIERFLEET_REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?")
             assert env["TIERFLEET_ENVELOPE_KEY"].startswith("${TIERFLEET_ENVELOPE_KEY:?")
             assert env["TIERFLEET_QDRANT_API_KEY"].startswith("${QDRANT_API_KEY:?")
         # Provider keys only where providers are called.
