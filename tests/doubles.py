@@ -307,6 +307,9 @@ class BatchFunctionProvider(FunctionProvider):
         self.jobs[f"batch_{job_id}"] = list(requests)
         return f"batch_{job_id}"
 
+    def find_batch(self, job_id: str) -> str | None:
+        return f"batch_{job_id}" if f"batch_{job_id}" in self.jobs else None
+
     def poll_batch(self, provider_batch_id: str) -> BatchPoll:
         if not self.ended:
             return BatchPoll(ended=False)

@@ -89,8 +89,16 @@ def _parked(job: BatchJob, rt: Runtime) -> dict[str, tuple[ParkedStep, Envelope]
     }
 
 
-def submit(job: BatchJob, rt: Runtime) -> None:
+def submit(job: BatchJob, rt: Runtime, *, again: bool = False) -> None:
+    """Submit a job to its provider. ``again``: a job left "submitting" (its submitter died
+    or failed): if the provider already has it (found by the job id it carries), it is
+    recorded as submitted instead of created a second time."""
     provider = _provider(job.model, rt)
+    find = getattr(provider, "find_batch", None)
+    if again and callable(find) and (found := find(job.job_id)):
+        rt.batch_jobs.submitted(job, found, rt.clock())
+        log.info("batch_found", job=job.job_id, batch=found)
+        return
     model = rt.table.models[job.model]
     steps = _parked(job, rt)
     requests = [
@@ -172,7 +180,7 @@ def poll(rt: Runtime) -> None:
             try:
                 if job.state == "submitting":
                     if now - job.created_at >= settings.batch_submit_grace_s:
-                        submit(job, rt)  # its submitter died or failed: submit it again
+                        submit(job, rt, again=True)  # its submitter died or failed
                 else:
                     collect(job, rt)
             except TRANSIENT as exc:

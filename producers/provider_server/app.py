@@ -340,6 +340,20 @@ class ProviderServer:
         self.files[file_id] = "".join(json.dumps(line) + "\n" for line in lines).encode()
         return file_id
 
+    async def list_batches(self, request: Request) -> Response:
+        """OpenAI's batch list, newest first (one page: the server keeps few)."""
+        ids = [b for b, v in self.batches.items() if v["api"] == "openai"]
+        data = [self._openai_batch(b) for b in reversed(ids)]
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+                "has_more": False,
+            }
+        )
+
     async def get_batch(self, request: Request) -> Response:
         batch_id = request.path_params["batch_id"]
         if batch_id not in self.batches:
@@ -430,6 +444,7 @@ class ProviderServer:
                 Route("/v1/files", self.create_file, methods=["POST"]),
                 Route("/v1/files/{file_id}/content", self.file_content, methods=["GET"]),
                 Route("/v1/batches", self.create_batch, methods=["POST"]),
+                Route("/v1/batches", self.list_batches, methods=["GET"]),
                 Route("/v1/batches/{batch_id}", self.get_batch, methods=["GET"]),
                 Route("/v1/messages", self.messages, methods=["POST"]),
                 Route("/v1/messages/batches", self.create_message_batch, methods=["POST"]),

@@ -168,3 +168,11 @@ def test_logprobs_become_the_answers_confidence(api):
     unsure = one("openai", api, request("cheap"), request_logprobs=True)
     assert isinstance(unsure, Completion) and unsure.confidence == pytest.approx(0.301, abs=1e-3)
     assert one("openai", api, request("cheap")).confidence is None  # not asked, none reported
+
+
+def test_an_openai_job_is_found_by_the_job_id_it_carries(api):
+    provider = build_provider("openai", settings(api), BpeCounter())
+    created = provider.submit_batch("job-7", [("c1", request("cheap"))])  # type: ignore[attr-defined]
+    provider.submit_batch("job-8", [("c1", request("cheap"))])  # type: ignore[attr-defined]
+    assert provider.find_batch("job-7") == created  # type: ignore[attr-defined]
+    assert provider.find_batch("job-9") is None  # type: ignore[attr-defined]

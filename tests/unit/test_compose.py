@@ -56,9 +56,7 @@ def test_closed_to_strangers():
     for name, service in services.items():
         env = service.get("environment", {})
         if "TIERFLEET_BROKER_URL" in env:
-            assert env["TIERFLEET_BROKER_URL"].startswith(
-                "amqp://tierfleet:${RABBITMQ_PASSWORD:?"
-            )
+            assert env["TIERFLEET_BROKER_URL"].startswith("amqp://tierfleet:${RABBITMQ_PASSWORD:?")
             assert env["TIERFLEET_REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?")
             assert env["TIERFLEET_ENVELOPE_KEY"].startswith("${TIERFLEET_ENVELOPE_KEY:?")
             assert env["TIERFLEET_QDRANT_API_KEY"].startswith("${QDRANT_API_KEY:?")

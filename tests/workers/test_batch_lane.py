@@ -127,3 +127,24 @@ def test_a_job_the_provider_no_longer_knows_is_dead_lettered_not_polled_forever(
     poll(rt)
     assert [o.status for _, o in bus.finalized] == [StepStatus.dead_lettered] * 2
     assert "404" in (bus.finalized[0][1].reason or "") and rt.batch_jobs.jobs() == []
+
+
+def test_a_submitter_that_died_after_the_provider_made_the_job_makes_no_second_one():
+    provider = BatchFunctionProvider(lambda r: Completion("done", 100, 10))
+    rt, bus, _ = make_runtime(
+        provider, tier_table=TABLE, batch_job_max_steps=2, batch_submit_grace_s=0
+    )
+    recorded = rt.batch_jobs.submitted
+
+    def died(job, provider_batch_id, now):  # the provider has the job; Redis never hears
+        raise ConnectionError("the submitter died")
+
+    rt.batch_jobs.submitted = died  # type: ignore[method-assign]
+    handle_batch(batch_envs(2), rt)  # parked, taken, submitted ... and the worker died
+    assert len(provider.jobs) == 1 and rt.batch_jobs.jobs()[0].state == "submitting"
+    rt.batch_jobs.submitted = recorded  # type: ignore[method-assign]
+    poll(rt)  # the job is stranded "submitting": the poller looks it up, creates nothing
+    assert len(provider.jobs) == 1 and rt.batch_jobs.jobs()[0].state == "submitted"
+    provider.ended = True
+    poll(rt)
+    assert [o.status for _, o in bus.finalized] == [StepStatus.ok] * 2

@@ -144,3 +144,14 @@ def test_only_one_batch_poller_holds_the_lock(redis_client):
         assert first and not second
     with jobs.exclusive(ttl_s=5) as again:
         assert again
+
+
+def test_the_poll_lock_is_renewed_while_a_long_poll_holds_it(redis_client):
+    jobs = RedisBatchJobs(redis_client)
+    with jobs.exclusive(ttl_s=0.3) as mine:
+        assert mine
+        time.sleep(1.0)  # three times the lock's TTL
+        with jobs.exclusive(ttl_s=0.3) as second:
+            assert not second  # still held: renewed, never expired
+    with jobs.exclusive(ttl_s=0.3) as after:
+        assert after  # released at the end

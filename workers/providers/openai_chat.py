@@ -141,6 +141,20 @@ class OpenAIWithBatch(OpenAIChat):
         )
         return str(batch.id)
 
+    def find_batch(self, job_id: str, scan: int = 1000) -> str | None:
+        """The provider's id of a job already created for ``job_id`` (its metadata says so):
+        a submitter that died after creating it must not create a second."""
+
+        def lookup() -> str | None:
+            for seen, batch in enumerate(self.client.batches.list(limit=100)):
+                if (batch.metadata or {}).get("tierfleet_job") == job_id:
+                    return str(batch.id)
+                if seen >= scan:
+                    break
+            return None
+
+        return self.pool.once(lookup)
+
     def poll_batch(self, provider_batch_id: str) -> BatchPoll:
         batch = self.pool.once(lambda: self.client.batches.retrieve(provider_batch_id))
         if batch.status in RUNNING:

@@ -11,6 +11,7 @@ state ever expires.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -18,6 +19,7 @@ from dataclasses import asdict
 from importlib.resources import files
 
 import redis
+from redis.lock import Lock
 
 from queues import keys
 from workers.ports import BatchJob, ParkedStep
@@ -88,11 +90,33 @@ class RedisBatchJobs:
 
     @contextmanager
     def exclusive(self, ttl_s: float) -> Iterator[bool]:
-        lock = self.client.lock(keys.BATCH_POLL_LOCK, timeout=ttl_s, blocking=False)
+        """One poller at a time. While a poll holds the lock its expiry is pushed back every
+        third of ``ttl_s``, so a long poll never loses it to a second poller; a poller that
+        dies stops renewing, and the lock expires."""
+        # Not thread-local: the renewing thread must see the token the poll took.
+        lock = self.client.lock(
+            keys.BATCH_POLL_LOCK, timeout=ttl_s, blocking=False, thread_local=False
+        )
         got = bool(lock.acquire(blocking=False))
+        stop = threading.Event()
+        renewer = threading.Thread(target=_renew, args=(lock, ttl_s / 3, stop), daemon=True)
+        if got:
+            renewer.start()
         try:
             yield got
         finally:
+            stop.set()
             if got:
+                renewer.join()
                 with suppress(redis.exceptions.LockError):  # it expired while we worked
                     lock.release()
+
+
+def _renew(lock: Lock, every_s: float, stop: threading.Event) -> None:
+    while not stop.wait(every_s):
+        try:
+            lock.reacquire()
+        except redis.exceptions.LockError:
+            return  # it expired before we could renew it: another poller may hold it now
+        except redis.exceptions.RedisError:
+            continue  # a blink: the next round tries again
