@@ -11,7 +11,7 @@ import pytest
 
 from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
-from producers.report import by_model
+from producers.report import by_model, summarize_bill, unique_steps
 from queues.messages import StepResult, StepStatus
 from tests.integration.conftest import settings_for
 from tests.provider_handle import POLICY, SCHEMA, ServerHandle
@@ -164,3 +164,13 @@ def test_the_ledger_reconciles_with_the_providers_bill_per_model(api_fleet, prov
         assert ledger[model]["batch_calls"] == line["batch_calls"]
         assert ledger[model]["tokens_cached"] == line["cached_tokens"]
         assert ledger[model]["cost_usd"] == pytest.approx(line["usd"], rel=1e-3)
+
+
+def test_the_calls_stream_is_the_providers_bill(api_fleet, provider_server):
+    """After the same run: every call recorded as it returned, each once, on a step."""
+    fleet, _ = api_fleet
+    bill = summarize_bill(fleet.calls(), unique_steps(fleet.ledger()))
+    provider = provider_server.bill()
+    assert bill["provider_calls"] == sum(line["calls"] for line in provider["models"].values())
+    assert bill["billed_usd"] == pytest.approx(provider["total_usd"], rel=1e-3)
+    assert bill["duplicate_calls"] == 0 and bill["calls_outside_steps"] == 0
