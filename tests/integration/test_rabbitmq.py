@@ -5,16 +5,13 @@ saying so, where there is none."""
 
 import json
 import os
-import shutil
-import subprocess
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 
-import kombu
 import pytest
 
+from producers.embedded import RabbitMQUnavailable, rabbitmq_vhost
 from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
 from queues import keys
@@ -27,37 +24,17 @@ from tests.integration.test_step_path import make_step
 
 pytestmark = pytest.mark.integration
 
-SERVER = "amqp://guest:guest@127.0.0.1:5672"
-
-
-def reachable(url: str) -> bool:
-    try:
-        with kombu.Connection(url, connect_timeout=3) as conn:
-            conn.ensure_connection(max_retries=1)
-        return True
-    except Exception:
-        return False
-
 
 @pytest.fixture(scope="module")
 def amqp_url() -> Iterator[str]:
     if url := os.environ.get("TIERFLEET_TEST_AMQP_URL"):
         yield url
         return
-    if not reachable(f"{SERVER}//") or shutil.which("rabbitmqctl") is None:
-        pytest.skip(f"no RabbitMQ at {SERVER} with rabbitmqctl to make a vhost")
-    vhost = f"tierfleet-test-{uuid.uuid4().hex[:8]}"
     try:
-        subprocess.run(["rabbitmqctl", "add_vhost", vhost], check=True, capture_output=True)
-        subprocess.run(
-            ["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-            check=True,
-            capture_output=True,
-        )
-    except (subprocess.CalledProcessError, OSError) as exc:
-        pytest.skip(f"cannot make a RabbitMQ vhost: {exc}")
-    yield f"{SERVER}/{vhost}"
-    subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
+        with rabbitmq_vhost() as url:
+            yield url
+    except RabbitMQUnavailable as exc:
+        pytest.skip(f"RabbitMQ tests skipped: {exc}")
 
 
 def settings_on(amqp_url: str, redis_server, db: int, **overrides: object) -> Settings:
