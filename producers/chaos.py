@@ -299,18 +299,17 @@ def measure(
             state = fleet.session_budget(tenant, f"tight{s}")
             if state.limit_nano is not None:
                 overspend += max(0, state.spent_nano - state.limit_nano) / 1e9
-    answered_at = {
-        r.step_id: run.submitted_at[r.step_id] + r.latency_ms / 1000
-        for r in results.values()
-        if r.step_id in run.submitted_at
-    }
-    recovery = [
-        max(
-            (a - kill.at for sid, a in answered_at.items() if run.submitted_at[sid] < kill.at < a),
-            default=0.0,
-        )
-        for kill in run.kills
-    ]
+    # How long a kill stranded a step: from the last kill of a worker of the stage that
+    # redelivered it to the moment its message came back (its "redelivered" decision).
+    recovery = []
+    for result in results.values():
+        for d in result.decisions:
+            if d.what != "redelivered":
+                continue
+            group = "infer-" if d.stage == "infer" else d.stage
+            before = [k.at for k in run.kills if k.group.startswith(group) and k.at <= d.at]
+            if before:
+                recovery.append(d.at - max(before))
     good_lost = [
         s["step_id"]
         for s in steps
@@ -358,7 +357,11 @@ def measure(
             if r.cached_from and tenant_of.get(r.cached_from, r.tenant) != r.tenant
         ),
         "secret_hits": secret_hits(fleet, sentinel, work, dead_text),
+        "redelivered_steps": sum(
+            1 for r in results.values() if any(d.what == "redelivered" for d in r.decisions)
+        ),
         "max_recovery_s": round(max(recovery, default=0.0), 1),
+        "lost_steps": sorted(s["step_id"] for s in steps if s["step_id"] not in results)[:20],
     }
 
 

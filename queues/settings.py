@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     # for breaker_cooldown_s; meanwhile its steps wait on their queue with a countdown.
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, gt=0.0)
+    # Waits on a closed gate cost a step none of its retries; past this many it is
+    # dead-lettered (at the default cooldown, about 20 minutes of a provider down).
+    max_gate_waits: int = Field(default=40, ge=1)
     prompt_cache_breakpoints: bool = True  # Anthropic cache_control on the static prefix
     # Ask OpenAI-style providers for token log-probabilities; their geometric-mean token
     # probability becomes the answer's confidence (judged against accept_min_confidence).

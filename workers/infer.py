@@ -36,6 +36,7 @@ from workers.stage import (
     delivery_number,
     isolated,
     open_envelope,
+    redelivered,
     too_many_deliveries,
 )
 
@@ -142,7 +143,7 @@ def _admitted(message: Any, rt: Runtime, delivery: int) -> Admitted | None:
     def run() -> None:
         if (stop := too_many_deliveries(rt, delivery)) is not None:
             raise stop
-        admitted[0] = admit(env, rt)
+        admitted[0] = admit(redelivered(env, "infer", delivery), rt)
 
     with bound_step(env, "infer"):
         isolated(rt, env, "infer", run)

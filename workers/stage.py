@@ -16,6 +16,7 @@ fresh envelope from it. Anything else never reaches a handler."""
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +42,7 @@ from queues.topology import TASK_NAMES, Stage
 from workers.errors import (
     FleetError,
     ForgedMessage,
+    GateClosed,
     MalformedMessage,
     PermanentError,
     TransientError,
@@ -192,32 +194,42 @@ def retry_delay(rt: Runtime, retries: int, retry_after_s: float | None = None) -
     return clamp_delay(delay, rt.settings.max_countdown_s) or 0.0
 
 
-Resend = Callable[[Envelope, float], None]
-
-
-def fail(
-    rt: Runtime, env: Envelope, stage: str, exc: BaseException, resend: Resend | None = None
-) -> None:
-    """The one failure path of every stage: retry with a countdown (counted in the envelope)
-    or dead-letter with the reason. ``resend`` puts the retried envelope back on the
-    stage's queue (default: the bus's hop to ``stage``)."""
+def fail(rt: Runtime, env: Envelope, stage: str, exc: BaseException) -> None:
+    """The one failure path of every stage: back to the stage's own queue with a countdown
+    (counted in the envelope), or dead-lettered with the reason. (Finalize and the semantic
+    store send their retries themselves: finalize under the step's result id.)"""
     error = as_fleet_error(exc)
     if not isinstance(exc, FleetError):
         log.error("stage_error", error=str(error), exc_info=exc)
+    if isinstance(error, GateClosed):
+        wait_for_gate(rt, env, stage, error)
+        return
     if isinstance(error, TransientError) and env.retries < rt.settings.max_transient_retries:
         delay = retry_delay(rt, env.retries, error.retry_after_s)
         retried = env.decide(
             stage, "retry", f"transient: {error}; again in {delay:.2f}s", retries=env.retries + 1
         )
         log.warning("transient_error", error=str(error), retries=env.retries, delay_s=delay)
-        if resend is None:
-            rt.bus.send(Stage(stage), retried, countdown=delay)
-        else:
-            resend(retried, delay)
+        rt.bus.send(Stage(stage), retried, countdown=delay)
     elif isinstance(error, TransientError):
         dead_letter(rt, env, stage, f"retries exhausted ({env.retries}): {error}")
     else:
         dead_letter(rt, env, stage, str(error))
+
+
+def wait_for_gate(rt: Runtime, env: Envelope, stage: str, closed: GateClosed) -> None:
+    """No call was made (the provider is at its fleet-wide limit or its circuit is open): the
+    step waits on its queue for as long as the gate says, without spending its retries, up
+    to ``max_gate_waits`` waits (a provider that never comes back)."""
+    waits = sum(1 for d in env.decisions if d.what == "wait")
+    if waits >= rt.settings.max_gate_waits:
+        dead_letter(rt, env, stage, f"waited {waits} times for a closed gate: {closed}")
+        return
+    delay = clamp_delay(closed.retry_after_s or retry_delay(rt, 0), rt.settings.max_countdown_s)
+    delay = (delay or 0.0) + random.uniform(0.0, 1.0)  # not all at the same instant
+    rt.bus.send(
+        Stage(stage), env.decide(stage, "wait", f"{closed}; again in {delay:.1f}s"), countdown=delay
+    )
 
 
 def redeliver_later(rt: Runtime, exc: BaseException) -> Reject:
@@ -258,6 +270,13 @@ def delivery_number(rt: Runtime, request: Any) -> int:
         return 2 if redelivered else 1
 
 
+def redelivered(env: Envelope, stage: str, delivery: int) -> Envelope:
+    """Note on the step's record that its message came back (its worker died holding it)."""
+    if delivery <= 1:
+        return env
+    return env.decide(stage, "redelivered", f"delivery {delivery}: the worker holding it stopped")
+
+
 def too_many_deliveries(rt: Runtime, delivery: int) -> PermanentError | None:
     """The reason to stop a message that keeps coming back, or None."""
     if delivery <= rt.settings.max_deliveries:
@@ -288,6 +307,7 @@ def run_stage(
         if (stop := too_many_deliveries(rt, delivery)) is not None:
             dead_letter(rt, env, stage, str(stop))
             return
+        env = redelivered(env, stage, delivery)
         try:
             handler(env, rt)
         except Exception as exc:

@@ -11,7 +11,7 @@ from policies.retry import clamp_delay
 from queues.messages import StepStatus
 from queues.topology import Stage
 from tests.doubles import FunctionProvider, envelope, infer_hops, make_runtime
-from workers.errors import PermanentError, TransientError, as_fleet_error
+from workers.errors import GateClosed, PermanentError, TransientError, as_fleet_error
 from workers.infer import handle_batch
 from workers.ports import Completion
 from workers.providers.calls import MAX_RETRY_AFTER_S, retry_after_s
@@ -122,3 +122,31 @@ def test_a_transient_failure_while_concluding_retries_that_step_only():
     assert (stage, retried.step.step_id, retried.retries) == (Stage.infer, "flaky", 1)
     assert countdown is not None and countdown > 0
     assert rt.budgets.held == {}  # nothing stays reserved: the retry reserves again
+
+
+def test_a_closed_gate_waits_without_spending_retries_then_gives_up():
+    def closed(requests):
+        raise GateClosed("openai: circuit open after repeated failures", 12.0)
+
+    provider = FunctionProvider(lambda r: Completion("x", 1, 1))
+    provider.complete = closed  # type: ignore[method-assign]
+    rt, bus, _ = make_runtime(provider, max_gate_waits=2)
+    handle_batch(infer_hops(envelope(step_id="w", tier="cheap", retries=3)), rt)
+    [(stage, waiting, countdown)] = bus.sent
+    assert stage is Stage.infer and waiting.retries == 3  # no retry spent
+    assert waiting.decisions[-1].what == "wait" and 12.0 <= countdown <= 13.0
+    handle_batch(infer_hops(waiting), rt)
+    handle_batch(infer_hops(bus.sent[-1][1]), rt)  # a third closed gate: past max_gate_waits
+    [(_, outcome)] = bus.finalized
+    assert outcome.status is StepStatus.dead_lettered
+    assert "waited 2 times for a closed gate" in outcome.reason
+
+
+def test_a_redelivered_step_says_so_on_its_record():
+    rt, bus, _ = make_runtime(
+        FunctionProvider(lambda r: Completion("fine", 100, 10, confidence=0.9, simulated=True))
+    )
+    handle_batch(infer_hops(envelope(step_id="back", tier="cheap")), rt, deliveries=[2])
+    [(env, outcome)] = bus.finalized
+    assert outcome.status is StepStatus.ok
+    assert any(d.what == "redelivered" and "delivery 2" in d.why for d in env.decisions)
