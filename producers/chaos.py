@@ -51,7 +51,8 @@ class ChaosPlan:
     fuzz_every: int = 15
     kill_every_s: float = 4.0
     seed: int = 7
-    timeout_s: float = 600.0
+    chaos_s: float = 300.0  # faults for at most this long (less if every step is done)
+    timeout_s: float = 600.0  # then this long for the fleet to finish what it holds
 
 
 @dataclass
@@ -85,6 +86,7 @@ def chaos_settings(url: str, sentinel: str, archive: Path, **broker: object) -> 
             "retry_backoff_s": 0.2,
             "provider_timeout_s": 10.0,
             "provider_retry_after_cap_s": 5.0,
+            "breaker_cooldown_s": 5.0,
             "log_json": True,
         }
     )
@@ -206,7 +208,7 @@ def provider_storms(provider: ProviderServer, stop: threading.Event) -> None:
         [{"status": 429, "retry_after": 30.0, "times": 5}],
     ]
     turn = 0
-    while not stop.wait(6.0):
+    while not stop.wait(15.0):
         provider.faults.set(storms[turn % len(storms)])
         turn += 1
 
@@ -241,12 +243,19 @@ def run_chaos(plan: ChaosPlan) -> dict[str, Any]:
                 fleet.app.send_task(_task_for(queue), args=args, queue=queue, ignore_result=True)
                 run.fuzz.append(marker)
             time.sleep(0.2)
-        results = _wait(fleet, handles, plan.timeout_s)
+        # The faults go on while the steps run (for chaos_s at most), then stop; the fleet
+        # must then finish every step it holds: what is still missing then is lost.
+        _wait(fleet, handles, plan.chaos_s)
         stop.set()
         for t in chaos:
             t.join()
         provider.faults.set([])
+        faults_ended = time.time()
+        results = _wait(fleet, handles, plan.timeout_s)
+        drained_s = time.time() - faults_ended
+        time.sleep(2.0)  # the last fuzz letters land
         figures = measure(fleet, provider, steps, results, run, sentinel, work)
+        figures["drain_after_faults_s"] = round(drained_s, 1)
     figures.update(
         broker=plan.broker,
         wall_s=round(time.time() - started, 1),
