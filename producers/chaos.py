@@ -52,7 +52,8 @@ class ChaosPlan:
     kill_every_s: float = 4.0
     seed: int = 7
     chaos_s: float = 300.0  # faults for at most this long (less if every step is done)
-    timeout_s: float = 600.0  # then this long for the fleet to finish what it holds
+    timeout_s: float = 600.0  # then this long for the fleet to finish what it holds,
+    idle_s: float = 180.0  # or until no step has finished for this long
 
 
 @dataclass
@@ -251,7 +252,7 @@ def run_chaos(plan: ChaosPlan) -> dict[str, Any]:
             t.join()
         provider.faults.set([])
         faults_ended = time.time()
-        results = _wait(fleet, handles, plan.timeout_s)
+        results = _wait(fleet, handles, plan.timeout_s, idle_s=plan.idle_s)
         drained_s = time.time() - faults_ended
         time.sleep(2.0)  # the last fuzz letters land
         figures = measure(fleet, provider, steps, results, run, sentinel, work)
@@ -266,17 +267,25 @@ def run_chaos(plan: ChaosPlan) -> dict[str, Any]:
     return figures
 
 
-def _wait(fleet: Fleet, handles: list[AsyncResult], timeout_s: float) -> dict[str, StepResult]:
-    """Every step's result that came within the timeout, by step id."""
+def _wait(
+    fleet: Fleet, handles: list[AsyncResult], timeout_s: float, idle_s: float | None = None
+) -> dict[str, StepResult]:
+    """Every step's result that came within the timeout, by step id; with ``idle_s``, it
+    stops early once no result has come for that long (longer than any redelivery, retry
+    or gate wait the run allows)."""
     deadline = time.monotonic() + timeout_s
+    last = time.monotonic()
     done: dict[str, StepResult] = {}
     pending = list(handles)
     while pending and time.monotonic() < deadline:
+        if idle_s is not None and time.monotonic() - last > idle_s:
+            break
         still = []
         for handle in pending:
             if handle.ready():
                 result = StepResult.model_validate(handle.get(timeout=5))
                 done[result.step_id] = result
+                last = time.monotonic()
             else:
                 still.append(handle)
         pending = still
