@@ -120,11 +120,11 @@ def workload(plan: ChaosPlan) -> list[dict[str, Any]]:
 
 
 def fuzz_messages(
-    n: int, tiers: list[str], rng: random.Random
+    n: int, tiers: list[str], rng: random.Random, by_priority: bool = False
 ) -> Iterator[tuple[str, str, list[Any]]]:
     """(marker, queue, arguments): each bad message carries its marker where it can."""
     step = {"tenant": "fuzz", "agent": "a", "session_id": "s", "messages": []}
-    queues = [q for q in queue_names(tiers) if q not in ("tf.batch", "tf.bench.noop")]
+    queues = [q for q in queue_names(tiers, by_priority) if q not in ("tf.batch", "tf.bench.noop")]
     kinds: list[Callable[[str], list[Any]]] = [
         lambda m: [f"not json {m}"],
         lambda m: [json.dumps({"step": {**step, "step_id": m}})] * 3,
@@ -234,7 +234,12 @@ def run_chaos(plan: ChaosPlan) -> dict[str, Any]:
         for t in chaos:
             t.start()
         handles: list[AsyncResult] = []
-        fuzz = fuzz_messages(max(1, plan.steps // plan.fuzz_every), list(fleet.table.names), rng)
+        fuzz = fuzz_messages(
+            max(1, plan.steps // plan.fuzz_every),
+            list(fleet.table.names),
+            rng,
+            by_priority=fleet.settings.lanes_by_priority,
+        )
         for i in range(0, len(steps), 50):
             wave = steps[i : i + 50]
             for step in wave:

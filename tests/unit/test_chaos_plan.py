@@ -37,3 +37,8 @@ def test_every_fuzz_message_is_bad_and_carries_its_marker():
     for marker, _, args in sent:
         assert marker in json.dumps(args)[: 64 * 1024]  # where tf.dead keeps it
         assert refused(args), args[0][:200]
+
+
+def test_on_rabbitmq_fuzz_goes_to_the_tier_queues_it_declares():
+    queues = {q for _, q, _ in fuzz_messages(20, ["cheap"], random.Random(1), by_priority=True)}
+    assert "tf.infer.cheap" in queues and not any(q.endswith(".interactive") for q in queues)
