@@ -385,6 +385,8 @@ def measure(
         ),
         "max_recovery_s": round(max(recovery, default=0.0), 1),
         "lost_steps": sorted(s["step_id"] for s in steps if s["step_id"] not in results)[:20],
+        # What the fleet itself reports as lost (Fleet.lost): a loss is never silent.
+        "lost_reported_by_fleet": sum(1 for r in fleet.lost(0.0) if "/chaos-" in r),
     }
 
 

@@ -231,6 +231,18 @@ def provider_server(
 
 
 @app.command()
+def lost(older_than: Annotated[float, typer.Option(help="seconds since submit")] = 600.0) -> None:
+    """Steps submitted long ago with no result: messages the broker lost. Exits 1 if any."""
+    with Fleet(Settings()) as fleet:
+        found = fleet.lost(older_than)
+    for result_id in found:
+        console.print(result_id)
+    console.print(f"{len(found)} steps without a result after {older_than:.0f} s")
+    if found:
+        raise typer.Exit(1)
+
+
+@app.command()
 def chaos(
     steps: int = 2000,
     broker: Annotated[str, typer.Option(help="redis or rabbitmq")] = "redis",

@@ -4,6 +4,7 @@ tenant and id (``queues.keys.result_id``), so two tenants' step ids never meet."
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -65,13 +66,41 @@ class Fleet:
 
     def submit(self, step: AgentStep | Mapping[str, Any]) -> AsyncResult:
         checked = to_step(step)
+        self._in_flight([checked])
         self.bus.submit(checked)
         return self.result_handle(checked)
 
     def submit_many(self, steps: Iterable[AgentStep | Mapping[str, Any]]) -> list[AsyncResult]:
         checked = [to_step(s) for s in steps]  # validate all before sending any
+        self._in_flight(checked)
         self.bus.submit_many(checked)
         return [self.result_handle(s) for s in checked]
+
+    def _in_flight(self, steps: list[AgentStep]) -> None:
+        """Note each step as in flight before it is sent: finalize clears it, so one that
+        stays without a result is found by ``lost`` (a message the broker lost)."""
+        if not steps:
+            return
+        now = time.time()
+        pipe = self.redis.pipeline()
+        pipe.zadd(keys.INFLIGHT, {keys.result_id(s.tenant, s.step_id): now for s in steps})
+        pipe.expire(keys.INFLIGHT, keys.INFLIGHT_TTL_S)
+        pipe.execute()
+
+    def lost(self, older_than_s: float = 600.0) -> list[str]:
+        """Result ids of steps submitted more than ``older_than_s`` ago that have no result:
+        every stage's retries, redeliveries and waits have had their time, so the message
+        was lost (on Redis: a worker killed at the instant of a fetch). Steps answered
+        without finalize (a malformed submission) are cleared here."""
+        found = []
+        stale: Any = self.redis.zrangebyscore(keys.INFLIGHT, "-inf", time.time() - older_than_s)
+        for raw in stale:
+            result_id = raw.decode()
+            if self.app.AsyncResult(result_id).state == "PENDING":
+                found.append(result_id)
+            else:
+                self.redis.zrem(keys.INFLIGHT, raw)
+        return found
 
     def wait(
         self,

@@ -171,6 +171,14 @@ def gate_breaker(provider: str) -> str:
     return join(GATE, "breaker", part(provider))
 
 
+# -- steps in flight ------------------------------------------------------------------------
+
+# Zset: result id -> when it was submitted; finalize removes it. What stays long after its
+# submit time has no result: lost (Fleet.lost). The key's TTL is refreshed at every submit.
+INFLIGHT = join(PREFIX, "inflight")
+INFLIGHT_TTL_S = 7 * 24 * 3600
+
+
 # -- deliveries ------------------------------------------------------------------------------
 
 

@@ -160,6 +160,7 @@ class RedisFinalizeGuard:
         pipe = self.client.pipeline()
         pipe.set(keys.final_guard(tenant, step_id), 1, ex=self.ttl_s)
         pipe.delete(keys.final_claim(tenant, step_id))
+        pipe.zrem(keys.INFLIGHT, keys.result_id(tenant, step_id))  # no longer in flight
         pipe.execute()
 
     def forget(self, tenant: str, step_id: str) -> None:
