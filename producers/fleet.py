@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
+import structlog
 from celery import Celery
 from celery.result import AsyncResult
 from pydantic import ValidationError
@@ -26,6 +27,8 @@ from workers.stores.archive import archive_for
 from workers.stores.budget import ScopeLimits, budget_store
 from workers.stores.dead_letters import DeadLetter, list_dead, read_archived_dead, remove_dead
 from workers.stores.redis_stores import RedisFinalizeGuard, read_ledger
+
+log = structlog.get_logger("tierfleet.fleet")
 
 
 class InvalidStep(ValueError):
@@ -78,14 +81,19 @@ class Fleet:
 
     def _in_flight(self, steps: list[AgentStep]) -> None:
         """Note each step as in flight before it is sent: finalize clears it, so one that
-        stays without a result is found by ``lost`` (a message the broker lost)."""
+        stays without a result is found by ``lost`` (a message the broker lost). Only loss
+        detection depends on it: a store that refuses the write (full) does not stop the
+        step, it is sent all the same, and the refusal is logged."""
         if not steps:
             return
         now = time.time()
         pipe = self.redis.pipeline()
         pipe.zadd(keys.INFLIGHT, {keys.result_id(s.tenant, s.step_id): now for s in steps})
         pipe.expire(keys.INFLIGHT, keys.INFLIGHT_TTL_S)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except redis.exceptions.RedisError as exc:
+            log.warning("in_flight_not_noted", steps=len(steps), error=str(exc))
 
     def lost(self, older_than_s: float = 600.0) -> list[str]:
         """Result ids of steps submitted more than ``older_than_s`` ago that have no result:
