@@ -196,20 +196,21 @@ class Fleet:
     def agent_budget(self, tenant: str, agent: str) -> BudgetState:
         return self.budgets.agent_state(tenant, agent)
 
+    def _read_stream(self, stream: str) -> list[dict[str, Any]]:
+        """A capped stream, oldest first: its archived entries, then Redis's."""
+        return read_ledger(self.redis, stream, archive_for(self.settings.archive_dir, stream))
+
     def ledger(self) -> list[dict[str, Any]]:
         """Every ledger entry, the archived ones first."""
-        stream = self.settings.ledger_stream
-        return read_ledger(self.redis, stream, archive_for(self.settings.archive_dir, stream))
+        return self._read_stream(self.settings.ledger_stream)
 
     def calls(self) -> list[dict[str, Any]]:
         """Every provider call as it returned (the bill), oldest first, archived ones too."""
-        stream = self.settings.calls_stream
-        return read_ledger(self.redis, stream, archive_for(self.settings.archive_dir, stream))
+        return self._read_stream(self.settings.calls_stream)
 
     def shadow_records(self) -> list[dict[str, Any]]:
         """Shadow evaluation records (TIERFLEET_SHADOW_FRACTION), oldest first."""
-        stream = self.settings.shadow_stream
-        return read_ledger(self.redis, stream, archive_for(self.settings.archive_dir, stream))
+        return self._read_stream(self.settings.shadow_stream)
 
     def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
         """The letters still on tf.dead (replayable), oldest first."""

@@ -145,6 +145,12 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         failures=settings.breaker_failures,
         cooldown_s=settings.breaker_cooldown_s,
     )
+
+    def archived_stream(stream: str) -> StreamLedger:
+        """A capped stream whose oldest entries move to the archive."""
+        archive = archive_for(settings.archive_dir, stream)
+        return StreamLedger(client, stream, settings.ledger_keep_entries, archive)
+
     return Runtime(
         settings=settings,
         table=table,
@@ -152,12 +158,7 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         bus=CeleryBus(app, sealer, lanes_by_priority=settings.lanes_by_priority),
         budgets=budget_store(client, settings),
         cache=RedisExactCache(client, settings.cache_ttl_s),
-        ledger=StreamLedger(
-            client,
-            settings.ledger_stream,
-            settings.ledger_keep_entries,
-            archive_for(settings.archive_dir, settings.ledger_stream),
-        ),
+        ledger=archived_stream(settings.ledger_stream),
         finalized=RedisFinalizeGuard(
             client, settings.result_ttl_s, claim_s=settings.visibility_timeout_s / 2
         ),
@@ -167,18 +168,8 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         results=BackendResults(app),
         provider_factory=lambda name: build_provider(name, settings, counter, gate),
         batch_jobs=RedisBatchJobs(client),
-        calls=StreamLedger(
-            client,
-            settings.calls_stream,
-            settings.ledger_keep_entries,
-            archive_for(settings.archive_dir, settings.calls_stream),
-        ),
-        shadow=StreamLedger(
-            client,
-            settings.shadow_stream,
-            settings.ledger_keep_entries,
-            archive_for(settings.archive_dir, settings.shadow_stream),
-        ),
+        calls=archived_stream(settings.calls_stream),
+        shadow=archived_stream(settings.shadow_stream),
         summaries=RedisSummaries(client, settings.summary_ttl_s),
         sealer=sealer,
         deliveries=RedisDeliveries(client),
