@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from producers.baseline import Baseline
+from producers.bill import calls_of, summarize_bill
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -44,40 +45,6 @@ def _runs_of(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
     return {**later, **paid, "calls": distinct, "attempts": len(distinct)}
 
 
-def summarize_bill(
-    calls: Iterable[dict[str, Any]], steps: Sequence[dict[str, Any]]
-) -> dict[str, Any]:
-    """The bill as the providers see it (every call, recorded as it returned) against the
-    steps' ledger: calls made twice under one id (a redelivered call made again), and calls
-    on no step's entry (the step crashed or failed after the call)."""
-    made: dict[tuple[str, str], dict[str, Any]] = {}
-    for call in calls:  # a record read twice (a batch job's results) is one call
-        made.setdefault((call["call_id"], call["try"]), call)
-    per_id = Counter(call_id for call_id, _ in made)
-    on_steps = {c["call_id"] for e in steps for c in calls_of(e) if c.get("call_id")}
-    seen: set[str] = set()
-    duplicate_usd = outside_usd = shadow_usd = 0.0
-    outside = shadow = 0
-    for (call_id, _), call in made.items():
-        if call_id in seen:
-            duplicate_usd += call["cost_usd"]
-        seen.add(call_id)
-        if call.get("shadow"):
-            shadow, shadow_usd = shadow + 1, shadow_usd + call["cost_usd"]
-        elif call_id not in on_steps:
-            outside, outside_usd = outside + 1, outside_usd + call["cost_usd"]
-    return {
-        "provider_calls": len(made),
-        "billed_usd": round(sum(c["cost_usd"] for c in made.values()), 8),
-        "duplicate_calls": sum(n - 1 for n in per_id.values()),
-        "duplicate_usd": round(duplicate_usd, 8),
-        "calls_outside_steps": outside,
-        "outside_usd": round(outside_usd, 8),
-        "shadow_calls": shadow,
-        "shadow_usd": round(shadow_usd, 8),
-    }
-
-
 def attribute(entries: Sequence[dict[str, Any]], key: str) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = defaultdict(
         lambda: {"steps": 0, "cost_usd": 0.0, "tokens_in": 0, "tokens_out": 0, "tokens_cached": 0}
@@ -90,16 +57,6 @@ def attribute(entries: Sequence[dict[str, Any]], key: str) -> dict[str, dict[str
         row["tokens_out"] += e["tokens_out"]
         row["tokens_cached"] += e.get("tokens_cached", 0)
     return dict(out)
-
-
-def calls_of(entry: dict[str, Any]) -> list[dict[str, Any]]:
-    """The model calls a ledger entry paid for (entries written before per-call records
-    count as one call of the answering model)."""
-    if "calls" in entry:
-        return list(entry["calls"])
-    if not entry.get("model") or entry.get("cache_hit"):
-        return []
-    return [{**entry, "batch": False}]
 
 
 def by_model(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -218,7 +175,9 @@ def render(summary: dict[str, Any], console: Console, title: str = "tierfleet re
             f"${bill['billed_usd']:.6f} for {bill['provider_calls']} calls: "
             f"{bill['duplicate_calls']} made twice (${bill['duplicate_usd']:.6f}), "
             f"{bill['calls_outside_steps']} on no step (${bill['outside_usd']:.6f}), "
-            f"{bill['shadow_calls']} shadow (${bill['shadow_usd']:.6f})",
+            f"{bill['shadow_calls']} shadow (${bill['shadow_usd']:.6f}), "
+            f"{bill['unconfirmed_calls']} unconfirmed (estimated ${bill['unconfirmed_usd']:.6f},"
+            f" at most ${bill['unconfirmed_worst_usd']:.6f})",
         )
     table.add_row(
         "latency p50 / p95", f"{summary['latency_p50_ms']:.0f} / {summary['latency_p95_ms']:.0f} ms"

@@ -226,6 +226,9 @@ class ListLedger:
     def append(self, entry: dict[str, Any]) -> None:
         self.rows.append(entry)
 
+    def append_many(self, entries: Sequence[dict[str, Any]]) -> None:
+        self.rows.extend(entries)
+
 
 class SetGuard:
     def __init__(self, done: set[str]) -> None:
@@ -281,6 +284,8 @@ TEST_SEALER = Sealer(b"tierfleet test envelope key")
 
 class FunctionProvider:
     """A provider made of a plain function, as httpx.MockTransport is made of a handler."""
+
+    notes_tries = False
 
     def __init__(self, answer: Answerer, name: str = "simulated") -> None:
         self.answer = answer

@@ -27,9 +27,10 @@ from celery import Celery, Task
 
 from queues.messages import Envelope
 from queues.topology import BATCH, BATCH_POLL_TASK
+from workers.call_notes import Admitted
 from workers.errors import TRANSIENT, PermanentError, TransientError, as_fleet_error
 from workers.logs import bound_step
-from workers.outcomes import Admitted, conclude, failed, release_then
+from workers.outcomes import conclude, failed, release_then
 from workers.ports import (
     BatchJob,
     BatchProvider,

@@ -26,9 +26,10 @@ from queues.messages import Envelope, Lane, Outcome, StepStatus
 from queues.topology import TASK_NAMES, Stage
 from workers.batch_lane import park
 from workers.batching import RequeueingBatches
+from workers.call_notes import Admitted, record_start, record_unanswered, try_notes
 from workers.errors import FleetError, MalformedMessage, PermanentError
 from workers.logs import bound_step
-from workers.outcomes import Admitted, conclude_or_release, failed, release_then
+from workers.outcomes import conclude_or_release, failed, release_then
 from workers.ports import CompletionRequest, supports_batch
 from workers.runtime import LazyRuntime, Runtime
 from workers.stage import (
@@ -49,9 +50,6 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
     if env.tier is None:
         raise PermanentError("envelope reached inference without a tier")
     model = rt.table.pick(env.tier, env.model)
-    if env.shadow_of is not None:  # the operator's check, not the session's spend
-        return Admitted(env, model, reservation="")
-    batch = env.step.lane is Lane.batch and supports_batch(rt.provider_for(model))
     tokens_in = reservation_tokens(
         rt.counter,
         env.request,
@@ -59,11 +57,16 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
         factor=model.counting.factor,
         image_tokens=model.counting.image_tokens,
     )
+    if env.shadow_of is not None:  # the operator's check, not the session's spend
+        worst = reservation_usd(model, tokens_in, env.output_tokens, batch=False)
+        return Admitted(env, model, reservation="", worst_usd=worst)
+    batch = env.step.lane is Lane.batch and supports_batch(rt.provider_for(model))
     # The call's max_tokens is exactly the output the reservation covers (Admitted carries
     # it to the request): the provider cannot be asked for more than was reserved.
     output_tokens = env.output_tokens
     tokens = tokens_in + output_tokens
-    amount = to_nano_up(reservation_usd(model, tokens_in, output_tokens, batch=batch))
+    worst = reservation_usd(model, tokens_in, output_tokens, batch=batch)
+    amount = to_nano_up(worst)
     step = env.step
     rid = keys.reservation(
         step.tenant, step.step_id, env.attempt, env.retries, env.first_answer is not None
@@ -80,17 +83,22 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
             Outcome(status=StepStatus.budget_exceeded, tier=env.tier, reason=reason),
         )
         return None
-    return Admitted(env, model, rid, batch, output_tokens)
+    return Admitted(env, model, rid, batch, output_tokens, worst)
 
 
 def call_provider(items: list[Admitted], rt: Runtime) -> None:
-    """One provider call for items that share a model; failures retry or dead-letter each."""
+    """One provider call for items that share a model; failures retry or dead-letter each.
+    The call is on the bill before it is made (``record_start``): no start record, no call."""
     provider = rt.provider_for(items[0].model)
+    call_try = uuid.uuid4().hex  # this call: another delivery's call of the same step differs
     started = time.perf_counter()
     try:
+        record_start(items, call_try, rt, provider.notes_tries)
         answers = provider.complete(
             [
-                CompletionRequest.for_step(i.env.step, i.model, i.env.request, i.max_tokens)
+                CompletionRequest.for_step(
+                    i.env.step, i.model, i.env.request, i.max_tokens, try_notes(i, call_try, rt)
+                )
                 for i in items
             ]
         )
@@ -103,13 +111,14 @@ def call_provider(items: list[Admitted], rt: Runtime) -> None:
             log.exception("provider_crashed", provider=provider.name, size=len(items))
         for item in items:
             with bound_step(item.env, "infer"):
+                record_unanswered(item, call_try, exc, rt)
                 isolated(rt, item.env, "infer", partial(release_then, item, exc, rt))
         return
     latency_ms = (time.perf_counter() - started) * 1000
-    call_try = uuid.uuid4().hex  # this call: another delivery's call of the same step differs
     for item, answer in zip(items, answers, strict=True):
         with bound_step(item.env, "infer"):
             if isinstance(answer, BaseException):
+                record_unanswered(item, call_try, answer, rt)
                 outcome = partial(failed, item, answer, provider.name, rt)
             else:
                 outcome = partial(conclude_or_release, item, answer, latency_ms, rt, call_try)

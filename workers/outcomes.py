@@ -5,105 +5,20 @@ A rejected answer is still paid: its cost stays on the step's bill."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import structlog
 
 from policies.cascade import Verdict, judge, next_after, second_opinion
 from policies.learned_router import acceptance_text, user_text
 from policies.shadow import agree, shadowed
-from policies.tiers import NANO, ModelSpec, to_nano
-from queues import keys
+from policies.tiers import NANO, to_nano
 from queues.messages import CostEntry, Envelope, Outcome, PriorAnswer, StepStatus
 from queues.topology import Stage
-from workers.errors import PermanentError
+from workers.call_notes import Admitted, call_id_of, record_call
 from workers.ports import Completion
 from workers.runtime import Runtime
 from workers.stage import dead_letter, fail
 
 log = structlog.get_logger("tierfleet.infer")
-
-
-@dataclass(frozen=True)
-class Admitted:
-    """A step cleared to call ``model``: its worst case is reserved under ``reservation``."""
-
-    env: Envelope
-    model: ModelSpec
-    reservation: str
-    batch: bool = False  # goes through the provider's batch API, at its discount
-    output_tokens: int | None = None  # what the reservation covers; None: the envelope's
-
-    @property
-    def max_tokens(self) -> int:
-        """The call's max_tokens: never more output than the reservation covers."""
-        return self.output_tokens or self.env.output_tokens
-
-
-def price(item: Admitted, answer: Completion) -> float:
-    if answer.billed_usd is not None:
-        if not answer.billed_usd >= 0.0:  # negative or NaN: never into the ledger
-            raise PermanentError(f"the provider stated a bill of {answer.billed_usd!r}")
-        return answer.billed_usd
-    return item.model.cost(
-        answer.tokens_in,
-        answer.tokens_out,
-        answer.tokens_cached,
-        answer.tokens_cache_write,
-        batch=item.batch,
-    )
-
-
-def call_id_of(env: Envelope) -> str:
-    """The id of the call this envelope makes (the same when it is redelivered)."""
-    step = env.step
-    return keys.call_id(
-        step.tenant,
-        step.step_id,
-        env.submitted_at,
-        env.attempt,
-        env.retries,
-        cross_check=env.first_answer is not None,
-        shadow=env.shadow_of is not None,
-    )
-
-
-def record_call(
-    item: Admitted, answer: Completion, call_try: str, latency_ms: float, rt: Runtime
-) -> float:
-    """Put a provider call on the bill (the calls stream) the moment its answer is in, before
-    anything that can fail; its cost. ``call_try`` tells apart two calls under one call id (a
-    call made again after a redelivery) from one call recorded twice (a batch job's result
-    read again). A bill the price table cannot take is recorded as refused, then raised."""
-    env = item.env
-    try:
-        cost, refused = price(item, answer), ""
-    except PermanentError as exc:
-        cost, refused = 0.0, str(exc)
-    rt.calls.append(
-        {
-            "ts": rt.clock(),
-            "call_id": call_id_of(env),
-            "try": call_try,
-            **env.step.attribution(),
-            "tier": env.tier,
-            "model": item.model.name,
-            "provider": item.model.provider,
-            "tokens_in": answer.tokens_in,
-            "tokens_out": answer.tokens_out,
-            "tokens_cached": answer.tokens_cached,
-            "tokens_cache_write": answer.tokens_cache_write,
-            "cost_usd": cost,
-            "batch": item.batch,
-            "shadow": env.shadow_of is not None,
-            "simulated": answer.simulated,
-            "latency_ms": latency_ms,
-            "refused": refused,
-        }
-    )
-    if refused:
-        raise PermanentError(refused)
-    return cost
 
 
 def record_shadow(item: Admitted, answer: Completion, cost: float, rt: Runtime) -> None:

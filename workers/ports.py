@@ -14,6 +14,12 @@ from queues.messages import AgentStep, ChatMessage, Envelope, Outcome, StepResul
 from queues.topology import Stage
 
 
+class TryNote(Protocol):
+    def __call__(self, event: str, n: int, *, billed: bool | None = None, error: str = "") -> None:
+        """``event`` is "try_sent" or "try_failed"; ``n`` counts the call's tries from 1."""
+        ...
+
+
 @dataclass(frozen=True)
 class CompletionRequest:
     step_id: str
@@ -26,6 +32,10 @@ class CompletionRequest:
     cache_key: str = ""  # the step's prompt version: steps sharing it share a cached prefix
     # Evaluation labels: read only by the simulated and replay providers.
     labels: dict[str, Any] = field(default_factory=dict)
+    # Told of each try as it goes out, and of each try that fails (with
+    # whether the provider billed it: False for an error status, None when unknown, a
+    # timeout): what puts a call cut off mid-retry on the bill as it stood.
+    on_try: TryNote | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def for_step(
@@ -34,6 +44,7 @@ class CompletionRequest:
         model: ModelSpec,
         messages: tuple[ChatMessage, ...],
         max_output_tokens: int | None = None,
+        on_try: TryNote | None = None,
     ) -> CompletionRequest:
         """The call that answers ``step`` with ``model`` over ``messages`` (maybe compressed)."""
         return cls(
@@ -46,6 +57,7 @@ class CompletionRequest:
             task_kind=step.task_kind,
             cache_key=step.prompt_version or "",
             labels=dict(step.labels),
+            on_try=on_try,
         )
 
 
@@ -60,6 +72,9 @@ class Completion:
     billed_usd: float | None = None  # set when the provider states the bill (replay)
     correct: bool | None = None  # ground truth, known to simulated and replay only
     simulated: bool = False
+    # Tries of this call that timed out before the answer came: the provider may have
+    # answered (and billed) each, so the bill carries them as unconfirmed.
+    unsure_tries: int = 0
 
 
 class Provider(Protocol):
@@ -67,6 +82,10 @@ class Provider(Protocol):
     exception in place of an answer that failed (TransientError, PermanentError)."""
 
     name: str
+    # Whether it tells each request's ``on_try`` of every try it sends and every try that
+    # fails (the HTTP adapters). The bill then counts a call cut off mid-way by the tries
+    # that went out; for others, a call noted as started counts as one try out.
+    notes_tries: bool
 
     def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion | Exception]: ...
 
@@ -210,6 +229,10 @@ class Summaries(Protocol):
 
 class Ledger(Protocol):
     def append(self, entry: dict[str, Any]) -> None: ...
+
+    def append_many(self, entries: Sequence[dict[str, Any]]) -> None:
+        """All of them or, if it raises, none."""
+        ...
 
 
 class Finalized(Protocol):

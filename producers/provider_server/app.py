@@ -429,7 +429,9 @@ class ProviderServer:
         self.faults.set([])
         self.openai_cache = PromptCache()
         self.anthropic_cache = PromptCache()
+        in_flight = self.stats["in_flight"]  # calls still running are not forgotten
         self.stats.clear()
+        self.stats["in_flight"] = in_flight
         self.files.clear()
         self.batches.clear()
 

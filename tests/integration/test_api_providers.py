@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from producers.bill import summarize_bill
 from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
-from producers.report import by_model, summarize_bill, unique_steps
+from producers.report import by_model, unique_steps
 from queues.messages import StepResult, StepStatus
 from tests.integration.conftest import settings_for
 from tests.provider_handle import POLICY, SCHEMA, ServerHandle

@@ -17,12 +17,16 @@ from tests.integration.test_step_path import make_step
 pytestmark = pytest.mark.integration
 
 
+def cheap_workers(settings, names: list[str]) -> list[WorkerGroup]:
+    """Worker groups named ``names``, each draining the cheap tier's queues."""
+    cheap = next(g for g in LocalFleet(settings).groups() if g.name == "infer-cheap")
+    return [WorkerGroup(n, cheap.queues, cheap.prefetch_multiplier) for n in names]
+
+
 def infer_fleet(settings, names: list[str], *, pool: str = "solo") -> LocalFleet:
     local = LocalFleet(settings, groups=["finalize", "infer-mid", "infer-frontier"])
     local.start(own_redis=False)
-    cheap = next(g for g in LocalFleet(settings).groups() if g.name == "infer-cheap")
-    groups = [WorkerGroup(n, cheap.queues, cheap.prefetch_multiplier) for n in names]
-    local.start_groups(groups, pool=pool)
+    local.start_groups(cheap_workers(settings, names), pool=pool)
     return local
 
 

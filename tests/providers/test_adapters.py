@@ -2,6 +2,7 @@
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -138,6 +139,54 @@ def test_a_slow_provider_times_out_as_transient(api):
         "openai-compatible", api, request("cheap"), provider_timeout_s=0.2, provider_max_attempts=1
     )
     assert isinstance(answer, TransientError) and "Timeout" in str(answer)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_timed_out_tries_are_counted_because_the_provider_may_bill_them(api, provider):
+    api.faults({"delay_s": 1.5, "times": 1})
+    answer = one(provider, api, request("cheap"), provider_timeout_s=0.8, provider_max_attempts=2)
+    assert isinstance(answer, Completion) and answer.unsure_tries == 1
+    time.sleep(1.0)  # the server finishes the try the client gave up on, and bills it
+    assert sum(m["calls"] for m in api.bill()["models"].values()) == 2
+
+
+def test_each_retry_and_each_failed_try_is_noted_with_whether_it_was_billed(api):
+    notes: list[tuple] = []
+
+    def note(event, n, *, billed=None, error=""):
+        notes.append((event, n, billed) if event == "try_failed" else (event, n))
+
+    api.faults({"status": 429, "retry_after": 0.05, "times": 1})
+    req = replace(request("cheap"), on_try=note)
+    assert isinstance(one("openai", api, req), Completion)
+    # Each try noted as it goes out; a 429 is not billed.
+    assert notes == [("try_sent", 1), ("try_failed", 1, False), ("try_sent", 2)]
+    notes.clear()
+    api.faults({"delay_s": 1.5, "times": 1})
+    answer = one("anthropic", api, req, provider_timeout_s=0.8, provider_max_attempts=2)
+    assert isinstance(answer, Completion)
+    assert notes == [("try_sent", 1), ("try_failed", 1, None), ("try_sent", 2)]  # maybe billed
+
+
+def test_a_try_that_cannot_be_noted_on_the_bill_is_not_sent(api):
+    failures = iter([ConnectionError("Redis is restarting")])
+    notes: list[tuple] = []
+
+    def note(event, n, *, billed=None, error=""):
+        if (failure := next(failures, None)) is not None:
+            raise failure
+        notes.append((event, n))
+
+    answer = one("openai", api, replace(request("cheap"), on_try=note))
+    assert isinstance(answer, Completion)
+    assert notes == [("try_sent", 1)]  # the try that could not be noted never went out
+    assert api.bill()["models"]["gpt-4o-mini"]["calls"] == 1
+
+
+def test_a_call_that_only_timed_out_carries_its_unsure_tries(api):
+    api.faults({"delay_s": 0.6, "times": -1})
+    answer = one("openai", api, request("cheap"), provider_timeout_s=0.2, provider_max_attempts=2)
+    assert isinstance(answer, TransientError) and answer.unsure_tries == 2
 
 
 def test_concurrency_is_capped_per_provider(api):

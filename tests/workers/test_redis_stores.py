@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from queues.topology import DEAD
 from workers.ports import ParkedStep
 from workers.stores.archive import JsonlArchive
@@ -24,6 +26,15 @@ def test_ledger_reads_every_entry_across_pages(redis_client):
     assert len(entries) == 12_003
     assert entries[0] == {"step_id": "s0", "cost_usd": 0.0, "correct": None}
     assert entries[-1]["step_id"] == "s12002"
+
+
+def test_entries_appended_together_land_all_or_none(redis_client):
+    redis_client.delete("tf:test-many")
+    ledger = StreamLedger(redis_client, "tf:test-many", keep=100, archive=None)
+    ledger.append_many([{"step_id": "a"}, {"step_id": "b"}])
+    with pytest.raises(TypeError):
+        ledger.append_many([{"step_id": "c"}, {"step_id": {"not", "json"}}])
+    assert [e["step_id"] for e in read_ledger(redis_client, "tf:test-many")] == ["a", "b"]
 
 
 def test_the_ledger_stream_is_capped_and_what_leaves_it_is_archived_first(redis_client, tmp_path):

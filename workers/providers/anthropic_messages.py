@@ -133,6 +133,7 @@ def completion_of(message: Any) -> Completion:
 
 class AnthropicMessages:
     name = "anthropic"
+    notes_tries = True
 
     def __init__(
         self, client: anthropic.Anthropic, settings: Settings, gate: ProviderGate | None = None

@@ -9,20 +9,23 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import anthropic
 import openai
+import structlog
 import tenacity
 import tenacity.wait
 
 from policies.retry import clamp_delay
 from queues.settings import Settings
-from workers.errors import GateClosed, PermanentError, TransientError
+from workers.errors import FleetError, GateClosed, PermanentError, TransientError
 from workers.logs import redact
 from workers.ports import Completion, CompletionRequest, ProviderGate
 
 STATUS_ERRORS = (openai.APIStatusError, anthropic.APIStatusError)
+TIMEOUT_ERRORS = (openai.APITimeoutError, anthropic.APITimeoutError)
 NETWORK_ERRORS = (
     openai.APITimeoutError,
     openai.APIConnectionError,
@@ -31,6 +34,7 @@ NETWORK_ERRORS = (
 )
 RETRYABLE_STATUS = frozenset({429, 529})  # 529: Anthropic's "overloaded"
 T = TypeVar("T")
+log = structlog.get_logger("tierfleet.providers")
 
 
 # The longest Retry-After believed: past it the wait is this long (the queue's countdown is
@@ -145,13 +149,21 @@ class CallPool:
     def once(self, call: Callable[[], T], model: str | None = None) -> T:
         """One API call, retried as ``retrying`` says, SDK errors mapped to the fleet's; each
         try holds a fleet-wide slot and reports to the provider's circuit breaker."""
+        return self.counted(call, model)[0]
+
+    def counted(self, call: Callable[[], T], model: str | None = None) -> tuple[T, int]:
+        """``once``, and how many of its tries timed out (the provider may have billed
+        those); a final error carries that count as ``unsure_tries``."""
+        timed_out = 0
 
         def attempt() -> T:
+            nonlocal timed_out
             gate = self.gate
             with gate.slot(self.provider, model) if gate else nullcontext():
                 try:
                     result = call()
                 except (*STATUS_ERRORS, *NETWORK_ERRORS) as exc:
+                    timed_out += isinstance(exc, TIMEOUT_ERRORS)
                     error = provider_error(self.provider, exc, self.secrets)
                     if gate and isinstance(error, TransientError):
                         gate.failed(self.provider)
@@ -160,12 +172,33 @@ class CallPool:
                 gate.succeeded(self.provider)
             return result
 
-        return retrying(self.settings)(attempt)
+        try:
+            return retrying(self.settings)(attempt), timed_out
+        except FleetError as exc:
+            exc.unsure_tries = timed_out
+            raise
 
     def _one(
         self, call: Callable[[CompletionRequest], Completion], request: CompletionRequest
     ) -> Completion:
-        return self.once(lambda: call(request), request.model.model_id)
+        tries = 0
+
+        def one_try() -> Completion:
+            nonlocal tries
+            _note(request, "try_sent", tries + 1)  # raises if it cannot: then no try is made
+            tries += 1
+            try:
+                return call(request)
+            except Exception as exc:
+                # An error status or a refused connection is not billed; a timeout, or an
+                # answer that came and could not be read, may have been.
+                unbilled = isinstance(exc, (*STATUS_ERRORS, *NETWORK_ERRORS))
+                billed = None if isinstance(exc, TIMEOUT_ERRORS) or not unbilled else False
+                _note(request, "try_failed", tries, billed=billed, error=type(exc).__name__)
+                raise
+
+        answer, timed_out = self.counted(one_try, request.model.model_id)
+        return replace(answer, unsure_tries=timed_out) if timed_out else answer
 
     def run(
         self,
@@ -180,3 +213,18 @@ class CallPool:
             except Exception as exc:  # each request keeps its own error
                 out.append(exc)
         return out
+
+
+def _note(request: CompletionRequest, event: str, n: int, **details: Any) -> None:
+    """Tell the request's ``on_try`` (the bill's notes). A try that cannot be noted as sent
+    is not sent (no note, no call: the step retries through its queue); a failure note that
+    cannot be written costs the call nothing (the bill then counts that try as unconfirmed,
+    an overestimate)."""
+    if request.on_try is None:
+        return
+    try:
+        request.on_try(event, n, **details)
+    except Exception as exc:
+        log.warning("try_note_failed", note=event, error=f"{type(exc).__name__}: {exc}")
+        if event == "try_sent":
+            raise TransientError(f"the call could not be noted, so it was not made: {exc}") from exc

@@ -85,6 +85,8 @@ def completion_of(response: Any) -> Completion:
 
 
 class OpenAIChat:
+    notes_tries = True
+
     """``openai`` and ``openai-compatible`` providers: one chat call per step, in parallel."""
 
     def __init__(

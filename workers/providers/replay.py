@@ -113,6 +113,7 @@ def read_routellm(
 
 class ReplayProvider:
     name = "replay"
+    notes_tries = False
 
     def __init__(self, data: Path | None, counter: TokenCounter) -> None:
         if data is None:

@@ -111,6 +111,7 @@ def instance_of(schema: dict[str, Any], rng: random.Random) -> Any:
 
 class SimulatedProvider:
     name = "simulated"
+    notes_tries = False
 
     def __init__(self, counter: TokenCounter, latency_ms: float = 0.0) -> None:
         self.counter = counter

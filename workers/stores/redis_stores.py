@@ -4,6 +4,7 @@ the finalize guard and step results written outside finalize."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -40,9 +41,16 @@ class StreamLedger:
         self.archive, self.lock_s = archive, lock_s
 
     def append(self, entry: dict[str, Any]) -> None:
-        fields = {k: json.dumps(v) for k, v in entry.items()}
-        self.client.xadd(self.stream, fields)  # type: ignore[arg-type]
-        if int(self.client.xlen(self.stream)) > self.keep + max(1, self.keep // 10):
+        self.append_many([entry])
+
+    def append_many(self, entries: Sequence[dict[str, Any]]) -> None:
+        """In one MULTI/EXEC: all of them or none."""
+        with self.client.pipeline(transaction=True) as pipe:
+            for entry in entries:
+                pipe.xadd(self.stream, {k: json.dumps(v) for k, v in entry.items()})
+            pipe.xlen(self.stream)
+            *_, length = pipe.execute()
+        if int(length) > self.keep + max(1, self.keep // 10):
             self.archive_oldest()
 
     def archive_oldest(self) -> int:
