@@ -59,7 +59,7 @@ class Fleet:
         self.settings = settings
         self.table = table or load_tier_table(settings.tier_table, settings.price_table)
         self.app: Celery = create_app(settings, self.table.names)
-        self.bus = CeleryBus(self.app)
+        self.bus = CeleryBus(self.app, lanes_by_priority=self.settings.lanes_by_priority)
         self.redis = redis.Redis.from_url(settings.store_url)
         self.budgets = budget_store(self.redis, settings)
 

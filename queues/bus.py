@@ -12,7 +12,7 @@ from typing import Any
 from celery import Celery
 
 from queues import keys
-from queues.messages import AgentStep, Envelope, Outcome, Submission
+from queues.messages import AgentStep, Envelope, Lane, Outcome, Submission
 from queues.seal import Sealer
 from queues.topology import (
     CACHE_STORE_TASK,
@@ -51,6 +51,11 @@ class CeleryBus:
         self.sealer = sealer
         self.lanes_by_priority = lanes_by_priority  # queues/topology.py
 
+    def _priority(self, lane: Lane) -> dict[str, Any]:
+        """On a broker that orders by priority, every message of a step carries its lane's,
+        at every stage: an interactive step overtakes a backlog at finalize too."""
+        return {"priority": LANE_PRIORITY[lane]} if self.lanes_by_priority else {}
+
     def _seal(self, task: str, *parts: str) -> list[str]:
         if self.sealer is None:
             raise RuntimeError("this bus holds no envelope key: it can only submit steps")
@@ -65,6 +70,7 @@ class CeleryBus:
             ignore_result=True,
             argsrepr=describe(step),
             kwargsrepr="{}",
+            **self._priority(step.lane),
             **options,
         )
 
@@ -85,8 +91,6 @@ class CeleryBus:
             raise ValueError("use finalize() to end a step")
         task = TASK_NAMES[stage]
         lane = env.step.lane
-        if self.lanes_by_priority and stage is Stage.infer:
-            options["priority"] = LANE_PRIORITY[lane]
         self.app.send_task(
             task,
             args=self._seal(task, env.to_wire()),
@@ -95,6 +99,7 @@ class CeleryBus:
             ignore_result=True,
             argsrepr=describe(env.step),
             kwargsrepr="{}",
+            **self._priority(lane),
             **options,
         )
 
@@ -123,6 +128,7 @@ class CeleryBus:
             argsrepr=describe(env.step),
             kwargsrepr="{}",
             countdown=countdown,
+            **self._priority(env.step.lane),
         )
 
     def remember(self, env: Envelope, outcome: Outcome, *, countdown: float | None = None) -> None:
@@ -136,4 +142,5 @@ class CeleryBus:
             argsrepr=describe(env.step),
             kwargsrepr="{}",
             countdown=countdown,
+            **self._priority(env.step.lane),
         )

@@ -7,8 +7,10 @@ separately. Lanes (interactive before standard before batch) depend on the broke
   the order of its ``-Q`` (kombu's ``queue_order_strategy``); Redis's priority emulation is
   fragile, separate queues are not.
 - RabbitMQ serves a worker's queues round-robin, so there the order of ``-Q`` means nothing:
-  one queue per tier (``tf.infer.<tier>``, ``x-max-priority`` 9), the lane the message's
-  priority (interactive 9, standard 5, batch 1), which the broker honours on delivery.
+  one queue per tier (``tf.infer.<tier>``), the lane the message's priority (interactive 9,
+  standard 5, batch 1), which the broker honours on delivery. There every stage's queue
+  has ``x-max-priority`` 9 and every message of a step its lane's priority, so an
+  interactive step also overtakes a backlog at ingress, compression or finalize.
 ``by_priority`` says which (``Settings.lanes_by_priority``).
 """
 
@@ -90,7 +92,9 @@ def queue_names(tiers: Sequence[str], by_priority: bool = False) -> list[str]:
 
 def declare_queues(tiers: Sequence[str], by_priority: bool = False) -> list[Queue]:
     exchange = Exchange("tierfleet", type="direct")
-    prioritized = {infer_queue(t, Lane.interactive, True) for t in tiers} if by_priority else set()
+    # On RabbitMQ every queue a step passes through orders by its lane (the bus stamps each
+    # message with its lane's priority), not inference alone: finalize is a queue too.
+    prioritized = set(queue_names(tiers, True)) - {NOOP} if by_priority else set()
     return [
         Queue(
             name,

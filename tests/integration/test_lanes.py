@@ -64,9 +64,10 @@ def overtakes_a_backlog(settings: Settings) -> None:
             local.start(own_redis=False)
             done_before = wait_for_progress(fleet, settings.ledger_stream, 24)
             [urgent] = at_cheap("interactive", 1)
+            sent_at = time.time()
             sealed_bus(fleet).send(Stage.infer, urgent)
             handles = [fleet.result_handle(e.step) for e in batch + standard + [urgent]]
-            fleet.wait(handles, timeout=120)
+            *_, urgent_result = fleet.wait(handles, timeout=120)
         finally:
             local.stop()
 
@@ -76,7 +77,11 @@ def overtakes_a_backlog(settings: Settings) -> None:
         position = {sid: i for i, sid in enumerate(order)}
         # The interactive step overtook the backlog still waiting (over 100 steps): at most the
         # micro-batches already fetched (prefetch = flush_every) ran before it.
-        assert position[urgent.step.step_id] <= done_before + 3 * settings.batch_flush_every
+        # On failure, where the interactive step's time went: each stage's decision, after send.
+        path = [(d.stage, d.what, round(d.at - sent_at, 3)) for d in urgent_result.decisions]
+        assert position[urgent.step.step_id] <= done_before + 3 * settings.batch_flush_every, (
+            f"{done_before} done before it was sent; its path: {path}"
+        )
         # Standard drained before batch, although batch was queued first.
         last_standard = max(position[s] for s in standard_ids)
         batch_before = sum(1 for s in batch_ids if position[s] < last_standard)

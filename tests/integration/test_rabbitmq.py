@@ -117,13 +117,16 @@ def fresh_amqp_url(amqp_url: str) -> Iterator[str]:
 
 
 @pytest.mark.xfail(
-    reason="passes on an idle machine; on 2 loaded cores the interactive step still finishes "
-    "last, so the priority is not acting there yet (being investigated)",
+    reason="passes alone and with its module on 2 cores (31st of 161 where 48 is allowed); in "
+    "one whole-suite run it came 71st: still over the bound, no longer last as before every "
+    "stage carried the lane's priority. What holds it there is not yet known",
     strict=False,
 )
 def test_lanes_hold_on_rabbitmq_as_message_priorities(fresh_amqp_url, redis_server):
     # RabbitMQ serves a worker's queues round-robin: there a lane is the message's priority
-    # in its tier's one queue (queues/topology.py), measured with the Redis lanes test.
+    # in its tier's one queue and in every stage's (queues/topology.py), finalize included:
+    # with finalize first come, first served, an interactive step answered early could
+    # still be recorded behind the whole backlog. Measured with the Redis lanes test.
     settings = settings_on(
         fresh_amqp_url, redis_server, db=14, simulated_latency_ms=40.0, batch_flush_every=8
     )

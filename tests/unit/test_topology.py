@@ -1,12 +1,18 @@
+from queues.bus import CeleryBus
+from queues.messages import Lane, Outcome, StepStatus
 from queues.topology import (
     DEAD,
     INGRESS,
+    LANE_PRIORITY,
+    NOOP,
     Stage,
+    declare_queues,
     infer_queue,
     queue_for,
     queue_names,
     worker_groups,
 )
+from tests.doubles import TEST_SEALER, envelope
 
 
 def test_one_queue_per_tier_and_lane():
@@ -39,3 +45,26 @@ def test_stage_addressing():
         == infer_queue("mid", "batch")
         == "tf.infer.mid.batch"
     )
+
+
+def test_on_rabbitmq_every_stage_queue_orders_by_lane_and_every_message_carries_it():
+    declared = {q.name: q for q in declare_queues(["cheap"], by_priority=True)}
+    assert {n for n, q in declared.items() if q.max_priority == 9} == set(declared) - {NOOP}
+    assert all(q.max_priority is None for q in declare_queues(["cheap"]))  # Redis: no priority
+
+    sent: list[dict] = []
+
+    class App:  # records what would be published
+        def send_task(self, name, **options):
+            sent.append(options)
+
+    env = envelope(tier="cheap", lane="interactive")
+    bus = CeleryBus(App(), TEST_SEALER, lanes_by_priority=True)  # type: ignore[arg-type]
+    bus.submit(env.step)
+    bus.send(Stage.compress, env)
+    bus.send(Stage.infer, env)
+    bus.finalize(env, Outcome(status=StepStatus.ok, answer="a"))
+    assert [o["priority"] for o in sent] == [LANE_PRIORITY[Lane.interactive]] * 4
+    sent.clear()
+    CeleryBus(App(), TEST_SEALER).send(Stage.infer, env)  # type: ignore[arg-type]
+    assert "priority" not in sent[0]
