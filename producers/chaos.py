@@ -1,12 +1,10 @@
 """``tierfleet chaos``: a private fleet against the provider test server, N steps in flight
-(mixed lanes, tenants, tight budgets, the batch lane), and, while they run: kill -9 of every
-worker group in turn (restarted a moment later), 429 bursts with short and long Retry-After
-and 5xx bursts from the provider, and fuzzed messages published straight to every queue
-(one for every ``fuzz_every`` good steps). Then it counts what became of everything.
-
-Every figure is measured, not asserted: the JSON says what happened, and ``SCENARIOS``
-names what this run did (a broker or Redis restart and a prefork child killed inside a flush
-are not in it yet; the redelivery tests cover the last)."""
+(mixed lanes, tenants, tight budgets, the batch lane), and, while they run, the faults of
+``chaos_faults``: kill -9 of every worker group in turn (prefork pools), kill -9 of a pool
+child inside a micro-batch's call, a Redis restart (append-only file on), a broker restart,
+429 bursts with short and long Retry-After and 5xx bursts from the provider, and fuzzed
+messages published straight to every queue (one for every ``fuzz_every`` good steps). Then
+``chaos_measure`` counts what became of everything."""
 
 from __future__ import annotations
 
@@ -16,28 +14,40 @@ import secrets
 import tempfile
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import redis
 from celery.result import AsyncResult
 
+from producers.chaos_faults import (
+    Chaos,
+    kill_child_in_flush,
+    kill_in_turn,
+    provider_storms,
+    restarts,
+)
+from producers.chaos_measure import measure
 from producers.embedded import EmbeddedRedis, rabbitmq_vhost
 from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
 from producers.provider_server.app import ProviderServer
 from producers.provider_server.serve import serve_in_thread
-from producers.report import summarize_bill, unique_steps
-from queues.messages import StepResult, StepStatus
+from queues.messages import StepResult
 from queues.settings import TABLES, Settings
 from queues.topology import TASK_NAMES, Stage, queue_names
 
 SCENARIOS = [
-    "kill -9 of every worker group in turn, restarted after a second",
+    "kill -9 of every worker group (prefork pool, the pool's children with it) in turn, "
+    "restarted after a second",
+    "kill -9 of a prefork pool child while its micro-batch's provider call is out",
+    "Redis kill -9 and restart (append-only file, fsync always), down 3 s",
+    "broker restart: RabbitMQ's application stopped and started; on the Redis broker, a "
+    "second kill -9 and restart of that Redis",
     "provider 429 bursts (Retry-After 1 s and 30 s) and 5xx bursts",
     "fuzzed messages on every queue: non-JSON, wrong arity, wrong types, nesting to 1000, "
     "up to 16 MB, lone surrogates, forged internal fields",
@@ -50,23 +60,13 @@ class ChaosPlan:
     broker: str = "redis"  # or "rabbitmq"
     fuzz_every: int = 15
     kill_every_s: float = 4.0
+    child_kill_every_s: float = 7.0
+    redis_restart_at_s: float = 10.0  # after the last step is submitted
+    broker_restart_at_s: float = 40.0
     seed: int = 7
     chaos_s: float = 300.0  # faults for at most this long (less if every step is done)
     timeout_s: float = 600.0  # then this long for the fleet to finish what it holds,
     idle_s: float = 180.0  # or until no step has finished for this long
-
-
-@dataclass
-class Kill:
-    group: str
-    at: float
-
-
-@dataclass
-class Run:
-    kills: list[Kill] = field(default_factory=list)
-    fuzz: list[str] = field(default_factory=list)  # the marker each fuzz message carries
-    submitted_at: dict[str, float] = field(default_factory=dict)
 
 
 def chaos_settings(url: str, sentinel: str, archive: Path, **broker: object) -> Settings:
@@ -162,20 +162,19 @@ def _nested(depth: int) -> Any:
 
 
 @contextmanager
-def chaos_fleet(
-    plan: ChaosPlan, sentinel: str, work: Path
-) -> Iterator[tuple[Fleet, LocalFleet, ProviderServer]]:
+def chaos_fleet(plan: ChaosPlan, sentinel: str, work: Path) -> Iterator[Chaos]:
     provider = ProviderServer(batch_delay_s=2.0)
     running = serve_in_thread(provider)
     url = f"http://127.0.0.1:{running.port}"
-    with EmbeddedRedis() as redis_server, _broker(plan, redis_server) as broker:
+    redis_server = EmbeddedRedis(append_only=True)
+    with redis_server, _broker(plan, redis_server) as broker:
         settings = chaos_settings(url, sentinel, work / "archive", **broker)
         (work / "logs").mkdir(parents=True, exist_ok=True)
         local = LocalFleet(settings, log_dir=work / "logs")
         try:
-            local.start(own_redis=False)
+            local.start(own_redis=False, pool="prefork")
             with Fleet(local.settings) as fleet:
-                yield fleet, local, provider
+                yield Chaos(local, fleet, provider, redis_server, plan.broker)
         finally:
             local.stop()
             running.stop()
@@ -190,86 +189,81 @@ def _broker(plan: ChaosPlan, redis_server: EmbeddedRedis) -> Iterator[dict[str, 
         yield {"broker_url": amqp_url, "redis_url": redis_server.url}
 
 
-def kill_in_turn(local: LocalFleet, run: Run, stop: threading.Event, every_s: float) -> None:
-    groups = [g for g in local.groups()]
-    turn = 0
-    while not stop.wait(every_s):
-        group = groups[turn % len(groups)]
-        turn += 1
-        local.stop_group(group.name, kill=True)
-        run.kills.append(Kill(group.name, time.time()))
-        time.sleep(1.0)
-        local.start_groups([group])
-
-
-def provider_storms(provider: ProviderServer, stop: threading.Event) -> None:
-    storms: list[list[dict[str, Any]]] = [
-        [{"status": 429, "retry_after": 1.0, "times": 20}],
-        [{"status": 500, "times": 15}],
-        [{"status": 429, "retry_after": 30.0, "times": 5}],
-    ]
-    turn = 0
-    while not stop.wait(15.0):
-        provider.faults.set(storms[turn % len(storms)])
-        turn += 1
-
-
 def run_chaos(plan: ChaosPlan) -> dict[str, Any]:
     sentinel = f"sk-chaos-sentinel-{secrets.token_hex(12)}"
     work = Path(tempfile.mkdtemp(prefix="tierfleet-chaos-"))
     rng = random.Random(plan.seed)
-    run = Run()
     steps = workload(plan)
     started = time.time()
-    with chaos_fleet(plan, sentinel, work) as (fleet, local, provider):
+    with chaos_fleet(plan, sentinel, work) as chaos:
+        fleet, run = chaos.fleet, chaos.run
         fleet.redis.flushdb()
         for tenant in ("t0", "t1", "t2"):
             for n in range(5):
                 fleet.set_session_budget(tenant, f"tight{n}", 0.0001)
-        stop = threading.Event()
-        chaos = [
-            threading.Thread(target=kill_in_turn, args=(local, run, stop, plan.kill_every_s)),
-            threading.Thread(target=provider_storms, args=(provider, stop)),
+        faults = [
+            threading.Thread(target=kill_in_turn, args=(chaos, plan.kill_every_s)),
+            threading.Thread(target=kill_child_in_flush, args=(chaos, plan.child_kill_every_s)),
+            threading.Thread(target=provider_storms, args=(chaos,)),
+            threading.Thread(
+                target=restarts, args=(chaos, plan.redis_restart_at_s, plan.broker_restart_at_s)
+            ),
         ]
-        for t in chaos:
+        for t in faults:
             t.start()
-        handles: list[AsyncResult] = []
-        fuzz = fuzz_messages(
-            max(1, plan.steps // plan.fuzz_every),
-            list(fleet.table.names),
-            rng,
-            by_priority=fleet.settings.lanes_by_priority,
-        )
-        for i in range(0, len(steps), 50):
-            wave = steps[i : i + 50]
-            for step in wave:
-                run.submitted_at[step["step_id"]] = time.time()
-            handles += fleet.submit_many(wave)
-            for marker, queue, args in islice(fuzz, max(1, len(wave) // plan.fuzz_every)):
-                fleet.app.send_task(_task_for(queue), args=args, queue=queue, ignore_result=True)
-                run.fuzz.append(marker)
-            time.sleep(0.2)
-        # The faults go on while the steps run (for chaos_s at most), then stop; the fleet
-        # must then finish every step it holds: what is still missing then is lost.
-        _wait(fleet, handles, plan.chaos_s)
-        stop.set()
-        for t in chaos:
-            t.join()
-        provider.faults.set([])
+        try:
+            handles = submit_with_fuzz(fleet, steps, plan, rng, run.fuzz)
+            chaos.submitted.set()
+            # The faults go on while the steps run (for chaos_s at most, and at least until
+            # both restarts are done), then stop; the fleet must then finish every step it
+            # holds: what is still missing then is lost.
+            fault_deadline = time.monotonic() + plan.chaos_s
+            _wait(fleet, handles, plan.chaos_s)
+            chaos.restarts_done.wait(max(0.0, fault_deadline - time.monotonic()))
+        finally:
+            chaos.stop.set()
+            for t in faults:
+                t.join()
+        chaos.provider.faults.set([])
         faults_ended = time.time()
         results = _wait(fleet, handles, plan.timeout_s, idle_s=plan.idle_s)
         drained_s = time.time() - faults_ended
         time.sleep(2.0)  # the last fuzz letters land
-        figures = measure(fleet, provider, steps, results, run, sentinel, work)
+        figures = measure(fleet, chaos.provider, steps, results, run, sentinel, work)
         figures["drain_after_faults_s"] = round(drained_s, 1)
     figures.update(
         broker=plan.broker,
         wall_s=round(time.time() - started, 1),
         scenarios=SCENARIOS,
         kills=len(run.kills),
+        pool_child_kills=sum(1 for k in run.kills if k.group.endswith("pool child")),
+        restarts=[r.what for r in run.restarts],
+        fault_notes=run.notes[:20],
         work_dir=str(work),
     )
     return figures
+
+
+def submit_with_fuzz(
+    fleet: Fleet, steps: list[dict[str, Any]], plan: ChaosPlan, rng: random.Random, sent: list[str]
+) -> list[AsyncResult]:
+    """The steps in waves of 50, with one fuzzed message for every ``fuzz_every`` of them
+    published straight to the queues; each fuzz message's marker goes on ``sent``."""
+    handles: list[AsyncResult] = []
+    fuzz = fuzz_messages(
+        max(1, plan.steps // plan.fuzz_every),
+        list(fleet.table.names),
+        rng,
+        by_priority=fleet.settings.lanes_by_priority,
+    )
+    for i in range(0, len(steps), 50):
+        wave = steps[i : i + 50]
+        handles += fleet.submit_many(wave)
+        for marker, queue, args in islice(fuzz, max(1, len(wave) // plan.fuzz_every)):
+            fleet.app.send_task(_task_for(queue), args=args, queue=queue, ignore_result=True)
+            sent.append(marker)
+        time.sleep(0.2)
+    return handles
 
 
 def _wait(
@@ -287,122 +281,15 @@ def _wait(
             break
         still = []
         for handle in pending:
-            if handle.ready():
-                result = StepResult.model_validate(handle.get(timeout=5))
-                done[result.step_id] = result
-                last = time.monotonic()
-            else:
-                still.append(handle)
+            try:
+                if handle.ready():
+                    result = StepResult.model_validate(handle.get(timeout=5))
+                    done[result.step_id] = result
+                    last = time.monotonic()
+                    continue
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                pass  # Redis is restarting: asked again on the next round
+            still.append(handle)
         pending = still
         time.sleep(0.5)
     return done
-
-
-def measure(
-    fleet: Fleet,
-    provider: ProviderServer,
-    steps: list[dict[str, Any]],
-    results: dict[str, StepResult],
-    run: Run,
-    sentinel: str,
-    work: Path,
-) -> dict[str, Any]:
-    ledger = fleet.ledger()
-    entries = Counter((e["tenant"], e["step_id"]) for e in ledger)
-    statuses = Counter(r.status for r in results.values())
-    tenant_of = {s["step_id"]: s["tenant"] for s in steps}
-    bill = summarize_bill(fleet.calls(), unique_steps(ledger))
-    provider_usd = provider.bill.snapshot()["total_usd"]
-    dead = [d.record for d in fleet.dead_letters(100_000)] + fleet.archived_dead_letters()
-    dead_text = json.dumps(dead)
-    fuzz_accounted = sum(1 for m in run.fuzz if m in dead_text)
-    overspend = 0.0
-    for tenant in ("t0", "t1", "t2"):
-        for s in range(5):
-            state = fleet.session_budget(tenant, f"tight{s}")
-            if state.limit_nano is not None:
-                overspend += max(0, state.spent_nano - state.limit_nano) / 1e9
-    # How long a kill stranded a step: from the last kill of a worker of the stage that
-    # redelivered it to the moment its message came back (its "redelivered" decision).
-    recovery = []
-    for result in results.values():
-        for d in result.decisions:
-            if d.what != "redelivered":
-                continue
-            group = "infer-" if d.stage == "infer" else d.stage
-            before = [k.at for k in run.kills if k.group.startswith(group) and k.at <= d.at]
-            if before:
-                recovery.append(d.at - max(before))
-    good_lost = [
-        s["step_id"]
-        for s in steps
-        if s["step_id"] not in results
-        or (
-            results[s["step_id"]].status is StepStatus.dead_lettered
-            and "answered 5" not in results[s["step_id"]].reason
-            and "retries exhausted" not in results[s["step_id"]].reason
-        )
-    ]
-    return {
-        "steps": len(steps),
-        "answered_once": sum(
-            1
-            for s in steps
-            if (r := results.get(s["step_id"])) is not None
-            and r.status is StepStatus.ok
-            and entries[(s["tenant"], s["step_id"])] == 1
-        ),
-        "budget_exceeded": statuses[StepStatus.budget_exceeded],
-        "dead_lettered": statuses[StepStatus.dead_lettered],
-        "dead_letter_reasons": dict(
-            Counter(
-                r.reason.split(":")[0][:60]
-                for r in results.values()
-                if r.status is StepStatus.dead_lettered
-            ).most_common()
-        ),
-        "lost": sum(1 for s in steps if s["step_id"] not in results),
-        "duplicate_answers": sum(1 for n in entries.values() if n > 1),
-        "ledger_vs_provider_bill_pct": round(
-            100 * (bill["billed_usd"] - provider_usd) / provider_usd, 4
-        )
-        if provider_usd
-        else 0.0,
-        "provider_bill_usd": round(provider_usd, 6),
-        "duplicate_calls": bill["duplicate_calls"],
-        "budget_overspend_usd": round(overspend, 9),
-        "fuzz_sent": len(run.fuzz),
-        "fuzz_accounted": fuzz_accounted,
-        "good_batchmates_lost": len(good_lost),
-        "cross_tenant_hits": sum(
-            1
-            for r in results.values()
-            if r.cached_from and tenant_of.get(r.cached_from, r.tenant) != r.tenant
-        ),
-        "secret_hits": secret_hits(fleet, sentinel, work, dead_text),
-        "redelivered_steps": sum(
-            1 for r in results.values() if any(d.what == "redelivered" for d in r.decisions)
-        ),
-        "max_recovery_s": round(max(recovery, default=0.0), 1),
-        "lost_steps": sorted(s["step_id"] for s in steps if s["step_id"] not in results)[:20],
-        # What the fleet itself reports as lost (Fleet.lost): a loss is never silent.
-        "lost_reported_by_fleet": sum(1 for r in fleet.lost(0.0) if "/chaos-" in r),
-    }
-
-
-def secret_hits(fleet: Fleet, sentinel: str, work: Path, dead_text: str) -> int:
-    """Where the provider key turns up: every log and archive file, every Redis key and
-    string value, every dead letter."""
-    hits = sum(
-        1
-        for path in work.rglob("*")
-        if path.is_file() and sentinel in path.read_text(errors="replace")
-    )
-    hits += int(sentinel in dead_text)
-    for key in fleet.redis.scan_iter(count=1000):
-        if sentinel.encode() in key:
-            hits += 1
-        elif fleet.redis.type(key) == b"string":
-            value = fleet.redis.get(key) or b""
-            hits += int(sentinel.encode() in value)
-    return hits

@@ -249,8 +249,9 @@ def chaos(
     kill_every: Annotated[float, typer.Option(help="seconds between worker kills")] = 4.0,
     out: OutOption = None,
 ) -> None:
-    """A private fleet under faults while steps run: worker kills, provider storms, fuzz.
-    Prints and writes what became of every step, call and bad message."""
+    """A private fleet under faults while steps run: worker and pool-child kills, Redis and
+    broker restarts, provider storms, fuzz. Prints and writes what became of every step,
+    call and bad message."""
     from producers.chaos import ChaosPlan, run_chaos
 
     if broker not in ("redis", "rabbitmq"):
@@ -259,7 +260,7 @@ def chaos(
     figures = run_chaos(ChaosPlan(steps=steps, broker=broker, kill_every_s=kill_every))
     table = Table(title=f"tierfleet chaos ({broker}, {steps} steps)", show_header=False)
     for key, value in figures.items():
-        if key not in ("scenarios", "work_dir"):
+        if key not in ("scenarios", "work_dir", "fault_notes"):
             table.add_row(key, str(value))
     console.print(table)
     write_figures(out, figures)

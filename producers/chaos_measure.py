@@ -1,0 +1,161 @@
+"""What the chaos run measures: what became of every step, every fuzzed message and every
+paid call, and how long the fleet took to recover from each fault. Every figure is counted
+from the fleet's own records and the provider's bill, none asserted."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from producers.bill import summarize_bill
+from producers.chaos_faults import Run
+from producers.fleet import Fleet
+from producers.provider_server.app import ProviderServer
+from producers.report import unique_steps
+from queues.messages import StepResult, StepStatus
+
+BILL_PARTS = ("confirmed_usd", "unconfirmed_calls", "unconfirmed_usd", "calls_outside_steps")
+
+
+def measure(
+    fleet: Fleet,
+    provider: ProviderServer,
+    steps: list[dict[str, Any]],
+    results: dict[str, StepResult],
+    run: Run,
+    sentinel: str,
+    work: Path,
+) -> dict[str, Any]:
+    ledger = fleet.ledger()
+    entries = Counter((e["tenant"], e["step_id"]) for e in ledger)
+    statuses = Counter(r.status for r in results.values())
+    tenant_of = {s["step_id"]: s["tenant"] for s in steps}
+    bill = summarize_bill(fleet.calls(), unique_steps(ledger))
+    provider_usd = provider.bill.snapshot()["total_usd"]
+    dead = [d.record for d in fleet.dead_letters(100_000)] + fleet.archived_dead_letters()
+    dead_text = json.dumps(dead)
+    fuzz_accounted = sum(1 for m in run.fuzz if m in dead_text)
+    overspend = 0.0
+    for tenant in ("t0", "t1", "t2"):
+        for s in range(5):
+            state = fleet.session_budget(tenant, f"tight{s}")
+            if state.limit_nano is not None:
+                overspend += max(0, state.spent_nano - state.limit_nano) / 1e9
+    good_lost = [
+        s["step_id"]
+        for s in steps
+        if s["step_id"] not in results
+        or (
+            results[s["step_id"]].status is StepStatus.dead_lettered
+            and "answered 5" not in results[s["step_id"]].reason
+            and "retries exhausted" not in results[s["step_id"]].reason
+        )
+    ]
+    return {
+        "steps": len(steps),
+        "answered_once": sum(
+            1
+            for s in steps
+            if (r := results.get(s["step_id"])) is not None
+            and r.status is StepStatus.ok
+            and entries[(s["tenant"], s["step_id"])] == 1
+        ),
+        "budget_exceeded": statuses[StepStatus.budget_exceeded],
+        "dead_lettered": statuses[StepStatus.dead_lettered],
+        "dead_letter_reasons": dict(
+            Counter(
+                r.reason.split(":")[0][:60]
+                for r in results.values()
+                if r.status is StepStatus.dead_lettered
+            ).most_common()
+        ),
+        "lost": sum(1 for s in steps if s["step_id"] not in results),
+        "duplicate_answers": sum(1 for n in entries.values() if n > 1),
+        "ledger_vs_provider_bill_pct": round(
+            100 * (bill["billed_usd"] - provider_usd) / provider_usd, 4
+        )
+        if provider_usd
+        else 0.0,
+        "provider_bill_usd": round(provider_usd, 6),
+        "duplicate_calls": bill["duplicate_calls"],
+        "ledger_bill": {
+            k: bill[k]
+            for k in (
+                "confirmed_usd",
+                "unconfirmed_calls",
+                "unconfirmed_usd",
+                "calls_outside_steps",
+            )
+        },
+        "budget_overspend_usd": round(overspend, 9),
+        "fuzz_sent": len(run.fuzz),
+        "fuzz_accounted": fuzz_accounted,
+        "good_batchmates_lost": len(good_lost),
+        "cross_tenant_hits": sum(
+            1
+            for r in results.values()
+            if r.cached_from and tenant_of.get(r.cached_from, r.tenant) != r.tenant
+        ),
+        "secret_hits": secret_hits(fleet, sentinel, work, dead_text),
+        "redelivered_steps": sum(
+            1 for r in results.values() if any(d.what == "redelivered" for d in r.decisions)
+        ),
+        "max_recovery_s": round(max(recovery_times(results, run), default=0.0), 1),
+        "restart_recovery_s": restart_recovery(results, run),
+        "lost_steps": sorted(s["step_id"] for s in steps if s["step_id"] not in results)[:20],
+        # What the fleet itself reports as lost (Fleet.lost): a loss is never silent.
+        "lost_reported_by_fleet": sum(1 for r in fleet.lost(0.0) if "/chaos-" in r),
+    }
+
+
+def secret_hits(fleet: Fleet, sentinel: str, work: Path, dead_text: str) -> int:
+    """Where the provider key turns up: every log and archive file, every Redis key and
+    string value, every dead letter."""
+    hits = sum(
+        1
+        for path in work.rglob("*")
+        if path.is_file() and sentinel in path.read_text(errors="replace")
+    )
+    hits += int(sentinel in dead_text)
+    for key in fleet.redis.scan_iter(count=1000):
+        if sentinel.encode() in key:
+            hits += 1
+        elif fleet.redis.type(key) == b"string":
+            value = fleet.redis.get(key) or b""
+            hits += int(sentinel.encode() in value)
+    return hits
+
+
+def recovery_times(results: dict[str, StepResult], run: Run) -> list[float]:
+    """How long each fault stranded a step: from the last kill of a worker of the stage
+    that redelivered it (or the last Redis or broker restart, whichever came later) to the
+    moment its message came back (its "redelivered" decision)."""
+    times = []
+    for result in results.values():
+        for d in result.decisions:
+            if d.what != "redelivered":
+                continue
+            group = "infer-" if d.stage == "infer" else d.stage
+            before = [k.at for k in run.kills if k.group.startswith(group) and k.at <= d.at]
+            before += [r.down_at for r in run.restarts if r.down_at <= d.at]
+            if before:
+                times.append(d.at - max(before))
+    return times
+
+
+def restart_recovery(results: dict[str, StepResult], run: Run) -> dict[str, dict[str, Any]]:
+    """Per restart: the steps in flight when it went down (first seen before, last after),
+    and from going down to the first thing any stage did once it was back up (None: nothing
+    moved again)."""
+    moves = sorted(d.at for r in results.values() for d in r.decisions)
+    spans = [(r.decisions[0].at, r.decisions[-1].at) for r in results.values() if r.decisions]
+    out: dict[str, dict[str, Any]] = {}
+    for restart in run.restarts:
+        after = next((at for at in moves if at > restart.up_at), None)
+        out[restart.what] = {
+            "in_flight": sum(1 for first, last in spans if first < restart.down_at < last),
+            "recovery_s": None if after is None else round(after - restart.down_at, 1),
+        }
+    return out
