@@ -17,6 +17,7 @@ from typing import Any
 from jsonschema import ValidationError
 from jsonschema.validators import validator_for
 
+from policies.text import choice_letter
 from policies.tiers import TierTable
 
 
@@ -35,11 +36,8 @@ class Next:
     why: str
 
 
-_CHOICE = re.compile(r"^\W*([A-E])\b|answer is\W*([A-E])\b", re.IGNORECASE)
-
-
 def _multiple_choice(answer: str) -> str | None:
-    return None if _CHOICE.search(answer.strip()) else "no single choice letter in the answer"
+    return None if choice_letter(answer) else "no single choice letter in the answer"
 
 
 def _code(answer: str) -> str | None:

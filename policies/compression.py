@@ -24,6 +24,7 @@ from policies.structured import (
     render_lines,
     subject_of,
 )
+from policies.text import final_paragraph, last_user_text
 from policies.text_select import select_sentences
 from policies.tokens import TokenCounter
 from queues.messages import ChatMessage, leading_system
@@ -119,16 +120,6 @@ def requests(messages: Sequence[ChatMessage], last_user: str = "") -> dict[str, 
         if msg.role == "tool":
             out[msg.tool_call_id or ""] = f"{calls.get(msg.tool_call_id or '', '')}\n{last_user}"
     return out
-
-
-def last_user_text(messages: Sequence[ChatMessage]) -> str:
-    return next((m.text() for m in reversed(messages) if m.role == "user"), "")
-
-
-def question_of(msg: ChatMessage) -> str:
-    """What a user message asks: its final paragraph (after any pasted document)."""
-    paragraphs = [p for p in msg.text().split("\n\n") if p.strip()]
-    return paragraphs[-1][-2000:] if paragraphs else ""
 
 
 def restated_results(
@@ -305,7 +296,7 @@ def compress(
     question = ""
     for msg in [*opening, *shown]:
         if msg.role == "user":
-            question = question_of(msg)
+            question = final_paragraph(msg.text())
         kept.append(work.free_text(msg, question))
     before = sum(counter.count_many([m.text() for m in body])) if body else 0
     after = sum(counter.count_many([m.text() for m in kept])) if kept else 0

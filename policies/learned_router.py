@@ -16,13 +16,11 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from policies.tiers import TierTable
-from queues.messages import ChatMessage
 
 # scikit-learn's default token pattern: words of two or more word characters.
 TOKEN = re.compile(r"(?u)\b\w\w+\b")
@@ -81,12 +79,6 @@ class RouterArtifact:
         """One model's predicted success on ``text``; None for a model it was not fitted on."""
         fitted = self.models.get(model)
         return None if fitted is None else fitted.probability(self.features.transform(text))
-
-
-def user_text(messages: Sequence[ChatMessage]) -> str:
-    """What the learned policies read of a step: its user turns (they were trained on the
-    prompts of recorded outcomes)."""
-    return "\n".join(m.text() for m in messages if m.role == "user")
 
 
 def acceptance_text(prompt: str, answer: str) -> str:

@@ -113,3 +113,19 @@ def load_price_table(override: Path | None = None) -> PriceTable:
         with override.open("rb") as fh:
             table = parse_price_table(tomllib.load(fh), table)
     return table
+
+
+# OpenAI's prompt cache: a prompt whose start matches a recent one is billed as cached for
+# the matching part, from 1,024 tokens, in steps of 128 (the provider test server and the
+# compression bench both follow this one rule).
+OPENAI_CACHE_MIN_TOKENS = 1024
+OPENAI_CACHE_INCREMENT = 128
+
+
+def openai_cached_tokens(shared_prefix_tokens: int) -> int:
+    """The tokens OpenAI bills as cached when a prompt's first ``shared_prefix_tokens``
+    match a prompt it has seen: none under 1,024, else rounded down to a step of 128."""
+    if shared_prefix_tokens < OPENAI_CACHE_MIN_TOKENS:
+        return 0
+    excess = shared_prefix_tokens - OPENAI_CACHE_MIN_TOKENS
+    return shared_prefix_tokens - excess % OPENAI_CACHE_INCREMENT

@@ -5,12 +5,12 @@ the quality signal that can be watched in production.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import Any
 
-_CHOICE = re.compile(r"^\W*([A-E])\b|answer is\W*([A-E])\b", re.IGNORECASE)
+from policies.text import choice_letter, stable_fraction
+
 _WORD = re.compile(r"\w+")
 
 
@@ -18,13 +18,7 @@ def shadowed(step_id: str, fraction: float) -> bool:
     """Whether this step is shadowed: a stable hash of its id, so a redelivery agrees."""
     if fraction <= 0:
         return False
-    bucket = int(hashlib.sha256(step_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return bucket < fraction
-
-
-def _choice(text: str) -> str | None:
-    match = _CHOICE.search(text.strip())
-    return (match.group(1) or match.group(2)).upper() if match else None
+    return stable_fraction(step_id) < fraction
 
 
 def _json(text: str) -> Any:
@@ -38,7 +32,7 @@ def agree(a: str, b: str, task_kind: str) -> bool:
     """Whether two answers say the same: the same choice letter for multiple choice, equal
     JSON when both parse, else at least 80% shared words (Jaccard)."""
     if task_kind == "multiple_choice":
-        return _choice(a) is not None and _choice(a) == _choice(b)
+        return choice_letter(a) is not None and choice_letter(a) == choice_letter(b)
     parsed_a, parsed_b = _json(a), _json(b)
     if parsed_a is not None and parsed_b is not None:
         return bool(parsed_a == parsed_b)

@@ -4,8 +4,9 @@ economy tier cap (a failed answer may still escalate past it: a wrong answer sav
 
 from __future__ import annotations
 
-from policies.learned_router import route_learned, user_text
+from policies.learned_router import route_learned
 from policies.routing import route_by_rules
+from policies.text import user_text
 from policies.tokens import prompt_tokens
 from queues.messages import Envelope
 from queues.topology import Stage

@@ -8,8 +8,9 @@ from __future__ import annotations
 import structlog
 
 from policies.cascade import Verdict, judge, next_after, second_opinion
-from policies.learned_router import acceptance_text, user_text
+from policies.learned_router import acceptance_text
 from policies.shadow import agree, shadowed
+from policies.text import user_text
 from policies.tiers import NANO, to_nano
 from queues.messages import CostEntry, Envelope, Outcome, PriorAnswer, StepStatus
 from queues.topology import Stage

@@ -25,15 +25,13 @@ from typing import Any
 
 from policies.compression import CompressionPlan, TextCompressor, compress
 from policies.facts import WORD, content_words, facts_in
-from policies.pricing import Price, load_price_table
+from policies.pricing import Price, load_price_table, openai_cached_tokens
 from policies.tokens import TokenCounter, prompt_tokens
 from producers.report import percentile
 from producers.workloads import SHARED_DATA, TauSession, tau_bench_sessions
 from queues.messages import ChatMessage, leading_system
 from workers.tokenizer import BpeCounter
 
-CACHE_MIN_TOKENS = 1024  # OpenAI caches prompts from this length
-CACHE_INCREMENT = 128  # in steps of this many tokens
 DEFAULT_LEVAL = SHARED_DATA / "compression" / "leval"
 PRICED_MODEL = "gpt-4o"  # the model that produced the recorded sessions
 ROLLING_KEEP = 6
@@ -66,7 +64,7 @@ def cached_tokens(prompt: Prompt, previous: Prompt | None, counter: TokenCounter
             break
         shared += 1
     tokens = prompt_tokens(counter, prompt[:shared]) if shared else 0
-    return 0 if tokens < CACHE_MIN_TOKENS else tokens - tokens % CACHE_INCREMENT
+    return openai_cached_tokens(tokens)
 
 
 def byte_stable(prefix: Prompt, prompt: Prompt) -> bool:

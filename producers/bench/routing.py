@@ -14,7 +14,6 @@ asked twice never lands on both sides).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 import time
@@ -27,6 +26,7 @@ from typing import Any
 from policies.cascade import Verdict, judge, next_after, second_opinion
 from policies.learned_router import RouterArtifact, acceptance_text, route_learned
 from policies.shadow import agree
+from policies.text import stable_fraction
 from policies.tiers import TierTable, load_tier_table
 from producers.fleet import Fleet
 from producers.local_fleet import LocalFleet
@@ -45,11 +45,8 @@ TARGETS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 def split_by_prompt(
     rows: Sequence[ReplayRow], test_share: float
 ) -> tuple[list[ReplayRow], list[ReplayRow]]:
-    def bucket(row: ReplayRow) -> float:
-        return int(hashlib.sha256(row.prompt.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-
-    train = [r for r in rows if bucket(r) >= test_share]
-    test = [r for r in rows if bucket(r) < test_share]
+    train = [r for r in rows if stable_fraction(r.prompt) >= test_share]
+    test = [r for r in rows if stable_fraction(r.prompt) < test_share]
     return train, test
 
 

@@ -12,8 +12,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-OPENAI_MIN_TOKENS = 1024
-OPENAI_INCREMENT = 128
+from policies.pricing import OPENAI_CACHE_MIN_TOKENS, openai_cached_tokens
+
 ANTHROPIC_MIN_TOKENS = 1024
 ANTHROPIC_LOOKBACK_BLOCKS = 20
 
@@ -57,10 +57,11 @@ class PromptCache:
         with self._lock:
             seen = self._seen.setdefault(model, set())
             hit = max((sums[i] for i, h in enumerate(hashes) if h in seen), default=0)
-            seen.update(h for h, n in zip(hashes, sums, strict=True) if n >= OPENAI_MIN_TOKENS)
-        if hit < OPENAI_MIN_TOKENS:
-            return 0
-        return hit - (hit - OPENAI_MIN_TOKENS) % OPENAI_INCREMENT
+            cacheable = (
+                h for h, n in zip(hashes, sums, strict=True) if n >= OPENAI_CACHE_MIN_TOKENS
+            )
+            seen.update(cacheable)
+        return openai_cached_tokens(hit)
 
     def anthropic(self, model: str, blocks: Sequence[Block]) -> tuple[int, int]:
         """(cache read, cache write) tokens. Reads: the longest cached prefix ending within

@@ -1,6 +1,12 @@
 import pytest
 
-from policies.pricing import Price, Usage, load_price_table, parse_price_table
+from policies.pricing import (
+    Price,
+    Usage,
+    load_price_table,
+    openai_cached_tokens,
+    parse_price_table,
+)
 from policies.tiers import parse_tier_table
 
 HAIKU = Price(1.00, 5.00, 0.10, 1.25, batch_discount=0.5)
@@ -55,3 +61,14 @@ def test_tier_models_take_prices_from_the_table_or_inline():
     data["models"]["big"]["api_model"] = "unlisted"
     with pytest.raises(ValueError, match="no price"):
         parse_tier_table(data, prices)
+
+
+def test_openai_bills_a_shared_prefix_as_cached_from_1024_tokens_in_steps_of_128():
+    assert [openai_cached_tokens(n) for n in (0, 1023, 1024, 1151, 1152, 5000)] == [
+        0,
+        0,
+        1024,
+        1024,
+        1152,
+        4992,
+    ]
