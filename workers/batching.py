@@ -9,7 +9,9 @@ leases (workers/lease.py): stranded for good. Here the pool's error callback rej
 request with requeue, so each comes back marked redelivered. A redelivered message is then
 flushed as a batch of one (its own pool job): if it is the step that kills its worker, it
 takes no batch-mates with it again, and past ``max_deliveries`` it is dead-lettered
-(workers/infer.py). Fresh messages are still flushed together."""
+(workers/infer.py). Fresh messages are still flushed together. A step the task left
+stranded (even its failure path failed: the broker or Redis down) is rejected back to its
+queue while its batch-mates are acknowledged."""
 
 from __future__ import annotations
 
@@ -47,8 +49,15 @@ class RequeueingBatches(Batches):  # type: ignore[misc]  # celery-batches is unt
                 request.acknowledge()
 
         def on_return(result: Any) -> None:
+            # The task returns the ids of requests it left stranded (even their failure
+            # path failed): those go back to the queue, never acknowledged unanswered.
+            stranded = set(result) if isinstance(result, list) else set()
             for request in late:
-                request.acknowledge()
+                if request.id in stranded:
+                    log.error("micro_batch_step_requeued", request=request.id)
+                    request.reject(requeue=True)
+                else:
+                    request.acknowledge()
 
         def on_error(exc: Any) -> None:
             log.error("micro_batch_lost", size=len(late), error=repr(exc))

@@ -86,9 +86,12 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
     return Admitted(env, model, rid, batch, output_tokens, worst)
 
 
-def call_provider(items: list[Admitted], rt: Runtime) -> None:
+def call_provider(items: list[Admitted], rt: Runtime) -> list[Admitted]:
     """One provider call for items that share a model; failures retry or dead-letter each.
-    The call is on the bill before it is made (``record_start``): no start record, no call."""
+    The call is on the bill before it is made (``record_start``): no start record, no call.
+    Returns the items left stranded (even their failure path failed: the broker or Redis is
+    down), whose messages must go back to the broker rather than be acknowledged."""
+    stranded: list[Admitted] = []
     provider = rt.provider_for(items[0].model)
     call_try = uuid.uuid4().hex  # this call: another delivery's call of the same step differs
     started = time.perf_counter()
@@ -112,8 +115,9 @@ def call_provider(items: list[Admitted], rt: Runtime) -> None:
         for item in items:
             with bound_step(item.env, "infer"):
                 record_unanswered(item, call_try, exc, rt)
-                isolated(rt, item.env, "infer", partial(release_then, item, exc, rt))
-        return
+                if not isolated(rt, item.env, "infer", partial(release_then, item, exc, rt)):
+                    stranded.append(item)
+        return stranded
     latency_ms = (time.perf_counter() - started) * 1000
     for item, answer in zip(items, answers, strict=True):
         with bound_step(item.env, "infer"):
@@ -122,7 +126,9 @@ def call_provider(items: list[Admitted], rt: Runtime) -> None:
                 outcome = partial(failed, item, answer, provider.name, rt)
             else:
                 outcome = partial(conclude_or_release, item, answer, latency_ms, rt, call_try)
-            isolated(rt, item.env, "infer", outcome)
+            if not isolated(rt, item.env, "infer", outcome):
+                stranded.append(item)
+    return stranded
 
 
 def _opened(message: Any, rt: Runtime) -> Envelope:
@@ -134,9 +140,10 @@ def _opened(message: Any, rt: Runtime) -> Envelope:
     return open_envelope(rt, TASK_NAMES[Stage.infer], raw, seal)
 
 
-def _admitted(message: Any, rt: Runtime, delivery: int) -> Admitted | None:
-    """Open and admit one message of a micro-batch; it never raises: a message that does not
-    open is dead-lettered, a step that cannot be admitted takes the failure path."""
+def _admitted(message: Any, rt: Runtime, delivery: int) -> tuple[Admitted | None, bool]:
+    """Open and admit one message of a micro-batch, and whether it was dealt with (False:
+    stranded). It never raises: a message that does not open is dead-lettered, a step that
+    cannot be admitted takes the failure path."""
     try:
         env = _opened(message, rt)
     except Exception as exc:
@@ -146,7 +153,8 @@ def _admitted(message: Any, rt: Runtime, delivery: int) -> Admitted | None:
             dead_letter_raw(rt, "infer", raw, reason)
         except Exception as inner:
             log.critical("message_stranded", error=f"{type(inner).__name__}: {inner}")
-        return None
+            return None, False
+        return None, True
     admitted: list[Admitted | None] = [None]
 
     def run() -> None:
@@ -155,20 +163,30 @@ def _admitted(message: Any, rt: Runtime, delivery: int) -> Admitted | None:
         admitted[0] = admit(redelivered(env, "infer", delivery), rt)
 
     with bound_step(env, "infer"):
-        isolated(rt, env, "infer", run)
-    return admitted[0]
+        dealt_with = isolated(rt, env, "infer", run)
+    return admitted[0], dealt_with
 
 
-def handle_batch(messages: list[Any], rt: Runtime, deliveries: list[int] | None = None) -> None:
+def handle_batch(
+    messages: list[Any], rt: Runtime, deliveries: list[int] | None = None
+) -> list[int]:
     """A micro-batch: each message is the argument list of one request, ``deliveries`` which
     delivery of its message each is. No step's failure reaches another: each is opened,
     admitted, parked or called, and failed on its own. (A message the broker put back comes
     in a batch of its own: workers/batching.py.) Past ``max_deliveries`` it is
-    dead-lettered."""
+    dead-lettered. Returns the positions of the messages left stranded (even their failure
+    path failed), which go back to the broker instead of being acknowledged."""
     by_model: dict[str, list[Admitted]] = defaultdict(list)
-    for message, delivery in zip(messages, deliveries or [1] * len(messages), strict=True):
-        item = _admitted(message, rt, delivery)
+    stranded: list[int] = []
+    position: dict[int, int] = {}
+    for i, (message, delivery) in enumerate(
+        zip(messages, deliveries or [1] * len(messages), strict=True)
+    ):
+        item, dealt_with = _admitted(message, rt, delivery)
+        if not dealt_with:
+            stranded.append(i)
         if item is not None:
+            position[id(item)] = i
             by_model[item.model.name].append(item)
     for items in by_model.values():
         parked = [item for item in items if item.batch]
@@ -176,7 +194,8 @@ def handle_batch(messages: list[Any], rt: Runtime, deliveries: list[int] | None 
             park(parked, rt)
         live = [item for item in items if not item.batch]
         if live:
-            call_provider(live, rt)
+            stranded += [position[id(item)] for item in call_provider(live, rt)]
+    return sorted(stranded)
 
 
 def register(app: Celery, runtime: LazyRuntime) -> Task:
@@ -188,11 +207,13 @@ def register(app: Celery, runtime: LazyRuntime) -> Task:
         flush_every=settings.batch_flush_every,
         flush_interval=settings.batch_flush_interval_s,
     )
-    def infer_stage(requests: list[SimpleRequest]) -> None:
+    def infer_stage(requests: list[SimpleRequest]) -> list[str]:
+        """The ids of the requests left stranded: workers/batching.py puts them back."""
         log.debug("micro_batch", size=len(requests), ids=[r.id for r in requests])
         rt = runtime()
         # Keywords are never sent: a request with any is malformed (an arity of 0).
         messages = [[] if r.kwargs else list(r.args or ()) for r in requests]
-        handle_batch(messages, rt, [delivery_number(rt, r) for r in requests])
+        stranded = handle_batch(messages, rt, [delivery_number(rt, r) for r in requests])
+        return [requests[i].id for i in stranded]
 
     return infer_stage

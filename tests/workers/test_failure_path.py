@@ -2,6 +2,7 @@
 schedulable, and in a micro-batch one step's failure is its own."""
 
 import math
+from unittest.mock import patch
 
 import kombu.exceptions
 import pytest
@@ -11,6 +12,7 @@ from policies.retry import clamp_delay
 from queues.messages import StepStatus
 from queues.topology import Stage
 from tests.doubles import FunctionProvider, envelope, infer_hops, make_runtime
+from workers.batching import RequeueingBatches
 from workers.errors import GateClosed, PermanentError, TransientError, as_fleet_error
 from workers.infer import handle_batch
 from workers.ports import Completion
@@ -150,3 +152,52 @@ def test_a_redelivered_step_says_so_on_its_record():
     [(env, outcome)] = bus.finalized
     assert outcome.status is StepStatus.ok
     assert any(d.what == "redelivered" and "delivery 2" in d.why for d in env.decisions)
+
+
+def test_a_step_whose_failure_path_also_fails_is_handed_back_not_acknowledged():
+    """Redis or the broker down: the step can neither answer nor retry through its queue,
+    so its message must go back to the broker (workers/batching.py), never be acked."""
+
+    def answer(r):
+        if r.step_id == "unlucky":
+            return TransientError("503")
+        return Completion("fine", 100, 10, confidence=0.9, simulated=True)
+
+    rt, bus, _ = make_runtime(FunctionProvider(answer))
+
+    def broker_down(stage, env, countdown=None):
+        raise kombu.exceptions.OperationalError("Error 111 connecting: Connection refused")
+
+    bus.send = broker_down  # type: ignore[method-assign]
+    envs = [envelope(step_id=s, tier="cheap") for s in ("a", "unlucky", "b")]
+    assert handle_batch(infer_hops(*envs), rt) == [1]
+    assert {e.step.step_id for e, _ in bus.finalized} == {"a", "b"}
+
+
+def test_stranded_requests_are_put_back_and_the_rest_acknowledged():
+    class Request:
+        def __init__(self, rid: str) -> None:
+            self.id, self.acked, self.requeued = rid, False, False
+            self.task = type("Task", (), {"acks_late": True})()
+            self.delivery_info: dict = {}
+
+        def acknowledge(self) -> None:
+            self.acked = True
+
+        def reject(self, requeue: bool = False) -> None:
+            self.requeued = requeue
+
+    class Pool:  # runs the batch at once and hands back what the task returned
+        def apply_async(self, fn, args, accept_callback, callback, error_callback):
+            callback(["r2"])
+
+    batches = RequeueingBatches.__new__(RequeueingBatches)
+    batches._pool = Pool()
+    requests = [Request("r1"), Request("r2"), Request("r3")]
+    with patch("workers.batching.SimpleRequest.from_request", lambda r: r):
+        batches._flush_together(requests)  # type: ignore[arg-type]
+    assert [(r.acked, r.requeued) for r in requests] == [
+        (True, False),
+        (False, True),
+        (True, False),
+    ]

@@ -217,9 +217,9 @@ class CallPool:
 
 def _note(request: CompletionRequest, event: str, n: int, **details: Any) -> None:
     """Tell the request's ``on_try`` (the bill's notes). A try that cannot be noted as sent
-    is not sent (no note, no call: the step retries through its queue); a failure note that
-    cannot be written costs the call nothing (the bill then counts that try as unconfirmed,
-    an overestimate)."""
+    is not sent (no note, no call): it fails as transient and is retried like any failed
+    try. A failure note that cannot be written costs the call nothing (the bill then counts
+    that try as unconfirmed, an overestimate)."""
     if request.on_try is None:
         return
     try:
