@@ -79,9 +79,9 @@ def kill_in_turn(c: Chaos, every_s: float) -> None:
 
 
 def kill_child_in_flush(c: Chaos, every_s: float) -> None:
-    """kill -9 of a prefork pool child while a call of its micro-batch is out: the call's
-    start record (which names its pid) with no answer yet. The worker replaces the child;
-    the batch must come back."""
+    """kill -9 of a prefork pool child while a call of its micro-batch is out: a try noted
+    as sent (the note names its pid) with no answer yet. The worker replaces the child; the
+    batch must come back."""
     infer = [g.name for g in c.local.groups() if g.name.startswith("infer-")]
     while not c.stop.wait(every_s):
         deadline = time.monotonic() + every_s
@@ -91,6 +91,9 @@ def kill_child_in_flush(c: Chaos, every_s: float) -> None:
             time.sleep(0.05)
 
 
+ENDED = ("answer", "unanswered")
+
+
 def _kill_one_in_flush(c: Chaos, groups: list[str]) -> bool:
     children = {pid: g for g in groups for pid in c.local.pool_children(g)}
     try:
@@ -98,13 +101,12 @@ def _kill_one_in_flush(c: Chaos, groups: list[str]) -> bool:
     except Exception as exc:  # Redis restarting: try again later
         c.note("reading the calls stream", exc)
         return False
-    ended = {(r["call_id"], r["try"]) for r in calls if r.get("event") != "start"}
-    for record in calls:
-        pid = record.get("pid")
-        open_call = (
-            record.get("event") == "start" and (record["call_id"], record["try"]) not in ended
-        )
-        if open_call and pid in children:
+    ended = {(r["call_id"], r["try"]) for r in calls if r.get("event") in ENDED}
+    failed = {(r["call_id"], r["try"], r["n"]) for r in calls if r.get("event") == "try_failed"}
+    for record in calls:  # newest first: a try that went out and has no end yet
+        pid, call = record.get("pid"), (record["call_id"], record["try"])
+        out = record.get("event") == "try_sent" and call not in ended
+        if out and (*call, record["n"]) not in failed and pid in children:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
