@@ -124,9 +124,7 @@ def _unsure(call: _Call) -> int:
     """How many tries of this call the provider may have billed with no answer seen. An
     ended call: its tries that failed unsure (timed out). A call cut off: every try that
     went out and is not known to have been refused."""
-    failed_unsure = sum(1 for billed in call.failed.values() if billed is not False)
-    ended = call.answer or call.unanswered
-    if ended is not None:
-        return max(int(ended.get("unsure_tries", 0)), failed_unsure)
+    if call.answer is not None or call.unanswered is not None:
+        return sum(1 for billed in call.failed.values() if billed is not False)
     refused = sum(1 for billed in call.failed.values() if billed is False)
     return max(0, call.sent - refused)

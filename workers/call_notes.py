@@ -117,14 +117,13 @@ def try_notes(item: Admitted, call_try: str, rt: Runtime) -> TryNote:
 
 def record_unanswered(item: Admitted, call_try: str, error: BaseException, rt: Runtime) -> None:
     """The call got no answer: nothing billed, but for its tries that timed out (each may
-    have been answered and billed after the client gave up). Retried through a short Redis
-    outage; past that, best effort: the start record keeps the call on the bill as
-    unconfirmed (an overestimate, never a call unseen)."""
+    have been answered and billed after the client gave up: its try notes say which).
+    Retried through a short Redis outage; past that, best effort: the start record keeps
+    the call on the bill as unconfirmed (an overestimate, never a call unseen)."""
     record = {
         **_call_fields(item, call_try, rt),
         "event": "unanswered",
         "error": f"{type(error).__name__}: {error}"[:300],
-        "unsure_tries": getattr(error, "unsure_tries", 0),
         "worst_usd": item.worst_usd,
     }
     try:
@@ -171,7 +170,6 @@ def record_call(
             "simulated": answer.simulated,
             "latency_ms": latency_ms,
             "refused": refused,
-            "unsure_tries": answer.unsure_tries,
             "worst_usd": item.worst_usd,
         },
     )

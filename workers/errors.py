@@ -10,9 +10,6 @@ import redis
 class FleetError(Exception):
     """Base of tierfleet's own errors."""
 
-    # Of a failed provider call: its tries that timed out, each maybe billed by the provider.
-    unsure_tries: int = 0
-
 
 class TransientError(FleetError):
     """Worth retrying: a timeout, a 429, a 5xx, a dropped connection."""

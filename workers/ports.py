@@ -72,9 +72,6 @@ class Completion:
     billed_usd: float | None = None  # set when the provider states the bill (replay)
     correct: bool | None = None  # ground truth, known to simulated and replay only
     simulated: bool = False
-    # Tries of this call that timed out before the answer came: the provider may have
-    # answered (and billed) each, so the bill carries them as unconfirmed.
-    unsure_tries: int = 0
 
 
 class Provider(Protocol):

@@ -143,9 +143,16 @@ def test_a_slow_provider_times_out_as_transient(api):
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_timed_out_tries_are_counted_because_the_provider_may_bill_them(api, provider):
+    failed: list[tuple] = []
+
+    def note(event, n, *, billed=None, error=""):
+        if event == "try_failed":
+            failed.append((n, billed))
+
     api.faults({"delay_s": 1.5, "times": 1})
-    answer = one(provider, api, request("cheap"), provider_timeout_s=0.8, provider_max_attempts=2)
-    assert isinstance(answer, Completion) and answer.unsure_tries == 1
+    req = replace(request("cheap"), on_try=note)
+    answer = one(provider, api, req, provider_timeout_s=0.8, provider_max_attempts=2)
+    assert isinstance(answer, Completion) and failed == [(1, None)]  # maybe billed
     time.sleep(1.0)  # the server finishes the try the client gave up on, and bills it
     assert sum(m["calls"] for m in api.bill()["models"].values()) == 2
 
@@ -183,10 +190,17 @@ def test_a_try_that_cannot_be_noted_on_the_bill_is_not_sent(api):
     assert api.bill()["models"]["gpt-4o-mini"]["calls"] == 1
 
 
-def test_a_call_that_only_timed_out_carries_its_unsure_tries(api):
+def test_a_call_that_only_timed_out_notes_each_try_as_maybe_billed(api):
+    failed: list[tuple] = []
+
+    def note(event, n, *, billed=None, error=""):
+        if event == "try_failed":
+            failed.append((n, billed))
+
     api.faults({"delay_s": 0.6, "times": -1})
-    answer = one("openai", api, request("cheap"), provider_timeout_s=0.2, provider_max_attempts=2)
-    assert isinstance(answer, TransientError) and answer.unsure_tries == 2
+    req = replace(request("cheap"), on_try=note)
+    answer = one("openai", api, req, provider_timeout_s=0.2, provider_max_attempts=2)
+    assert isinstance(answer, TransientError) and failed == [(1, None), (2, None)]
 
 
 def test_concurrency_is_capped_per_provider(api):

@@ -120,16 +120,22 @@ def test_an_unconfirmed_call_is_priced_at_what_its_models_calls_cost():
     assert bill["billed_usd"] == pytest.approx(2 * paid)
 
 
+def timed_out_twice(request):
+    """What an HTTP adapter notes of a call whose two tries both timed out."""
+    for n in (1, 2):
+        request.on_try("try_sent", n)
+        request.on_try("try_failed", n, billed=None, error="APITimeoutError")
+    return TransientError("timed out")
+
+
 def test_a_failed_call_is_off_the_bill_but_for_its_timed_out_tries():
-    refused = TransientError("503")
-    timed_out = TransientError("timed out")
-    timed_out.unsure_tries = 2
-    errors = iter([refused, timed_out])
-    rt, bus, stores = make_runtime(FunctionProvider(lambda r: next(errors)))
+    answers = iter([lambda r: TransientError("503"), timed_out_twice])
+    rt, bus, stores = make_runtime(FunctionProvider(lambda r: next(answers)(r)))
     handle_batch(infer_hops(*(envelope(step_id=s, tier="cheap") for s in ("a", "b"))), rt)
     bill = summarize_bill(stores.calls, [])
     assert bill["provider_calls"] == 0 and bill["unconfirmed_calls"] == 2
-    assert [c["event"] for c in stores.calls] == ["start", "start", "unanswered", "unanswered"]
+    events = [c["event"] for c in stores.calls if c["event"] not in ("try_sent", "try_failed")]
+    assert events == ["start", "start", "unanswered", "unanswered"]
     assert len(bus.sent) == 2  # both retry through the queue
 
 
@@ -174,8 +180,13 @@ def test_a_failed_calls_note_waits_out_a_redis_blink():
 
 
 def test_an_answer_after_timed_out_tries_carries_them_on_the_bill():
-    late = FunctionProvider(lambda r: Completion("late", 100, 10, confidence=0.9, unsure_tries=1))
-    rt, _bus, stores = make_runtime(late)
+    def late(request):
+        request.on_try("try_sent", 1)
+        request.on_try("try_failed", 1, billed=None, error="APITimeoutError")
+        request.on_try("try_sent", 2)
+        return Completion("late", 100, 10, confidence=0.9)
+
+    rt, _bus, stores = make_runtime(FunctionProvider(late))
     handle_batch(infer_hops(envelope(step_id="late", tier="cheap")), rt)
     bill = summarize_bill(stores.calls, [])
     assert bill["provider_calls"] == 1 and bill["unconfirmed_calls"] == 1

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import replace
 from typing import Any, TypeVar
 
 import anthropic
@@ -20,7 +19,7 @@ import tenacity.wait
 
 from policies.retry import clamp_delay
 from queues.settings import Settings
-from workers.errors import FleetError, GateClosed, PermanentError, TransientError
+from workers.errors import GateClosed, PermanentError, TransientError
 from workers.logs import redact
 from workers.ports import Completion, CompletionRequest, ProviderGate
 
@@ -149,21 +148,13 @@ class CallPool:
     def once(self, call: Callable[[], T], model: str | None = None) -> T:
         """One API call, retried as ``retrying`` says, SDK errors mapped to the fleet's; each
         try holds a fleet-wide slot and reports to the provider's circuit breaker."""
-        return self.counted(call, model)[0]
-
-    def counted(self, call: Callable[[], T], model: str | None = None) -> tuple[T, int]:
-        """``once``, and how many of its tries timed out (the provider may have billed
-        those); a final error carries that count as ``unsure_tries``."""
-        timed_out = 0
 
         def attempt() -> T:
-            nonlocal timed_out
             gate = self.gate
             with gate.slot(self.provider, model) if gate else nullcontext():
                 try:
                     result = call()
                 except (*STATUS_ERRORS, *NETWORK_ERRORS) as exc:
-                    timed_out += isinstance(exc, TIMEOUT_ERRORS)
                     error = provider_error(self.provider, exc, self.secrets)
                     if gate and isinstance(error, TransientError):
                         gate.failed(self.provider)
@@ -172,11 +163,7 @@ class CallPool:
                 gate.succeeded(self.provider)
             return result
 
-        try:
-            return retrying(self.settings)(attempt), timed_out
-        except FleetError as exc:
-            exc.unsure_tries = timed_out
-            raise
+        return retrying(self.settings)(attempt)
 
     def _one(
         self, call: Callable[[CompletionRequest], Completion], request: CompletionRequest
@@ -197,8 +184,7 @@ class CallPool:
                 _note(request, "try_failed", tries, billed=billed, error=type(exc).__name__)
                 raise
 
-        answer, timed_out = self.counted(one_try, request.model.model_id)
-        return replace(answer, unsure_tries=timed_out) if timed_out else answer
+        return self.once(one_try, request.model.model_id)
 
     def run(
         self,
