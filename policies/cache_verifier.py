@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from policies.text import words
+
 FORMAT = "tierfleet-cache-verifier/1"
 Floats = npt.NDArray[np.float32]
 
-_WORD = re.compile(r"[a-z0-9]+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _NAME = re.compile(r"\b[A-Z][a-z]+\b")
 _NEGATION = frozenset(
@@ -49,10 +50,6 @@ _NEGATION = frozenset(
     ]
 )
 RARE_IDF = 5.0  # a word this rare that only one side has usually changes the question
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
 
 
 def _jaccard(a: set[str], b: set[str]) -> float:

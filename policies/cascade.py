@@ -1,5 +1,7 @@
-"""Cascade acceptance: judge an answer on what a real system sees, then accept, escalate or
-dead-letter.
+"""Cascade acceptance: judge an answer on what a real system sees, then decide what becomes
+of it: accept, ask a second opinion, escalate or dead-letter. The worker performs the
+decision's effects (workers/outcomes.py); the routing benchmark replays it on recorded
+answers (producers/bench/routing.py); both go through ``decide``.
 
 The judge never sees a ground-truth label: it checks the answer's format (JSON schema when
 the step gives one, task-kind format checks otherwise) and the provider's confidence where
@@ -17,8 +19,10 @@ from typing import Any
 from jsonschema import ValidationError
 from jsonschema.validators import validator_for
 
+from policies.shadow import agree
 from policies.text import choice_letter
 from policies.tiers import TierTable
+from queues.messages import PriorAnswer
 
 
 @dataclass(frozen=True)
@@ -28,12 +32,38 @@ class Verdict:
 
 
 @dataclass(frozen=True)
-class Next:
-    """What happens to a judged answer: accept, escalate to ``tier``, or dead-letter."""
+class Accept:
+    """The step is answered with ``answer``: this call's, or the one it cross-checked."""
 
-    action: str  # "accept" | "escalate" | "dead_letter"
-    tier: str | None
+    answer: PriorAnswer
     why: str
+
+
+@dataclass(frozen=True)
+class CrossCheck:
+    """The tier accepts on agreement: ``model`` answers too, and ``first`` is kept."""
+
+    model: str
+    first: PriorAnswer
+    why: str
+
+
+@dataclass(frozen=True)
+class Escalate:
+    """The answer is rejected; the step goes to ``tier``'s default model."""
+
+    tier: str
+    why: str
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """The top tier rejected the answer: nobody is left to ask."""
+
+    why: str
+
+
+Decision = Accept | CrossCheck | Escalate | DeadLetter
 
 
 def _multiple_choice(answer: str) -> str | None:
@@ -100,10 +130,32 @@ def second_opinion(table: TierTable, tier: str, answered_by: str) -> str | None:
     return None if cross == answered_by else cross
 
 
-def next_after(table: TierTable, tier: str, verdict: Verdict) -> Next:
+def next_after(table: TierTable, this: PriorAnswer, verdict: Verdict) -> Decision:
+    """Accept a passing answer, else the next tier up, else a dead letter."""
     if verdict.accepted:
-        return Next("accept", tier, verdict.why)
-    upper = table.next_tier(tier)
+        return Accept(this, verdict.why)
+    upper = table.next_tier(this.tier)
     if upper is None:
-        return Next("dead_letter", None, f"top tier {tier} rejected: {verdict.why}")
-    return Next("escalate", upper, f"{tier} rejected ({verdict.why}) -> {upper}")
+        return DeadLetter(f"top tier {this.tier} rejected: {verdict.why}")
+    return Escalate(upper, f"{this.tier} rejected ({verdict.why}) -> {upper}")
+
+
+def decide(
+    table: TierTable,
+    this: PriorAnswer,
+    verdict: Verdict,
+    task_kind: str,
+    first: PriorAnswer | None = None,
+) -> Decision:
+    """What becomes of ``this`` answer, judged ``verdict``. ``first`` is the answer it
+    cross-checks, if it is a second opinion: that one is accepted only when both pass and
+    agree; a disagreement rejects the tier's answer."""
+    if first is not None:
+        if verdict.accepted and agree(first.answer, this.answer, task_kind):
+            return Accept(first, f"{this.model} agrees with {first.model}")
+        if verdict.accepted:
+            verdict = Verdict(False, f"{this.model} disagrees with {first.model}")
+    elif verdict.accepted and (cross := second_opinion(table, this.tier, this.model)):
+        why = f"{this.tier} accepts on agreement: {verdict.why}; {cross} answers too"
+        return CrossCheck(cross, this, why)
+    return next_after(table, this, verdict)

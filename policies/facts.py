@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 
+from policies.text import words
+
 # A word-ish token: letters, digits and the joiners identifiers use (ids, dates, e-mails).
 TOKEN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.@:-]*[A-Za-z0-9])?")
-WORD = re.compile(r"[a-z0-9]+")
 
 STOPWORDS = frozenset(
     {
@@ -145,4 +146,4 @@ def facts_in(text: str) -> set[str]:
 
 def content_words(text: str) -> list[str]:
     """Lower-cased words minus stopwords: what lexical relevance is scored on."""
-    return [w for w in WORD.findall(text.lower()) if w not in STOPWORDS]
+    return [w for w in words(text) if w not in STOPWORDS]

@@ -1,5 +1,5 @@
 """The text helpers the policies share, one name each: what a step's user said, the final
-paragraph of a message, the choice letter of a multiple-choice answer, and a stable
+paragraph of a message, its words, the choice letter of a multiple-choice answer, and a stable
 fraction of a string (for a sample or a split that a redelivery or a rerun agrees with)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from queues.messages import ChatMessage
 
+_WORD = re.compile(r"[a-z0-9]+")
 _CHOICE = re.compile(r"^\W*([A-E])\b|answer is\W*([A-E])\b", re.IGNORECASE)
 
 
@@ -17,6 +18,12 @@ def choice_letter(answer: str) -> str | None:
     """The one choice letter an answer gives ("B", "b)", "The answer is C"), upper-cased."""
     match = _CHOICE.search(answer.strip())
     return (match.group(1) or match.group(2)).upper() if match else None
+
+
+def words(text: str) -> list[str]:
+    """The lower-cased alphanumeric runs of a text: the word unit of the cache verifier,
+    the fact checks and the compression benchmark."""
+    return _WORD.findall(text.lower())
 
 
 def last_user_text(messages: Sequence[ChatMessage]) -> str:

@@ -17,8 +17,8 @@ from policies.cache_verifier import (
     choose_threshold,
     logit,
     pair_features,
-    words,
 )
+from policies.text import words
 from producers.pairs import Pair, fit_split, seen_in
 from workers.cross_encoder import CrossVerifier
 from workers.ports import Embedder, PairScorer

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import structlog
 
-from policies.cascade import Verdict, judge, next_after, second_opinion
+from policies.cascade import Accept, CrossCheck, DeadLetter, Decision, Escalate, decide, judge
 from policies.learned_router import acceptance_text
 from policies.shadow import agree, shadowed
 from policies.text import user_text
@@ -111,41 +111,33 @@ def conclude(
         )
     )
     this = PriorAnswer(answer=answer.text, model=model.name, tier=tier, correct=answer.correct)
-    first = env.first_answer
-    if first is not None:  # this call cross-checks ``first``: accept it only on agreement
-        if verdict.accepted and agree(first.answer, answer.text, env.step.task_kind):
-            _accept(env, first, f"{model.name} agrees with {first.model}", rt)
-            return
-        if verdict.accepted:
-            verdict = Verdict(False, f"{model.name} disagrees with {first.model}")
-    elif verdict.accepted and (cross := second_opinion(rt.table, tier, model.name)):
-        checking = env.decide(
-            "infer",
-            f"cross-check->{cross}",
-            f"{tier} accepts on agreement: {verdict.why}; {cross} answers too",
-            model=cross,
-            first_answer=this,
-            retries=0,
-        )
-        rt.bus.send(Stage.infer, checking)
-        return
-    step = next_after(rt.table, tier, verdict)
-    if step.action == "accept":
-        _accept(env, this, step.why, rt)
-    elif step.action == "escalate":
-        escalated = env.decide(
-            "infer",
-            f"escalate->{step.tier}",
-            step.why,
-            tier=step.tier,
-            model=None,  # the next tier's default model
-            first_answer=None,
-            attempt=env.attempt + 1,
-            retries=0,
-        )
-        rt.bus.send(Stage.infer, escalated)
-    else:
-        dead_letter(rt, env, "infer", step.why)
+    carry_out(decide(rt.table, this, verdict, env.step.task_kind, env.first_answer), env, rt)
+
+
+def carry_out(decision: Decision, env: Envelope, rt: Runtime) -> None:
+    """The decision's effects: finalize, re-enqueue (same tier or the next) or dead-letter."""
+    match decision:
+        case Accept(answer=accepted, why=why):
+            _accept(env, accepted, why, rt)
+        case CrossCheck(model=cross, first=first, why=why):
+            checking = env.decide(
+                "infer", f"cross-check->{cross}", why, model=cross, first_answer=first, retries=0
+            )
+            rt.bus.send(Stage.infer, checking)
+        case Escalate(tier=upper, why=why):
+            escalated = env.decide(
+                "infer",
+                f"escalate->{upper}",
+                why,
+                tier=upper,
+                model=None,  # the next tier's default model
+                first_answer=None,
+                attempt=env.attempt + 1,
+                retries=0,
+            )
+            rt.bus.send(Stage.infer, escalated)
+        case DeadLetter(why=why):
+            dead_letter(rt, env, "infer", why)
 
 
 def _accept(env: Envelope, answer: PriorAnswer, why: str, rt: Runtime) -> None:

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from policies.compression import CompressionPlan, TextCompressor, compress
-from policies.facts import WORD, content_words, facts_in
+from policies.facts import content_words, facts_in
 from policies.pricing import Price, load_price_table, openai_cached_tokens
+from policies.text import words
 from policies.tokens import TokenCounter, prompt_tokens
 from producers.report import percentile
 from producers.workloads import SHARED_DATA, TauSession, tau_bench_sessions
@@ -240,7 +241,7 @@ def bench_leval(
         for line in path.read_text().splitlines()[:documents]:
             record = json.loads(line)
             document = record["input"]
-            doc_words = set(WORD.findall(document.lower()))
+            doc_words = set(words(document))
             size = counter.count_many([document])[0]
             for question, answer in zip(record["instructions"], record["outputs"], strict=False):
                 started = time.perf_counter()
@@ -252,12 +253,12 @@ def bench_leval(
                 )
                 latencies.append((time.perf_counter() - started) * 1000)
                 text = prompt[0].text().removesuffix(question)
-                words = answer_words(answer, doc_words)
-                kept_words = set(WORD.findall(text.lower()))
+                asked = answer_words(answer, doc_words)
+                kept_words = set(words(text))
                 before += size
                 after += counter.count_many([text])[0]
-                present += len(words)
-                kept += sum(w in kept_words for w in words)
+                present += len(asked)
+                kept += sum(w in kept_words for w in asked)
         tasks[path.stem] = {
             "ratio": round(before / after, 3) if after else 0.0,
             "answer_tokens_kept": _share(kept, present),

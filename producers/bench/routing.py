@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from policies.cascade import Verdict, judge, next_after, second_opinion
+from policies.cascade import Accept, CrossCheck, Escalate, decide, judge
 from policies.learned_router import RouterArtifact, acceptance_text, route_learned
-from policies.shadow import agree
 from policies.text import stable_fraction
 from policies.tiers import TierTable, load_tier_table
 from producers.fleet import Fleet
@@ -34,6 +33,7 @@ from producers.report import summarize_shadow
 from producers.runner import run_workload
 from producers.train_router import save_router, train_acceptance, train_router
 from producers.workloads import replay_kind, replay_step_id, replay_workload
+from queues.messages import PriorAnswer
 from queues.settings import TABLES, Settings
 from workers.providers.replay import ReplayRow, read_routellm, read_routerbench
 from workers.tokenizer import BpeCounter
@@ -78,42 +78,44 @@ def simulate(
     target: float,
     acceptance: RouterArtifact | None = None,
 ) -> Point:
-    """Route each prompt, then apply the cascade's checks to the recorded answers."""
+    """Route each prompt, then replay the cascade's decisions on the recorded answers."""
     right = cost = escalated = 0.0
     for row in rows:
         route = route_learned(artifact, table, row.prompt, target)
-        tier: str | None = route.tier
-        model = route.model
-        while tier is not None:
+        tier, model, first = route.tier, route.model, None
+        while True:
             recorded = row.outcomes[model]
             cost += recorded.cost_usd
-            confidence = (
-                acceptance.success_of(model, acceptance_text(row.prompt, recorded.response))
-                if acceptance is not None
-                else None
+            this = PriorAnswer(
+                answer=recorded.response, model=model, tier=tier, correct=recorded.correct
             )
             verdict = judge(
                 recorded.response,
                 task_kind=replay_kind(row),
                 schema=None,
-                confidence=confidence,
+                confidence=_confidence(acceptance, model, row.prompt, recorded.response),
                 min_confidence=table.tier(tier).accept_min_confidence,
             )
-            cross = second_opinion(table, tier, model) if verdict.accepted else None
-            if cross is not None:
-                other = row.outcomes[cross]
-                cost += other.cost_usd
-                if not agree(recorded.response, other.response, replay_kind(row)):
-                    verdict = Verdict(False, "the cross-check disagrees")
-            step = next_after(table, tier, verdict)
-            if step.action == "escalate":
-                escalated += 1
-                tier, model = step.tier, table.model_of(step.tier or "").name
+            decision = decide(table, this, verdict, replay_kind(row), first)
+            if isinstance(decision, CrossCheck):
+                first, model = decision.first, decision.model
                 continue
-            right += recorded.correct if step.action == "accept" else 0
+            if isinstance(decision, Escalate):
+                escalated += 1
+                tier, model, first = decision.tier, table.model_of(decision.tier).name, None
+                continue
+            right += bool(decision.answer.correct) if isinstance(decision, Accept) else 0
             break
     n = len(rows)
     return Point(target, right / n, cost / n, escalated / n)
+
+
+def _confidence(
+    acceptance: RouterArtifact | None, model: str, prompt: str, answer: str
+) -> float | None:
+    if acceptance is None:
+        return None
+    return acceptance.success_of(model, acceptance_text(prompt, answer))
 
 
 def reference(rows: Sequence[ReplayRow], frontier: str) -> dict[str, float]:

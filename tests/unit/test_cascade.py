@@ -1,7 +1,19 @@
+from dataclasses import replace
+
 import pytest
 
-from policies.cascade import Verdict, judge, next_after
+from policies.cascade import (
+    Accept,
+    CrossCheck,
+    DeadLetter,
+    Escalate,
+    Verdict,
+    decide,
+    judge,
+    next_after,
+)
 from policies.tiers import load_tier_table
+from queues.messages import PriorAnswer
 from queues.settings import DEFAULT_TIER_TABLE
 
 TABLE = load_tier_table(DEFAULT_TIER_TABLE)
@@ -35,16 +47,57 @@ def test_judge(answer, kind, schema, confidence, accepted, why):
 
 
 @pytest.mark.parametrize(
-    ("tier", "accepted", "action", "to"),
+    ("tier", "accepted", "kind", "to"),
     [
-        ("cheap", True, "accept", "cheap"),
-        ("cheap", False, "escalate", "mid"),
-        ("mid", False, "escalate", "frontier"),
-        ("frontier", False, "dead_letter", None),
-        ("frontier", True, "accept", "frontier"),
+        ("cheap", True, Accept, "cheap"),
+        ("cheap", False, Escalate, "mid"),
+        ("mid", False, Escalate, "frontier"),
+        ("frontier", False, DeadLetter, None),
+        ("frontier", True, Accept, "frontier"),
     ],
 )
-def test_next_after(tier, accepted, action, to):
-    step = next_after(TABLE, tier, Verdict(accepted, "because"))
-    assert (step.action, step.tier) == (action, to)
+def test_next_after(tier, accepted, kind, to):
+    this = PriorAnswer(answer="B", model="m", tier=tier)
+    step = next_after(TABLE, this, Verdict(accepted, "because"))
+    assert isinstance(step, kind)
+    if isinstance(step, Accept):
+        assert step.answer == this
+        assert step.answer.tier == to
+    elif isinstance(step, Escalate):
+        assert step.tier == to
     assert "because" in step.why
+
+
+AGREEMENT = replace(
+    TABLE,
+    tiers=tuple(
+        replace(t, acceptance="agreement", cross_check="other") if t.name == "cheap" else t
+        for t in TABLE.tiers
+    ),
+)
+
+
+def test_an_agreement_tier_asks_a_second_opinion_and_accepts_the_first_answer_on_agreement():
+    model = AGREEMENT.tier("cheap").model
+    first = PriorAnswer(answer="The answer is B.", model=model, tier="cheap")
+    asked = decide(AGREEMENT, first, Verdict(True, "ok"), "multiple_choice")
+    assert isinstance(asked, CrossCheck)
+    assert (asked.model, asked.first) == ("other", first)
+    second = PriorAnswer(answer="B", model="other", tier="cheap")
+    agreed = decide(AGREEMENT, second, Verdict(True, "ok"), "multiple_choice", first)
+    assert isinstance(agreed, Accept)
+    assert agreed.answer == first
+    assert "agrees" in agreed.why
+
+
+def test_a_disagreeing_or_failing_second_opinion_escalates():
+    model = AGREEMENT.tier("cheap").model
+    first = PriorAnswer(answer="B", model=model, tier="cheap")
+    other = PriorAnswer(answer="C", model="other", tier="cheap")
+    disagreed = decide(AGREEMENT, other, Verdict(True, "ok"), "multiple_choice", first)
+    assert isinstance(disagreed, Escalate)
+    assert disagreed.tier == "mid"
+    assert "disagrees" in disagreed.why
+    failed = decide(AGREEMENT, other, Verdict(False, "no letter"), "multiple_choice", first)
+    assert isinstance(failed, Escalate)
+    assert "no letter" in failed.why
