@@ -5,10 +5,10 @@ Cosine similarity alone is a weak duplicate detector (on Quora question pairs wi
 learn Java?" sit close in embedding space. The verifier scores a candidate pair from the two
 embeddings (cosine, element-wise |u - v| and u * v) and the texts (word and character
 overlap, rare words only one side has, numbers and names that differ, negation, length), with
-a small neural network trained on labelled pairs by ``tierfleet train-cache``. Its threshold
+a small neural network trained on labelled pairs by ``tierfleet train cache``. Its threshold
 is chosen on held-out pairs so the share of wrong hits stays under the operator's bound.
 
-Scoring is numpy only; training (producers/train_cache.py) uses scikit-learn.
+Scoring is numpy only; training (producers/training/cache_verifier.py) uses scikit-learn.
 """
 
 from __future__ import annotations

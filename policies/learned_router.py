@@ -4,7 +4,7 @@ cheapest model whose predicted success clears ``target``, the one knob that trad
 quality, and to the most likely model when none does.
 
 The predictor is a TF-IDF text representation with one logistic regression per model,
-trained offline by ``tierfleet train-router`` (scikit-learn) and saved as a versioned JSON
+trained offline by ``tierfleet train router`` (scikit-learn) and saved as a versioned JSON
 artifact. Scoring here is plain Python over that artifact, so a classifier worker needs
 neither scikit-learn nor numpy, and reproduces scikit-learn's probabilities exactly.
 """

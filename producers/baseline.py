@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from policies.tiers import TierTable
 from queues.messages import AgentStep
 from queues.settings import Settings
+from workers.ml.tokenizer import BpeCounter
 from workers.ports import CompletionRequest
 from workers.providers import build_provider
-from workers.tokenizer import BpeCounter
 
 
 @dataclass(frozen=True)

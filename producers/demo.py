@@ -12,7 +12,7 @@ from rich.console import Console
 from policies.tiers import load_tier_table
 from producers.baseline import frontier_baseline
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
+from producers.local.launcher import LocalFleet
 from producers.report import render, summarize
 from producers.runner import run_with_progress
 from producers.workloads import Workload, generate_workload, routerbench_workload

@@ -18,8 +18,8 @@ from pydantic import ValidationError
 from policies.budgets import BudgetState
 from policies.tiers import TierTable, load_tier_table
 from queues import keys
-from queues.app import create_app
 from queues.bus import CeleryBus
+from queues.celery_app import create_app
 from queues.messages import AgentStep, Envelope, StepResult, check_step_size
 from queues.settings import Settings
 from queues.topology import CACHE_INVALIDATE_TASK, DEAD, INGRESS

@@ -39,11 +39,11 @@ class Settings(BaseSettings):
     tokenizer_encoding: str = "o200k_base"
 
     # Routing: "rules" (task kind, length, schema) or "learned" (the artifact that
-    # `tierfleet train-router` writes; the cheapest model whose predicted success >= target).
+    # `tierfleet train router` writes; the cheapest model whose predicted success >= target).
     router: str = Field(default="rules", pattern="^(rules|learned)$")
     router_artifact: Path | None = None
     router_target: float = Field(default=0.8, ge=0.0, le=1.0)
-    # The learned acceptance check (`tierfleet train-acceptance`): where a provider reports
+    # The learned acceptance check (`tierfleet train acceptance`): where a provider reports
     # no confidence, P(answer right | prompt, answer) stands in, judged against each tier's
     # accept_min_confidence.
     acceptance_artifact: Path | None = None
@@ -54,7 +54,7 @@ class Settings(BaseSettings):
 
     cache_ttl_s: int = 24 * 3600
     # The semantic cache (Qdrant). It serves hits only with a verifier artifact, written by
-    # `tierfleet train-cache`: raw cosine is not a safe duplicate test.
+    # `tierfleet train cache`: raw cosine is not a safe duplicate test.
     semantic_cache: bool = True
     cache_verifier: Path | None = None
     semantic_ttl_s: int | None = None  # None: cache_ttl_s

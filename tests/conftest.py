@@ -3,9 +3,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from producers.embedded import EmbeddedRedis
-from producers.provider_server.app import ProviderServer
-from producers.provider_server.serve import serve_in_thread
+from producers.fakes.provider_server.app import ProviderServer
+from producers.fakes.provider_server.serve import serve_in_thread
+from producers.local.services import EmbeddedRedis
 from tests.provider_handle import ServerHandle
 
 

@@ -16,6 +16,7 @@ from queues.messages import AgentStep, Envelope, Outcome, StepResult
 from queues.seal import Sealer
 from queues.settings import DEFAULT_TIER_TABLE, Settings
 from queues.topology import TASK_NAMES, Stage
+from workers.ml.tokenizer import BpeCounter
 from workers.ports import (
     BatchJob,
     BatchPoll,
@@ -27,7 +28,6 @@ from workers.ports import (
 )
 from workers.runtime import Runtime
 from workers.semantic import SemanticLayer
-from workers.tokenizer import BpeCounter
 
 
 @dataclass

@@ -2,6 +2,6 @@
 read once here, at the edge."""
 
 from queues.settings import Settings
-from workers.fleet import build_worker_app
+from workers.wiring import build_worker_app
 
 app = build_worker_app(Settings())

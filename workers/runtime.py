@@ -20,6 +20,7 @@ from queues.seal import Sealer, sealer_for
 from queues.settings import Settings
 from queues.topology import DEAD
 from workers.errors import PermanentError
+from workers.ml.tokenizer import BpeCounter
 from workers.ports import (
     BatchJobs,
     BudgetStore,
@@ -48,7 +49,6 @@ from workers.stores.redis_stores import (
     StreamLedger,
 )
 from workers.stores.summaries import RedisSummaries
-from workers.tokenizer import BpeCounter
 
 log = structlog.get_logger("tierfleet.runtime")
 
@@ -93,7 +93,7 @@ class Runtime:
         if self.settings.router_artifact is None:
             raise PermanentError(
                 "TIERFLEET_ROUTER=learned needs TIERFLEET_ROUTER_ARTIFACT "
-                "(written by `tierfleet train-router`)"
+                "(written by `tierfleet train router`)"
             )
         return self._artifact("router", self.settings.router_artifact)
 
@@ -195,7 +195,7 @@ def build_text_compressor(settings: Settings) -> TextCompressor | None:
     """LLMLingua when a compressor model is configured; None (the lexical default) else."""
     if settings.compressor_model_path is None:
         return None
-    from workers.llmlingua_compressor import LlmLinguaCompressor
+    from workers.ml.llmlingua import LlmLinguaCompressor
 
     try:
         return LlmLinguaCompressor.load(

@@ -127,11 +127,11 @@ def build_semantic_layer(settings: Settings) -> tuple[SemanticLayer | None, str]
     if settings.cache_verifier is None:
         return (
             None,
-            "no hit verifier: train one with `tierfleet train-cache` and set "
+            "no hit verifier: train one with `tierfleet train cache` and set "
             "TIERFLEET_CACHE_VERIFIER",
         )
-    from workers.cross_encoder import load_hit_verifier
-    from workers.embedder import MiniLMEmbedder
+    from workers.ml.cross_encoder import load_hit_verifier
+    from workers.ml.embedder import MiniLMEmbedder
 
     try:
         verifier = load_hit_verifier(settings.cache_verifier)

@@ -21,16 +21,16 @@ from typing import Any
 import numpy as np
 
 from policies.cache_verifier import Floats
-from producers.pairs import Pair, read_pairs, seen_in, split_pairs
 from producers.report import percentile
-from producers.train_cache import (
+from producers.training.cache_verifier import (
     PairVectors,
     blend_cross_verifier,
     feature_rows,
     train_verifier,
 )
-from workers.cross_encoder import OnnxCrossEncoder, trained_pair_ids
-from workers.embedder import MiniLMEmbedder
+from producers.training.pairs import Pair, read_pairs, seen_in, split_pairs
+from workers.ml.cross_encoder import OnnxCrossEncoder, trained_pair_ids
+from workers.ml.embedder import MiniLMEmbedder
 from workers.ports import HitVerifier, SemanticEntry
 from workers.stores.vectors import EdgeVectorStore
 

@@ -31,7 +31,7 @@ from policies.tokens import TokenCounter, prompt_tokens
 from producers.report import percentile
 from producers.workloads import SHARED_DATA, TauSession, tau_bench_sessions
 from queues.messages import ChatMessage, leading_system
-from workers.tokenizer import BpeCounter
+from workers.ml.tokenizer import BpeCounter
 
 DEFAULT_LEVAL = SHARED_DATA / "compression" / "leval"
 PRICED_MODEL = "gpt-4o"  # the model that produced the recorded sessions

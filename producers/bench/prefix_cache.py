@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from producers.fakes.provider_server.app import ProviderServer
+from producers.fakes.provider_server.serve import RunningServer, serve_in_thread
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
-from producers.provider_server.app import ProviderServer
-from producers.provider_server.serve import RunningServer, serve_in_thread
+from producers.local.launcher import LocalFleet
 from producers.report import by_model, cached_share, percentile
 from producers.runner import run_workload
 from producers.workloads import Workload, tau_bench_workload
@@ -116,7 +116,7 @@ def bench_prefix_cache(
         "workload": str(workload_path),
         "sessions": len(workload.sessions),
         "calls": len(workload.steps),
-        "prices": "published (producers/provider_server/billing.py)",
+        "prices": "published (producers/fakes/provider_server/billing.py)",
         "configs": runs,
     }
     if "rolling" in runs and "prefix-stable" in runs:

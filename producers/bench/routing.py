@@ -28,15 +28,15 @@ from policies.learned_router import RouterArtifact, acceptance_text, route_learn
 from policies.text import stable_fraction
 from policies.tiers import TierTable, load_tier_table
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
+from producers.local.launcher import LocalFleet
 from producers.report import summarize_shadow
 from producers.runner import run_workload
-from producers.train_router import save_router, train_acceptance, train_router
+from producers.training.router import save_router, train_acceptance, train_router
 from producers.workloads import replay_kind, replay_step_id, replay_workload
 from queues.messages import PriorAnswer
 from queues.settings import TABLES, Settings
+from workers.ml.tokenizer import BpeCounter
 from workers.providers.replay import ReplayRow, read_routellm, read_routerbench
-from workers.tokenizer import BpeCounter
 
 ROUTERBENCH_TABLE = TABLES / "routerbench.toml"
 TARGETS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)

@@ -5,9 +5,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from producers.embedded import EmbeddedRedis
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
+from producers.local.launcher import LocalFleet
+from producers.local.services import EmbeddedRedis
 from queues.bus import CeleryBus
 from queues.seal import sealer_for
 from queues.settings import Settings

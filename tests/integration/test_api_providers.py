@@ -11,7 +11,7 @@ import pytest
 
 from producers.bill import summarize_bill
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
+from producers.local.launcher import LocalFleet
 from producers.report import by_model, unique_steps
 from queues.messages import StepResult, StepStatus
 from tests.integration.conftest import settings_for

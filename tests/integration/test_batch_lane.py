@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
+from producers.local.launcher import LocalFleet
 from producers.report import by_model
 from queues.messages import StepStatus
 from queues.topology import worker_groups

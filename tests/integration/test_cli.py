@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from producers.cli import app
+from producers.cli.main import app
 from queues.settings import DEFAULT_TIER_TABLE
 
 pytestmark = pytest.mark.integration

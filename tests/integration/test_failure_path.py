@@ -10,9 +10,9 @@ from collections import Counter
 import pytest
 import redis
 
-from producers.embedded import EmbeddedRedis
 from producers.fleet import Fleet, InvalidStep
-from producers.local_fleet import LocalFleet
+from producers.local.launcher import LocalFleet
+from producers.local.services import EmbeddedRedis
 from queues import keys
 from queues.messages import StepStatus
 from queues.topology import COMPRESS, FINALIZE, INGRESS, TASK_NAMES, Stage, infer_queue

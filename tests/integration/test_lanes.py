@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
+from producers.local.launcher import LocalFleet
 from queues.messages import Envelope
 from queues.settings import Settings
 from queues.topology import Stage

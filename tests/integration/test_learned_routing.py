@@ -9,8 +9,8 @@ import pytest
 
 from producers.bench.routing import write_test_csv
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
-from producers.train_router import save_router, train_router
+from producers.local.launcher import LocalFleet
+from producers.training.router import save_router, train_router
 from queues.messages import StepStatus
 from tests.integration.conftest import settings_for
 from workers.providers.replay import Recorded, ReplayRow

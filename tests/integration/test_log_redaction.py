@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from producers.local_fleet import LocalFleet
+from producers.local.launcher import LocalFleet
 from queues.topology import COMPRESS
 from tests.integration.conftest import settings_for
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
+from producers.local.launcher import LocalFleet
 from queues.messages import StepStatus
 from queues.topology import WorkerGroup
 from tests.integration.conftest import settings_for, unbounded_keys

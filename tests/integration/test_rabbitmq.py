@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from producers.embedded import RabbitMQUnavailable, rabbitmq_vhost
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
+from producers.local.launcher import LocalFleet
+from producers.local.services import RabbitMQUnavailable, rabbitmq_vhost
 from queues import keys
 from queues.messages import Envelope, StepStatus
 from queues.settings import Settings

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
+from producers.local.launcher import LocalFleet
 from queues.messages import Envelope, StepStatus
 from queues.topology import Stage, WorkerGroup
 from tests.integration.conftest import sealed_bus, settings_for

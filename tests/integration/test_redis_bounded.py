@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
+from producers.local.launcher import LocalFleet
 from queues import keys
 from queues.messages import StepStatus
 from queues.topology import INGRESS, TASK_NAMES, Stage

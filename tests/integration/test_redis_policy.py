@@ -9,9 +9,9 @@ import time
 import pytest
 import redis
 
-from producers.embedded import EmbeddedRedis
 from producers.fleet import Fleet
-from producers.local_fleet import settings_env
+from producers.local.launcher import settings_env
+from producers.local.services import EmbeddedRedis
 from queues.settings import Settings
 from tests.integration.conftest import settings_for
 

@@ -11,9 +11,9 @@ import pytest
 
 from policies.cache_verifier import save_verifier
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
-from producers.pairs import Pair
-from producers.train_cache import PairVectors, train_verifier
+from producers.local.launcher import LocalFleet
+from producers.training.cache_verifier import PairVectors, train_verifier
+from producers.training.pairs import Pair
 from queues.messages import StepStatus
 from tests.integration.conftest import settings_for
 
@@ -70,7 +70,7 @@ def generated_pairs(seed: int = 0) -> list[Pair]:
 @pytest.fixture(scope="module")
 def verifier_path(tmp_path_factory):
     pytest.importorskip("sklearn")
-    from workers.embedder import MiniLMEmbedder
+    from workers.ml.embedder import MiniLMEmbedder
 
     pairs = generated_pairs()
     embedder = MiniLMEmbedder()

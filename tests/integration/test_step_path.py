@@ -8,9 +8,9 @@ from celery.result import AsyncResult
 from policies.tiers import load_tier_table
 from queues.messages import AgentStep, StepStatus
 from queues.settings import DEFAULT_TIER_TABLE
+from workers.ml.tokenizer import BpeCounter
 from workers.ports import Completion, CompletionRequest
 from workers.providers.simulated import SimulatedProvider
-from workers.tokenizer import BpeCounter
 
 pytestmark = pytest.mark.integration
 TABLE = load_tier_table(DEFAULT_TIER_TABLE)

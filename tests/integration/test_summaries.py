@@ -4,7 +4,7 @@ through the real fleet, charged to the session, and carried by the session's lat
 import time
 
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
+from producers.local.launcher import LocalFleet
 from queues import keys
 from queues.keys import summaries as summaries_key
 from queues.messages import StepStatus

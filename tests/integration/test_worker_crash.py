@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
+from producers.local.launcher import LocalFleet
 from queues.messages import Envelope, StepStatus
 from queues.topology import Stage
 from tests.integration.conftest import sealed_bus, settings_for

@@ -10,7 +10,7 @@ from policies.compression import CompressionPlan
 from producers.bench.compress import bench_leval, bench_tau, replay_session, rolling_window
 from producers.workloads import TauSession
 from queues.messages import ChatMessage
-from workers.tokenizer import BpeCounter
+from workers.ml.tokenizer import BpeCounter
 
 SYSTEM = {"role": "system", "content": "You are an airline agent. " * 40}
 

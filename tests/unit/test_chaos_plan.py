@@ -4,7 +4,7 @@ kept out of the suite; its scenarios at small sizes are the integration tests)."
 import json
 import random
 
-from producers.chaos import ChaosPlan, fuzz_messages, workload
+from producers.bench.chaos import ChaosPlan, fuzz_messages, workload
 from queues.messages import AgentStep
 from tests.doubles import make_runtime
 from workers.errors import MalformedMessage

@@ -5,7 +5,7 @@ import pytest
 
 from policies.compression import CompressionPlan, compress, window_start
 from queues.messages import ChatMessage
-from workers.tokenizer import BpeCounter
+from workers.ml.tokenizer import BpeCounter
 
 COUNTER = BpeCounter()
 SYSTEM = ChatMessage(role="system", content="Policy:\n" + "Rule about refunds. " * 200)

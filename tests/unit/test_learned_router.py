@@ -6,7 +6,7 @@ import pytest
 
 from policies.learned_router import artifact_from_json, artifact_to_json, route_learned
 from policies.tiers import parse_tier_table
-from producers.train_router import train_router
+from producers.training.router import train_router
 from workers.providers.replay import Recorded, ReplayRow
 
 CHEAP, MID, TOP = "cheap-7b", "mid-70b", "frontier-xl"

@@ -7,6 +7,7 @@ from policies.pricing import Price
 from policies.tiers import ModelSpec
 from tests.doubles import step
 from workers.errors import PermanentError
+from workers.ml.tokenizer import BpeCounter
 from workers.ports import CompletionRequest
 from workers.providers.replay import (
     ROUTELLM_RESPONSE,
@@ -14,7 +15,6 @@ from workers.providers.replay import (
     read_routellm,
     read_routerbench,
 )
-from workers.tokenizer import BpeCounter
 
 MODELS = ["gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat"]
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from producers.train_router import save_router, train_router
+from producers.training.router import save_router, train_router
 from queues.messages import StepStatus
 from queues.topology import TASK_NAMES, Stage
 from tests.doubles import TEST_SEALER, FunctionProvider, envelope, infer_hops, make_runtime

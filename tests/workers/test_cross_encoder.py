@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 from policies.cache_verifier import Blend, Calibration
-from producers.pairs import Pair, fit_split, pair_id
-from producers.train_cache import PairVectors, blend_cross_verifier
+from producers.training.cache_verifier import PairVectors, blend_cross_verifier
+from producers.training.pairs import Pair, fit_split, pair_id
 from tests.doubles import WordEmbedder, cosine_verifier
-from workers.cross_encoder import (
+from workers.ml.cross_encoder import (
     CROSS_FORMAT,
     CrossVerifier,
     OnnxCrossEncoder,
     load_hit_verifier,
     save_cross_verifier,
 )
-from workers.embedder import _package_file
+from workers.ml.embedder import _package_file
 
 onnx = pytest.importorskip("onnx")
 SCALE = 1e-3

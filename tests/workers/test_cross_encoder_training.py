@@ -1,6 +1,6 @@
 """Fine-tuning end to end on a tiny BERT: train, export to int8 ONNX, score with the cache's
 onnxruntime adapter. Runs where the cross-encoder extra (torch, transformers, onnx) is
-installed; the real model's figures come from `tierfleet train-cross-encoder` (BENCHMARKS.md)."""
+installed; the real model's figures come from `tierfleet train cross-encoder` (BENCHMARKS.md)."""
 
 import shutil
 from pathlib import Path
@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from producers.pairs import Pair, pair_id
-from workers.cross_encoder import OnnxCrossEncoder, read_meta, trained_pair_ids
-from workers.embedder import _package_file
+from producers.training.pairs import Pair, pair_id
+from workers.ml.cross_encoder import OnnxCrossEncoder, read_meta, trained_pair_ids
+from workers.ml.embedder import _package_file
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -31,7 +31,7 @@ def tiny_base(folder: Path) -> Path:
 
 
 def test_fine_tune_writes_a_folder_the_cache_can_score_with(tmp_path: Path):
-    from producers.train_cross_encoder import CrossTraining, fine_tune
+    from producers.training.cross_encoder import CrossTraining, fine_tune
 
     pairs = [Pair(f"how do i cook {w}", f"how to cook {w}", 1) for w in ("rice", "eggs")] + [
         Pair(f"how do i cook {w}", f"why is {w} red", 0) for w in ("rice", "eggs")

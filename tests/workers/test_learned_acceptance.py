@@ -6,7 +6,7 @@ import random
 import pytest
 
 from policies.learned_router import acceptance_text
-from producers.train_router import save_router, train_acceptance
+from producers.training.router import save_router, train_acceptance
 from queues.topology import Stage
 from tests.doubles import FunctionProvider, envelope, infer_hops, make_runtime
 from workers.infer import handle_batch

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from workers.llmlingua_compressor import (
+from workers.ml.llmlingua import (
     LegacyKvModel,
     LlmLinguaCompressor,
     as_cache,

@@ -1,5 +1,5 @@
 """A cross-encoder that reads two questions together and says whether they ask the same
-thing: MiniLM-L6 fine-tuned on labelled pairs by `tierfleet train-cross-encoder`, exported to
+thing: MiniLM-L6 fine-tuned on labelled pairs by `tierfleet train cross-encoder`, exported to
 int8 ONNX so the cache worker scores candidates with onnxruntime and no torch.
 
 A bi-encoder's cosine compares two summaries made apart; a cross-encoder attends across both
@@ -108,7 +108,7 @@ class OnnxCrossEncoder:
 
     @classmethod
     def from_dir(cls, directory: Path, batch_size: int = 32) -> OnnxCrossEncoder:
-        """The folder `tierfleet train-cross-encoder` wrote."""
+        """The folder `tierfleet train cross-encoder` wrote."""
         return cls(
             (directory / MODEL_FILE).read_bytes(),
             (directory / TOKENIZER_FILE).read_text(),
@@ -182,7 +182,7 @@ def save_cross_verifier(verifier: CrossVerifier, encoder: OnnxCrossEncoder, path
 
 
 def load_hit_verifier(path: Path) -> Verifier | CrossVerifier:
-    """The verifier a `tierfleet train-cache` file holds: the feature network alone, or
+    """The verifier a `tierfleet train cache` file holds: the feature network alone, or
     blended with a cross-encoder (trained with --cross-encoder)."""
     features = load_verifier(path)
     with np.load(path, allow_pickle=False) as data:

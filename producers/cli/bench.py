@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from producers.cli_common import OutOption, console, write_figures
+from producers.cli.common import OutOption, console, write_figures
 from producers.workloads import (
     DEFAULT_QQP_PAIRS,
     DEFAULT_ROUTELLM,
@@ -26,7 +26,7 @@ def bench_fleet_cmd(
     out: OutOption = None,
 ) -> None:
     """Steps/s end to end and per-step overhead, beside Celery's no-op floor."""
-    from producers.bench.fleet import bench_fleet
+    from producers.bench.throughput import bench_fleet
 
     figures = bench_fleet(steps, Settings())
     console.print_json(json.dumps(figures))
@@ -137,7 +137,7 @@ def bench_cache_cmd(
     limit: Annotated[int | None, typer.Option(help="use only the first N pairs")] = None,
     cross_encoder: Annotated[
         Path | None,
-        typer.Option(help="blend in a `train-cross-encoder --for-bench` model from this folder"),
+        typer.Option(help="blend in a `train cross-encoder --for-bench` model from this folder"),
     ] = None,
     out: OutOption = None,
 ) -> None:

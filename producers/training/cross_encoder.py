@@ -1,5 +1,5 @@
-"""`tierfleet train-cross-encoder`: fine-tune MiniLM-L6 as a cross-encoder on labelled question
-pairs and export it to int8 ONNX for the cache worker (workers/cross_encoder.py).
+"""`tierfleet train cross-encoder`: fine-tune MiniLM-L6 as a cross-encoder on labelled question
+pairs and export it to int8 ONNX for the cache worker (workers/ml/cross_encoder.py).
 
 Training needs torch, transformers and onnx (`pip install 'tierfleet[cross-encoder]'`); a GPU
 makes an epoch over 20k pairs take about 20 seconds instead of half an hour. The result is a
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from producers.pairs import Pair, pair_id
-from workers.cross_encoder import (
+from producers.training.pairs import Pair, pair_id
+from workers.ml.cross_encoder import (
     CROSS_FORMAT,
     META_FILE,
     MODEL_FILE,
@@ -30,7 +30,7 @@ from workers.cross_encoder import (
     encode_pairs,
     pair_tokenizer,
 )
-from workers.embedder import MINILM, _package_file
+from workers.ml.embedder import MINILM, _package_file
 
 
 @dataclass(frozen=True)

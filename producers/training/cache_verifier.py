@@ -1,4 +1,4 @@
-"""`tierfleet train-cache`: train the semantic cache's hit verifier on labelled question
+"""`tierfleet train cache`: train the semantic cache's hit verifier on labelled question
 pairs and calibrate its threshold on pairs it did not train on."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from policies.cache_verifier import (
     pair_features,
 )
 from policies.text import words
-from producers.pairs import Pair, fit_split, seen_in
-from workers.cross_encoder import CrossVerifier
+from producers.training.pairs import Pair, fit_split, seen_in
+from workers.ml.cross_encoder import CrossVerifier
 from workers.ports import Embedder, PairScorer
 
 
@@ -108,7 +108,7 @@ def blend_cross_verifier(
     folds: int = 5,
 ) -> CrossVerifier:
     """Blend the feature verifier (trained on ``pairs``' fit split) with a cross-encoder
-    (trained on that split too, by `train-cross-encoder`) on the calibration split neither
+    (trained on that split too, by `train cross-encoder`) on the calibration split neither
     saw. The threshold comes from out-of-fold blend scores, so the pairs that fit the blend
     do not also vouch for it."""
     from sklearn.linear_model import LogisticRegression
@@ -119,7 +119,7 @@ def blend_cross_verifier(
     if seen:
         raise ValueError(
             f"the cross-encoder trained on {seen} of the {len(calib)} calibration pairs: train "
-            "it with `tierfleet train-cross-encoder` on the same pairs file, which keeps them out"
+            "it with `tierfleet train cross-encoder` on the same pairs file, which keeps them out"
         )
     labels = np.array([p.label for p in calib])
     feature_scores = features.score_rows(

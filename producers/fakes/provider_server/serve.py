@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from producers.embedded import free_port
-from producers.provider_server.app import ProviderServer
+from producers.fakes.provider_server.app import ProviderServer
+from producers.local.services import free_port
 
 
 @dataclass

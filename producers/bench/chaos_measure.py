@@ -9,10 +9,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from producers.bench.chaos_faults import Run
 from producers.bill import summarize_bill
-from producers.chaos_faults import Run
+from producers.fakes.provider_server.app import ProviderServer
 from producers.fleet import Fleet
-from producers.provider_server.app import ProviderServer
 from producers.report import unique_steps
 from queues.messages import StepResult, StepStatus
 

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from producers.embedded import EmbeddedRedis, restart_rabbitmq
+from producers.fakes.provider_server.app import ProviderServer
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
-from producers.provider_server.app import ProviderServer
+from producers.local.launcher import LocalFleet
+from producers.local.services import EmbeddedRedis, restart_rabbitmq
 
 
 @dataclass

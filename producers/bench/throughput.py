@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from producers.fleet import Fleet
-from producers.local_fleet import NOOP_GROUP, LocalFleet
+from producers.local.launcher import NOOP_GROUP, LocalFleet
 from producers.report import percentile
 from queues.messages import AgentStep
 from queues.settings import Settings

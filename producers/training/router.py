@@ -1,4 +1,4 @@
-"""``tierfleet train-router``: fit the learned router on recorded outcomes of real models
+"""``tierfleet train router``: fit the learned router on recorded outcomes of real models
 (RouterBench-format CSVs) and save it as a versioned artifact the classifier loads.
 
 Training uses scikit-learn (the ``train`` extra); scoring does not (policies.learned_router).

@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from producers.provider_server.answers import json_answer, malformed, text_answer
-from producers.provider_server.billing import Bill
-from producers.provider_server.faults import Fault, Faults
-from producers.provider_server.prompt_cache import Block, PromptCache
-from producers.provider_server.wire import (
+from producers.fakes.provider_server.answers import json_answer, malformed, text_answer
+from producers.fakes.provider_server.billing import Bill
+from producers.fakes.provider_server.faults import Fault, Faults
+from producers.fakes.provider_server.prompt_cache import Block, PromptCache
+from producers.fakes.provider_server.wire import (
     ANTHROPIC_ERROR_TYPES,
     DEFAULT_ANSWER_WORDS,
     OPENAI_ERROR_TYPES,
@@ -36,7 +36,7 @@ from producers.provider_server.wire import (
     openai_batch_line,
     text_of,
 )
-from workers.tokenizer import BpeCounter
+from workers.ml.tokenizer import BpeCounter
 
 
 @dataclass

@@ -1,21 +1,19 @@
-"""The command line's cache commands: train the hit verifier, invalidate a prompt version,
-and sample semantic hits from the ledger for review."""
+"""``tierfleet train router|acceptance|cache|cross-encoder``: fit the learned artifacts the
+workers load (the learned router, the acceptance check, the cache's hit verifier, its
+cross-encoder) on recorded data."""
 
 from __future__ import annotations
 
-import json
-import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from producers.cli_common import console
+from producers.cli.common import console
 from producers.workloads import DEFAULT_QQP_PAIRS
-from queues.settings import Settings
 
-cache_app = typer.Typer(help="The exact and semantic caches.", no_args_is_help=True)
+train_app = typer.Typer(help="Fit the learned artifacts on recorded data.", no_args_is_help=True)
 
 PairsOption = Annotated[
     Path, typer.Option(help="labelled pairs: JSON lines {text_a, text_b, label}, gzip or plain")
@@ -28,7 +26,7 @@ BoundOption = Annotated[
 CrossEncoderOption = Annotated[
     Path | None,
     typer.Option(
-        help="a folder from `tierfleet train-cross-encoder` on the same pairs: blend it in"
+        help="a folder from `tierfleet train cross-encoder` on the same pairs: blend it in"
     ),
 ]
 
@@ -45,10 +43,10 @@ def train_cache(
     """Train the semantic cache's hit verifier on labelled question pairs and choose its
     threshold on held-out pairs for the bound; set TIERFLEET_CACHE_VERIFIER to the file."""
     from policies.cache_verifier import save_verifier
-    from producers.pairs import read_pairs
-    from producers.train_cache import PairVectors, blend_cross_verifier, train_verifier
-    from workers.cross_encoder import OnnxCrossEncoder, save_cross_verifier, trained_pair_ids
-    from workers.embedder import MiniLMEmbedder
+    from producers.training.cache_verifier import PairVectors, blend_cross_verifier, train_verifier
+    from producers.training.pairs import read_pairs
+    from workers.ml.cross_encoder import OnnxCrossEncoder, save_cross_verifier, trained_pair_ids
+    from workers.ml.embedder import MiniLMEmbedder
 
     rows = read_pairs(pairs)
     rows = rows[:limit] if limit else rows
@@ -102,12 +100,12 @@ def train_cross_encoder(
     learning_rate: float = 5e-5,
     device: Annotated[str | None, typer.Option(help="cuda or cpu (default: cuda if any)")] = None,
 ) -> None:
-    """Fine-tune MiniLM-L6 as a cross-encoder on the pairs `train-cache` fits on (not its
+    """Fine-tune MiniLM-L6 as a cross-encoder on the pairs `train cache` fits on (not its
     calibration pairs) and export it to int8 ONNX. Needs torch (pip install
     'tierfleet[cross-encoder]'): a GPU takes about two minutes, two CPU cores some hours.
-    Then pass the folder to `train-cache --cross-encoder` or `bench cache --cross-encoder`."""
-    from producers.pairs import bench_split, fit_split, read_pairs
-    from producers.train_cross_encoder import CrossTraining, fine_tune
+    Then pass the folder to `train cache --cross-encoder` or `bench cache --cross-encoder`."""
+    from producers.training.cross_encoder import CrossTraining, fine_tune
+    from producers.training.pairs import bench_split, fit_split, read_pairs
 
     rows = read_pairs(pairs)
     fit, _ = fit_split(bench_split(rows)[0] if for_bench else rows)
@@ -120,60 +118,62 @@ def train_cross_encoder(
     console.print(f"cross-encoder -> {out}/ ({len(fit)} pairs)")
 
 
-@cache_app.command("invalidate")
-def invalidate(
-    prompt_version: Annotated[str, typer.Option(help="the prompt version to drop (pv-...)")],
-    timeout_s: Annotated[float, typer.Option(help="how long to wait for the cache worker")] = 30,
+def _outcome_rows(data: Path) -> list[Any]:
+    from workers.providers.replay import read_routerbench
+
+    try:
+        rows = list(read_routerbench(data))
+    except (OSError, KeyError, ValueError) as exc:
+        console.print(f"[red]cannot read {data}:[/] {exc}")
+        raise typer.Exit(2) from None
+    if not rows:
+        console.print(f"[red]no outcome rows in {data}[/]")
+        raise typer.Exit(2)
+    return rows
+
+
+def train_acceptance_cmd(
+    data: Annotated[Path, typer.Option(help="RouterBench-format CSV file or folder")],
+    out: Annotated[Path, typer.Option(help="where to write the artifact (JSON)")],
 ) -> None:
-    """Drop every cached answer (exact and semantic) of a prompt version. The cache worker
-    does it, as the owner of the embedded store; this waits for its count."""
-    from celery.exceptions import TimeoutError as CeleryTimeout
+    """Fit the learned acceptance check (P(answer right | prompt, answer) per model) on
+    recorded answers; set TIERFLEET_ACCEPTANCE_ARTIFACT to the file it writes."""
+    from producers.training.router import save_router, train_acceptance
 
-    from producers.fleet import Fleet
+    rows = _outcome_rows(data)
+    artifact = train_acceptance(rows, trained_on=f"{data} ({len(rows)} prompts)")
+    save_router(artifact, out)
+    console.print(f"acceptance check {artifact.version}: {len(artifact.models)} models -> {out}")
 
-    with Fleet(Settings()) as fleet:
-        try:
-            counts = fleet.invalidate_cache(prompt_version, timeout_s)
-        except CeleryTimeout:
-            console.print(
-                f"[red]no cache worker answered within {timeout_s:.0f} s[/]; the "
-                "request stays queued and runs when one starts"
-            )
-            raise typer.Exit(1) from None
+
+def train_router_cmd(
+    data: Annotated[Path, typer.Option(help="RouterBench-format CSV file or folder")],
+    out: Annotated[Path, typer.Option(help="where to write the router artifact (JSON)")],
+    max_features: Annotated[int, typer.Option(help="TF-IDF vocabulary size")] = 5000,
+) -> None:
+    """Fit the learned router on recorded model outcomes; set TIERFLEET_ROUTER=learned and
+    TIERFLEET_ROUTER_ARTIFACT to the file it writes."""
+    from producers.training.router import save_router, train_router
+
+    rows = _outcome_rows(data)
+    artifact = train_router(
+        rows, trained_on=f"{data} ({len(rows)} prompts)", max_features=max_features
+    )
+    save_router(artifact, out)
     console.print(
-        f"prompt version {prompt_version}: dropped {counts['exact']} exact and "
-        f"{counts['semantic']} semantic entries"
+        f"router {artifact.version}: {len(artifact.models)} models, "
+        f"{len(artifact.features.vocabulary)} features, {len(rows)} prompts -> {out}"
     )
 
 
-@cache_app.command("audit")
-def audit(
-    sample: Annotated[int, typer.Option(help="how many semantic hits to show")] = 20,
-    seed: Annotated[int | None, typer.Option(help="fix the sample")] = None,
-    out: Annotated[Path | None, typer.Option(help="write the sample as JSON lines")] = None,
-) -> None:
-    """A random sample of semantic hits from the ledger, each with both questions, its
-    similarity and verifier score, for a person to judge."""
-    from producers.fleet import Fleet
-    from producers.report import unique_steps
+train_app.command("router")(train_router_cmd)
+train_app.command("acceptance")(train_acceptance_cmd)
+train_app.command("cache")(train_cache)
+train_app.command("cross-encoder")(train_cross_encoder)
 
-    with Fleet(Settings()) as fleet:
-        hits = [e for e in unique_steps(fleet.ledger()) if e.get("semantic")]
-    picked = random.Random(seed).sample(hits, min(sample, len(hits)))
-    table = Table(title=f"{len(picked)} of {len(hits)} semantic hits")
-    for column in ("step", "cached from", "cosine", "verifier", "question", "cached question"):
-        table.add_column(column)
-    for e in picked:
-        s = e["semantic"]
-        table.add_row(
-            e["step_id"],
-            str(e["cached_from"]),
-            f"{s['similarity']:.3f}",
-            f"{s['verifier_score']:.3f}",
-            s["question"][:80],
-            s["cached_question"][:80],
-        )
-    console.print(table)
-    if out is not None:
-        out.write_text("".join(json.dumps(e) + "\n" for e in picked))
-        console.print(f"written to {out}")
+train_commands: dict[str, Callable[..., Any]] = {
+    "train-router": train_router_cmd,
+    "train-acceptance": train_acceptance_cmd,
+    "train-cache": train_cache,
+    "train-cross-encoder": train_cross_encoder,
+}

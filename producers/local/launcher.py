@@ -18,8 +18,8 @@ from celery import Celery
 from pydantic import SecretStr
 
 from policies.tiers import load_tier_table
-from producers.embedded import EmbeddedRedis
-from queues.app import create_app
+from producers.local.services import EmbeddedRedis
+from queues.celery_app import create_app
 from queues.settings import Settings
 from queues.topology import NOOP, WorkerGroup, worker_groups
 from workers.errors import ProviderUnavailable

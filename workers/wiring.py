@@ -16,7 +16,7 @@ from celery.signals import (
 )
 
 from policies.tiers import TierTable, load_tier_table
-from queues.app import create_app
+from queues.celery_app import create_app
 from queues.settings import Settings
 from queues.topology import NOOP, NOOP_TASK, Stage
 from workers import batch_lane, cache, classify, compress, finalize, infer

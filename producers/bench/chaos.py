@@ -24,19 +24,19 @@ from typing import Any
 import redis
 from celery.result import AsyncResult
 
-from producers.chaos_faults import (
+from producers.bench.chaos_faults import (
     Chaos,
     kill_child_in_flush,
     kill_in_turn,
     provider_storms,
     restarts,
 )
-from producers.chaos_measure import measure
-from producers.embedded import EmbeddedRedis, rabbitmq_vhost
+from producers.bench.chaos_measure import measure
+from producers.fakes.provider_server.app import ProviderServer
+from producers.fakes.provider_server.serve import serve_in_thread
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
-from producers.provider_server.app import ProviderServer
-from producers.provider_server.serve import serve_in_thread
+from producers.local.launcher import LocalFleet
+from producers.local.services import EmbeddedRedis, rabbitmq_vhost
 from queues.messages import StepResult
 from queues.settings import TABLES, Settings
 from queues.topology import TASK_NAMES, Stage, queue_names

@@ -1,19 +1,21 @@
-"""The ``tierfleet`` command: demo, run, report, dead letters, benchmarks, worker commands."""
+"""The ``tierfleet`` command: demo, run, report, dead letters, worker commands; the command
+groups (bench, cache, train) have a module each."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from policies.tiers import load_tier_table
-from producers.cli_bench import bench_app
-from producers.cli_cache import cache_app, train_cache, train_cross_encoder
-from producers.cli_common import OutOption, console, stop_on_sigterm, write_figures
+from producers.cli.bench import bench_app
+from producers.cli.cache import cache_app
+from producers.cli.common import OutOption, console, stop_on_sigterm, write_figures
+from producers.cli.train import train_app, train_commands
 from producers.fleet import Fleet
-from producers.local_fleet import LocalFleet
+from producers.local.launcher import LocalFleet
 from producers.report import render, render_attribution, summarize, unique_steps
 from producers.runner import run_with_progress
 from producers.workloads import (
@@ -33,8 +35,9 @@ dead_app = typer.Typer(help="Inspect and replay dead-lettered steps.", no_args_i
 app.add_typer(dead_app, name="dead")
 app.add_typer(bench_app, name="bench")
 app.add_typer(cache_app, name="cache")
-app.command("train-cache")(train_cache)
-app.command("train-cross-encoder")(train_cross_encoder)
+app.add_typer(train_app, name="train")
+for old_name, command in train_commands.items():  # the names before `train <what>`
+    app.command(old_name, hidden=True, deprecated=True)(command)
 
 
 @app.command()
@@ -164,56 +167,6 @@ def dead_replay(limit: int = 100, wait: bool = True) -> None:
                 console.print(f"{result.step_id}: {result.status.value} {result.reason}")
 
 
-def _outcome_rows(data: Path) -> list[Any]:
-    from workers.providers.replay import read_routerbench
-
-    try:
-        rows = list(read_routerbench(data))
-    except (OSError, KeyError, ValueError) as exc:
-        console.print(f"[red]cannot read {data}:[/] {exc}")
-        raise typer.Exit(2) from None
-    if not rows:
-        console.print(f"[red]no outcome rows in {data}[/]")
-        raise typer.Exit(2)
-    return rows
-
-
-@app.command("train-acceptance")
-def train_acceptance_cmd(
-    data: Annotated[Path, typer.Option(help="RouterBench-format CSV file or folder")],
-    out: Annotated[Path, typer.Option(help="where to write the artifact (JSON)")],
-) -> None:
-    """Fit the learned acceptance check (P(answer right | prompt, answer) per model) on
-    recorded answers; set TIERFLEET_ACCEPTANCE_ARTIFACT to the file it writes."""
-    from producers.train_router import save_router, train_acceptance
-
-    rows = _outcome_rows(data)
-    artifact = train_acceptance(rows, trained_on=f"{data} ({len(rows)} prompts)")
-    save_router(artifact, out)
-    console.print(f"acceptance check {artifact.version}: {len(artifact.models)} models -> {out}")
-
-
-@app.command("train-router")
-def train_router_cmd(
-    data: Annotated[Path, typer.Option(help="RouterBench-format CSV file or folder")],
-    out: Annotated[Path, typer.Option(help="where to write the router artifact (JSON)")],
-    max_features: Annotated[int, typer.Option(help="TF-IDF vocabulary size")] = 5000,
-) -> None:
-    """Fit the learned router on recorded model outcomes; set TIERFLEET_ROUTER=learned and
-    TIERFLEET_ROUTER_ARTIFACT to the file it writes."""
-    from producers.train_router import save_router, train_router
-
-    rows = _outcome_rows(data)
-    artifact = train_router(
-        rows, trained_on=f"{data} ({len(rows)} prompts)", max_features=max_features
-    )
-    save_router(artifact, out)
-    console.print(
-        f"router {artifact.version}: {len(artifact.models)} models, "
-        f"{len(artifact.features.vocabulary)} features, {len(rows)} prompts -> {out}"
-    )
-
-
 @app.command("provider-server")
 def provider_server(
     port: Annotated[int, typer.Option(help="loopback port")] = 8089,
@@ -221,7 +174,7 @@ def provider_server(
 ) -> None:
     """Run the provider test server (OpenAI + Anthropic APIs, on loopback, with its own
     bill) for trying the fleet's API providers without keys or the internet."""
-    from producers.provider_server.serve import serve_forever
+    from producers.fakes.provider_server.serve import serve_forever
 
     console.print(
         f"OpenAI base URL http://127.0.0.1:{port}/v1, Anthropic base URL http://127.0.0.1:{port}"
@@ -252,7 +205,7 @@ def chaos(
     """A private fleet under faults while steps run: worker and pool-child kills, Redis and
     broker restarts, provider storms, fuzz. Prints and writes what became of every step,
     call and bad message."""
-    from producers.chaos import ChaosPlan, run_chaos
+    from producers.bench.chaos import ChaosPlan, run_chaos
 
     if broker not in ("redis", "rabbitmq"):
         raise typer.BadParameter("--broker is redis or rabbitmq")
