@@ -3,8 +3,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from producers.fakes.provider_server.app import ProviderServer
 from producers.fakes.provider_server.serve import serve_in_thread
+from producers.fakes.provider_server.server import ProviderServer
 from producers.local.services import EmbeddedRedis
 from tests.provider_handle import ServerHandle
 
@@ -28,6 +28,6 @@ def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
 @pytest.fixture(scope="session")
 def provider_server() -> Iterator[ServerHandle]:
     """The provider test server (OpenAI and Anthropic APIs) on a loopback port."""
-    running = serve_in_thread(ProviderServer(batch_delay_s=0.2))
+    running = serve_in_thread(ProviderServer.with_delay(0.2))
     yield ServerHandle(running)
     running.stop()

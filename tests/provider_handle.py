@@ -4,8 +4,8 @@ import json
 import urllib.request
 from typing import Any
 
-from producers.fakes.provider_server.app import ProviderServer
 from producers.fakes.provider_server.serve import RunningServer
+from producers.fakes.provider_server.server import ProviderServer
 
 
 def call(url: str, body: Any = None) -> Any:

@@ -32,8 +32,8 @@ from producers.bench.chaos_faults import (
     restarts,
 )
 from producers.bench.chaos_measure import measure
-from producers.fakes.provider_server.app import ProviderServer
 from producers.fakes.provider_server.serve import serve_in_thread
+from producers.fakes.provider_server.server import ProviderServer
 from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
 from producers.local.services import EmbeddedRedis, rabbitmq_vhost
@@ -163,7 +163,7 @@ def _nested(depth: int) -> Any:
 
 @contextmanager
 def chaos_fleet(plan: ChaosPlan, sentinel: str, work: Path) -> Iterator[Chaos]:
-    provider = ProviderServer(batch_delay_s=2.0)
+    provider = ProviderServer.with_delay(2.0)
     running = serve_in_thread(provider)
     url = f"http://127.0.0.1:{running.port}"
     redis_server = EmbeddedRedis(append_only=True)
@@ -224,7 +224,7 @@ def run_chaos(plan: ChaosPlan) -> dict[str, Any]:
             chaos.stop.set()
             for t in faults:
                 t.join()
-        chaos.provider.faults.set([])
+        chaos.provider.account.faults.set([])
         faults_ended = time.time()
         results = _wait(fleet, handles, plan.timeout_s, idle_s=plan.idle_s)
         drained_s = time.time() - faults_ended

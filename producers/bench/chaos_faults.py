@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from producers.fakes.provider_server.app import ProviderServer
+from producers.fakes.provider_server.server import ProviderServer
 from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
 from producers.local.services import EmbeddedRedis, restart_rabbitmq
@@ -132,7 +132,7 @@ def provider_storms(c: Chaos) -> None:
     ]
     turn = 0
     while not c.stop.wait(15.0):
-        c.provider.faults.set(storms[turn % len(storms)])
+        c.provider.account.faults.set(storms[turn % len(storms)])
         turn += 1
 
 

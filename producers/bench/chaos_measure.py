@@ -11,7 +11,7 @@ from typing import Any
 
 from producers.bench.chaos_faults import Run
 from producers.bill import summarize_bill
-from producers.fakes.provider_server.app import ProviderServer
+from producers.fakes.provider_server.server import ProviderServer
 from producers.fleet import Fleet
 from producers.report import unique_steps
 from queues.messages import StepResult, StepStatus
@@ -33,7 +33,7 @@ def measure(
     statuses = Counter(r.status for r in results.values())
     tenant_of = {s["step_id"]: s["tenant"] for s in steps}
     bill = summarize_bill(fleet.calls(), unique_steps(ledger))
-    provider_usd = provider.bill.snapshot()["total_usd"]
+    provider_usd = provider.account.bill.snapshot()["total_usd"]
     dead = [d.record for d in fleet.dead_letters(100_000)] + fleet.archived_dead_letters()
     dead_text = json.dumps(dead)
     fuzz_accounted = sum(1 for m in run.fuzz if m in dead_text)

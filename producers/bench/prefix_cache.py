@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from producers.fakes.provider_server.app import ProviderServer
 from producers.fakes.provider_server.serve import RunningServer, serve_in_thread
+from producers.fakes.provider_server.server import ProviderServer
 from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
 from producers.report import by_model, cached_share, percentile
@@ -92,7 +92,7 @@ def _figures(ledger: list[dict[str, Any]], bill: dict[str, Any], seconds: float)
 def run_config(
     name: str, workload: Workload, base: Settings, server: RunningServer
 ) -> dict[str, Any]:
-    server.server.new_account()  # nothing cached, nothing billed yet
+    server.server.account.reset()  # nothing cached, nothing billed yet
     settings = _settings(base, server, CONFIGS[name])
     with LocalFleet(settings) as local, Fleet(local.settings) as fleet:
         started = time.perf_counter()
@@ -100,7 +100,7 @@ def run_config(
         seconds = time.perf_counter() - started
         ids = {r.step_id for r in results}
         ledger = [e for e in fleet.ledger() if e["step_id"] in ids]
-    return _figures(ledger, server.server.bill.snapshot(), seconds)
+    return _figures(ledger, server.server.account.bill.snapshot(), seconds)
 
 
 def bench_prefix_cache(

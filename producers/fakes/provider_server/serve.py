@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from producers.fakes.provider_server.app import ProviderServer
+from producers.fakes.provider_server.server import ProviderServer
 from producers.local.services import free_port
 
 
@@ -51,7 +51,7 @@ def serve_in_thread(server: ProviderServer | None = None, port: int = 0) -> Runn
 
 def serve_forever(port: int, batch_delay_s: float) -> None:
     uvicorn.run(
-        ProviderServer(batch_delay_s=batch_delay_s).app(),
+        ProviderServer.with_delay(batch_delay_s).app(),
         host="127.0.0.1",
         port=port,
         log_level="warning",

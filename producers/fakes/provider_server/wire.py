@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,32 +107,6 @@ def message(
             "cache_creation_input_tokens": written,
             "cache_read_input_tokens": read,
         },
-    }
-
-
-def message_batch(
-    batch_id: str, batch: dict[str, Any], ended: bool, base_url: str
-) -> dict[str, Any]:
-    kinds = Counter(kind for _, kind, _ in batch["results"] or [])
-    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(batch["created"]))
-    results_url = f"{base_url.rstrip('/')}/v1/messages/batches/{batch_id}/results"
-    return {
-        "id": batch_id,
-        "type": "message_batch",
-        "processing_status": "ended" if ended else "in_progress",
-        "request_counts": {
-            "processing": 0 if ended else len(batch["items"]),
-            "succeeded": kinds["ok"],
-            "errored": kinds["errored"],
-            "canceled": 0,
-            "expired": kinds["expired"],
-        },
-        "created_at": iso,
-        "expires_at": iso,
-        "ended_at": iso if ended else None,
-        "archived_at": None,
-        "cancel_initiated_at": None,
-        "results_url": results_url if ended else None,
     }
 
 
