@@ -233,6 +233,15 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _learned_router_needs_its_artifact(self) -> Settings:
+        if self.router == "learned" and self.router_artifact is None:
+            raise ValueError(
+                "TIERFLEET_ROUTER=learned needs TIERFLEET_ROUTER_ARTIFACT "
+                "(written by `tierfleet train router`)"
+            )
+        return self
+
     @property
     def broker_is_redis(self) -> bool:
         return self.broker_url.startswith(REDIS_SCHEMES)

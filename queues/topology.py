@@ -60,8 +60,12 @@ _STAGE_QUEUES: dict[Stage, str] = {
 }
 
 
+INFER_PREFIX = "tf.infer."  # every inference queue's name starts so
+
+
 def infer_queue(tier: str, lane: Lane | str, by_priority: bool = False) -> str:
-    return f"tf.infer.{tier}" if by_priority else f"tf.infer.{tier}.{Lane(lane).value}"
+    queue = f"{INFER_PREFIX}{tier}"
+    return queue if by_priority else f"{queue}.{Lane(lane).value}"
 
 
 def tier_queues(tier: str, by_priority: bool = False) -> tuple[str, ...]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from policies.tokens import TokenCounter
 from queues.bus import CeleryBus
 from queues.seal import Sealer, sealer_for
 from queues.settings import Settings
-from queues.topology import DEAD
+from queues.topology import CLASSIFY, COMPRESS, DEAD, INFER_PREFIX, INGRESS
 from workers.errors import PermanentError
+from workers.lazy import Lazy, LazyByKey
 from workers.ml.tokenizer import BpeCounter
 from workers.ports import (
     BatchJobs,
@@ -75,58 +77,63 @@ class Runtime:
     clock: Callable[[], float] = time.time
     # Builds the semantic cache layer (only the cache worker calls it): (layer, or why not).
     semantic_factory: Callable[[], tuple[SemanticLayer | None, str]] = lambda: (None, "off")
-    _semantic: tuple[SemanticLayer | None, str] | None = None
     # The prompt compressor for long free text: None is the lexical default (no model).
     text_compressor_factory: Callable[[], TextCompressor | None] = lambda: None
-    _text_compressor: list[TextCompressor | None] = field(default_factory=list)
-    _providers: dict[str, Provider] = field(default_factory=dict)
-    _artifacts: dict[str, RouterArtifact] = field(default_factory=dict)
+    # Built once per process, on first use or by ``warm``, whichever comes first.
+    _semantic: Lazy[tuple[SemanticLayer | None, str]] = field(init=False)
+    _text_compressor: Lazy[TextCompressor | None] = field(init=False)
+    _providers: LazyByKey[str, Provider] = field(init=False)
+    _router: Lazy[RouterArtifact] = field(init=False)
+    _acceptance: Lazy[RouterArtifact | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._semantic = Lazy(self._open_semantic)
+        self._text_compressor = Lazy(self.text_compressor_factory)
+        self._providers = LazyByKey(self.provider_factory)
+        self._router = Lazy(lambda: router_artifact(self.settings))
+        self._acceptance = Lazy(lambda: acceptance_artifact(self.settings))
 
     def provider_for(self, model: ModelSpec) -> Provider:
-        if model.provider not in self._providers:
-            self._providers[model.provider] = self.provider_factory(model.provider)
-        return self._providers[model.provider]
+        return self._providers.get(model.provider)
 
     @property
     def router(self) -> RouterArtifact:
-        """The learned router's artifact, loaded once per process on first use."""
-        if self.settings.router_artifact is None:
-            raise PermanentError(
-                "TIERFLEET_ROUTER=learned needs TIERFLEET_ROUTER_ARTIFACT "
-                "(written by `tierfleet train router`)"
-            )
-        return self._artifact("router", self.settings.router_artifact)
+        """The learned router's artifact, loaded once per process."""
+        return self._router.get()
 
     @property
     def acceptance(self) -> RouterArtifact | None:
         """The learned acceptance check, when one is configured (loaded once)."""
-        path = self.settings.acceptance_artifact
-        return None if path is None else self._artifact("acceptance", path)
+        return self._acceptance.get()
 
-    def _artifact(self, kind: str, path: Path) -> RouterArtifact:
-        if kind not in self._artifacts:
-            try:
-                self._artifacts[kind] = load_router(path)
-            except (OSError, ValueError, KeyError) as exc:
-                raise PermanentError(f"cannot load the {kind} artifact {path}: {exc}") from exc
-        return self._artifacts[kind]
+    def _open_semantic(self) -> tuple[SemanticLayer | None, str]:
+        layer, why = self.semantic_factory()
+        if layer is None:
+            log.warning("semantic_cache_off", reason=why)
+        return layer, why
 
     @property
     def semantic(self) -> SemanticLayer | None:
-        """The semantic cache layer, built on first use; None (reason logged once) if off."""
-        if self._semantic is None:
-            self._semantic = self.semantic_factory()
-            layer, why = self._semantic
-            if layer is None:
-                log.warning("semantic_cache_off", reason=why)
-        return self._semantic[0]
+        """The semantic cache layer; None (the reason logged once) if off."""
+        return self._semantic.get()[0]
 
     @property
     def text_compressor(self) -> TextCompressor | None:
-        """The configured prompt compressor, loaded once per process on first use."""
-        if not self._text_compressor:
-            self._text_compressor.append(self.text_compressor_factory())
-        return self._text_compressor[0]
+        """The configured prompt compressor, loaded once per process."""
+        return self._text_compressor.get()
+
+    def warm(self, queues: Collection[str]) -> None:
+        """Build now what the stages on ``queues`` will need, so that a bad configuration
+        stops the worker at start, not its first step, and no step waits for a load."""
+        self.counter.count_many(["warm up"])
+        if self.settings.router == "learned" and CLASSIFY in queues:
+            _ = self.router
+        if any(q.startswith(INFER_PREFIX) for q in queues):
+            _ = self.acceptance
+        if COMPRESS in queues:
+            _ = self.text_compressor
+        if INGRESS in queues:
+            _ = self.semantic
 
     def compression_plan(self, economy: bool = False) -> CompressionPlan:
         return plan_from_settings(self.settings, economy)
@@ -210,15 +217,52 @@ def build_text_compressor(settings: Settings) -> TextCompressor | None:
         ) from exc
 
 
-class LazyRuntime:
-    """Builds the runtime on first use, so connections open in the worker process itself."""
+def router_artifact(settings: Settings) -> RouterArtifact:
+    if settings.router_artifact is None:
+        raise PermanentError(
+            "TIERFLEET_ROUTER=learned needs TIERFLEET_ROUTER_ARTIFACT "
+            "(written by `tierfleet train router`)"
+        )
+    return _load_artifact("router", settings.router_artifact)
+
+
+def acceptance_artifact(settings: Settings) -> RouterArtifact | None:
+    path = settings.acceptance_artifact
+    return None if path is None else _load_artifact("acceptance", path)
+
+
+def _load_artifact(kind: str, path: Path) -> RouterArtifact:
+    try:
+        return load_router(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise PermanentError(f"cannot load the {kind} artifact {path}: {exc}") from exc
+
+
+def configuration_problem(settings: Settings, queues: Collection[str]) -> str | None:
+    """Why the stages on ``queues`` could not run with these settings, or None. Only the
+    small things are loaded to check (artifacts); a compressor model is looked for."""
+    try:
+        if settings.router == "learned" and CLASSIFY in queues:
+            router_artifact(settings)
+        if any(q.startswith(INFER_PREFIX) for q in queues):
+            acceptance_artifact(settings)
+    except PermanentError as exc:
+        return str(exc)
+    path = settings.compressor_model_path
+    if COMPRESS in queues and path is not None:
+        if not path.exists():
+            return f"TIERFLEET_COMPRESSOR_MODEL_PATH {path} does not exist"
+        if importlib.util.find_spec("llmlingua") is None:
+            return "TIERFLEET_COMPRESSOR_MODEL_PATH needs the `llmlingua` extra"
+    return None
+
+
+class LazyRuntime(Lazy[Runtime]):
+    """The runtime, built on first use, so connections open in the worker process itself."""
 
     def __init__(self, settings: Settings, build: Callable[[], Runtime]) -> None:
+        super().__init__(build)
         self.settings = settings
-        self._build = build
-        self._runtime: Runtime | None = None
 
     def __call__(self) -> Runtime:
-        if self._runtime is None:
-            self._runtime = self._build()
-        return self._runtime
+        return self.get()

@@ -23,7 +23,7 @@ from workers import batch_lane, cache, classify, compress, finalize, infer
 from workers.lease import LeaseKeeper, held_by
 from workers.logs import configure_logging, redact_handlers
 from workers.providers import provider_problems
-from workers.runtime import LazyRuntime, build_runtime
+from workers.runtime import LazyRuntime, build_runtime, configuration_problem
 from workers.stage import Handler, Opener, open_envelope, open_ingress, register_stage
 from workers.stores.redis_policy import eviction_problem, where
 
@@ -71,9 +71,27 @@ def keep_leases(settings: Settings, consumer: Any) -> LeaseKeeper | None:
     return LeaseKeeper(held_by(consumer), client, every_s).start()
 
 
-def warm(runtime: LazyRuntime) -> None:
-    """Open connections and load the tokenizer before the first step, not during it."""
-    runtime().counter.count_many(["warm up"])
+def consumed(app: Celery) -> set[str]:
+    """The queues this worker consumes (``-Q``; every queue when none is named)."""
+    return set(app.amqp.queues.consume_from)
+
+
+def refuse_bad_configuration(settings: Settings, queues: set[str]) -> None:
+    """Stop the worker at start when what its stages need cannot be loaded (an unreadable
+    router artifact, a missing compressor model), rather than dead-letter every step."""
+    problem = configuration_problem(settings, queues)
+    if problem:
+        log.error("bad_configuration", reason=problem)
+        raise SystemExit(f"tierfleet worker refuses to start: {problem}")
+
+
+def warm(runtime: LazyRuntime, queues: set[str]) -> None:
+    """Open connections and load models before the first step, not during it. What fails
+    here was checked at start; a failure now (a blink) is retried at the first step."""
+    try:
+        runtime().warm(queues)
+    except Exception as exc:
+        log.warning("warm_failed", error=str(exc))
 
 
 def build_worker_app(settings: Settings) -> Celery:
@@ -101,18 +119,19 @@ def build_worker_app(settings: Settings) -> Celery:
         redact_handlers(logger, settings.secrets())
 
     @worker_init.connect(weak=False)
-    def _check_redis(**_: Any) -> None:
+    def _check_at_start(**_: Any) -> None:
         check_redis_policy(settings)
+        refuse_bad_configuration(settings, consumed(app))
 
     @worker_process_init.connect(weak=False)
     def _init_process(**_: Any) -> None:
         configure_logging(settings.log_level, settings.log_json, settings.secrets())
-        warm(runtime)
+        warm(runtime, consumed(app))
 
     @worker_ready.connect(weak=False)
     def _ready(sender: Any = None, **_: Any) -> None:
         report_unavailable_providers(settings, table)
         keep_leases(settings, sender)
-        warm(runtime)  # the solo pool runs tasks in the main process: warm it there
+        warm(runtime, consumed(app))  # the solo pool runs tasks in the main process
 
     return app

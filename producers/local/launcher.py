@@ -23,6 +23,7 @@ from queues.celery_app import create_app
 from queues.settings import Settings
 from queues.topology import NOOP, WorkerGroup, worker_groups
 from workers.errors import ProviderUnavailable
+from workers.lazy import Lazy
 from workers.providers import BATCH_PROVIDERS, provider_problems
 
 NOOP_GROUP = WorkerGroup("noop", (NOOP,))
@@ -60,7 +61,7 @@ class LocalFleet:
         self.redis: EmbeddedRedis | None = None
         self.settings = self.base_settings
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self._app: Celery | None = None
+        self._app: Lazy[Celery] = Lazy(self._create_app)
 
     @property
     def batch_lane(self) -> bool:
@@ -145,12 +146,13 @@ class LocalFleet:
             if pending and time.monotonic() > deadline:
                 raise RuntimeError(f"workers not ready: {sorted(pending)}; logs in {self.log_dir}")
 
+    def _create_app(self) -> Celery:
+        table = load_tier_table(self.settings.tier_table, self.settings.price_table)
+        return create_app(self.settings, table.names)
+
     @property
     def app(self) -> Celery:
-        if self._app is None:
-            table = load_tier_table(self.settings.tier_table, self.settings.price_table)
-            self._app = create_app(self.settings, table.names)
-        return self._app
+        return self._app.get()
 
     def stop_group(self, name: str, *, kill: bool = False) -> None:
         """Warm shutdown, or with ``kill`` a kill -9 of the worker and its pool's children
@@ -184,8 +186,8 @@ class LocalFleet:
                 proc.send_signal(signal.SIGTERM)
         for name in list(self.processes):
             self.stop_group(name)
-        if self._app is not None:
-            self._app.close()
+        if self._app.built:
+            self.app.close()
         if self.redis is not None:
             self.redis.stop()
             self.redis = None

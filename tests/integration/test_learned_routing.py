@@ -106,3 +106,20 @@ def test_the_learned_router_in_the_fleet(redis_server, tmp_path):
     assert set(code) <= {(CHEAP, 0), (TOP, 2)}
     escalated = next(r for r in by_kind["code"] if r.escalations == 2)
     assert escalated.cost_usd == pytest.approx(sum(COST.values()))  # every attempt is paid
+
+
+def test_a_classify_worker_with_an_unreadable_router_artifact_refuses_to_start(
+    redis_server, tmp_path
+):
+    broken = tmp_path / "router.json"
+    broken.write_text("{not json")
+    settings = settings_for(redis_server, db=5, router="learned", router_artifact=broken)
+    local = LocalFleet(settings)
+    classify = [g for g in local.groups() if g.name == "classify"]
+    try:
+        with pytest.raises(RuntimeError, match="worker classify exited"):
+            local.start_groups(classify, timeout_s=60)
+    finally:
+        local.stop()
+    log = (local.log_dir / "classify.log").read_text()
+    assert "refuses to start" in log and "cannot load the router artifact" in log

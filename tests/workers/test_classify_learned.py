@@ -1,16 +1,22 @@
 """The classifier with the learned router: it loads the artifact and routes to a model."""
 
+from dataclasses import replace
+
 import pytest
+from pydantic import ValidationError
 
 from producers.training.router import save_router, train_router
 from queues.messages import StepStatus
-from queues.topology import TASK_NAMES, Stage
+from queues.settings import Settings
+from queues.topology import CLASSIFY, COMPRESS, INGRESS, TASK_NAMES, Stage
 from tests.doubles import TEST_SEALER, FunctionProvider, envelope, infer_hops, make_runtime
 from tests.unit.test_learned_router import CHEAP, MID, TOP, outcome_table
 from workers.classify import handle
 from workers.infer import handle_batch
 from workers.ports import Completion
+from workers.runtime import configuration_problem
 from workers.stage import run_stage
+from workers.wiring import refuse_bad_configuration
 
 TABLE_TOML = f"""
 version = "test"
@@ -49,8 +55,26 @@ def test_learned_routing_picks_the_tier_and_model_and_inference_uses_it(tmp_path
     assert outcome.status is StepStatus.ok and outcome.model == MID
 
 
-def test_learned_routing_without_an_artifact_dead_letters_with_the_variable():
-    rt, bus, _ = make_runtime(router="learned")
+def test_learned_routing_without_an_artifact_fails_at_start_with_the_variable():
+    with pytest.raises(ValidationError, match="TIERFLEET_ROUTER_ARTIFACT"):
+        Settings(router="learned")
+
+
+def test_an_unreadable_router_artifact_stops_the_classify_worker_at_boot(tmp_path):
+    broken = tmp_path / "router.json"
+    broken.write_text("{not json")
+    settings = Settings(router="learned", router_artifact=broken)
+    problem = configuration_problem(settings, {CLASSIFY})
+    assert problem is not None and "cannot load the router artifact" in problem
+    with pytest.raises(SystemExit, match="refuses to start"):
+        refuse_bad_configuration(settings, {CLASSIFY})
+    # Other stages do not load the router: their workers start.
+    assert configuration_problem(settings, {INGRESS, COMPRESS}) is None
+
+
+def test_a_runtime_built_with_unchecked_settings_still_dead_letters_with_the_variable():
+    rt, bus, _ = make_runtime()
+    rt = replace(rt, settings=rt.settings.model_copy(update={"router": "learned"}))
     raw = envelope().to_wire()
     seal = TEST_SEALER.sign(TASK_NAMES[Stage.classify], raw)
     run_stage(rt, "classify", raw, handle, seal=seal)

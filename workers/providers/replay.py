@@ -17,6 +17,7 @@ from pathlib import Path
 
 from policies.tokens import TokenCounter, prompt_tokens
 from workers.errors import PermanentError
+from workers.lazy import Lazy
 from workers.ports import Completion, CompletionRequest
 
 csv.field_size_limit(sys.maxsize)
@@ -122,13 +123,12 @@ class ReplayProvider:
             )
         self.data = data
         self.counter = counter
-        self._rows: dict[str, ReplayRow] | None = None
+        # Loaded on first use, in the worker process.
+        self._rows = Lazy(lambda: {row.sample_id: row for row in read_routerbench(data)})
 
     @property
     def rows(self) -> dict[str, ReplayRow]:
-        if self._rows is None:  # loaded on first use, in the worker process
-            self._rows = {row.sample_id: row for row in read_routerbench(self.data)}
-        return self._rows
+        return self._rows.get()
 
     def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion | Exception]:
         out: list[Completion | Exception] = []
