@@ -8,13 +8,13 @@ import pytest
 
 from policies.tiers import load_tier_table
 from queues.settings import Settings
-from tests.doubles import step
 from tests.provider_handle import POLICY, SCHEMA, ServerHandle
 from workers.errors import PermanentError, ProviderUnavailable, TransientError
 from workers.ml.tokenizer import BpeCounter
 from workers.ports import Completion, CompletionRequest
 from workers.providers import build_provider, provider_problems
 from workers.providers.anthropic_messages import message_params
+from workers.testing import step
 
 TABLE = load_tier_table(
     __import__("pathlib").Path(__file__).parents[2] / "policies" / "tables" / "providers.toml"

@@ -10,7 +10,7 @@ from policies.cache_verifier import (
     save_verifier,
     text_features,
 )
-from tests.doubles import cosine_verifier
+from workers.testing import cosine_verifier
 
 
 def test_the_threshold_is_the_lowest_that_keeps_wrong_hits_under_the_bound():

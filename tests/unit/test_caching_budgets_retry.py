@@ -6,7 +6,7 @@ from policies.budgets import BudgetState
 from policies.caching import exact_key
 from policies.retry import backoff_s
 from queues import keys
-from tests.doubles import step
+from workers.testing import step
 
 Q = [{"role": "system", "content": "sys"}, {"role": "user", "content": "What  is\n the fee?"}]
 

@@ -6,9 +6,9 @@ import random
 
 from producers.bench.chaos import ChaosPlan, fuzz_messages, workload
 from queues.messages import AgentStep
-from tests.doubles import make_runtime
 from workers.errors import MalformedMessage
 from workers.stage import open_submission
+from workers.testing import make_runtime
 
 
 def test_the_workload_mixes_lanes_tenants_and_tight_sessions():

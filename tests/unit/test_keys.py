@@ -8,7 +8,7 @@ from policies.semantic_cache import scope_of
 from policies.tiers import load_tier_table
 from queues import keys
 from queues.settings import DEFAULT_TIER_TABLE
-from tests.doubles import step
+from workers.testing import step
 
 TABLE = load_tier_table(DEFAULT_TIER_TABLE)
 # Pairs of (tenant, name) that a plain ":"-join (or "/"-join) would make equal.

@@ -2,7 +2,7 @@ import pytest
 
 from producers.fleet import InvalidStep, to_step
 from queues.messages import AgentStep, Envelope, Lane, prompt_version_of
-from tests.doubles import step
+from workers.testing import step
 
 BASE = {
     "tenant": "acme",

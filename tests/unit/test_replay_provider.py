@@ -5,7 +5,6 @@ import pytest
 
 from policies.pricing import Price
 from policies.tiers import ModelSpec
-from tests.doubles import step
 from workers.errors import PermanentError
 from workers.ml.tokenizer import BpeCounter
 from workers.ports import CompletionRequest
@@ -15,6 +14,7 @@ from workers.providers.replay import (
     read_routellm,
     read_routerbench,
 )
+from workers.testing import step
 
 MODELS = ["gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat"]
 

@@ -9,7 +9,7 @@ from policies.semantic_cache import (
 )
 from policies.tiers import load_tier_table
 from queues.settings import DEFAULT_TIER_TABLE
-from tests.doubles import step
+from workers.testing import step
 
 TABLE = load_tier_table(DEFAULT_TIER_TABLE)
 SYSTEM = {"role": "system", "content": "You are a careful assistant."}

@@ -3,10 +3,10 @@ import statistics
 
 from policies.pricing import Price
 from policies.tiers import ModelSpec
-from tests.doubles import step
 from workers.ml.tokenizer import BpeCounter
 from workers.ports import CompletionRequest
 from workers.providers.simulated import SimulatedProvider, confidence_of
+from workers.testing import step
 
 COUNTER = BpeCounter()
 PROVIDER = SimulatedProvider(COUNTER)

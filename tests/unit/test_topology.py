@@ -12,7 +12,7 @@ from queues.topology import (
     queue_names,
     worker_groups,
 )
-from tests.doubles import TEST_SEALER, envelope
+from workers.testing import TEST_SEALER, envelope
 
 
 def test_one_queue_per_tier_and_lane():

@@ -8,9 +8,9 @@ from policies.cascade import second_opinion
 from policies.tiers import load_tier_table
 from queues.messages import StepStatus
 from queues.topology import Stage
-from tests.doubles import FunctionProvider, envelope, infer_hops, make_runtime
 from workers.infer import handle_batch
 from workers.ports import Completion
+from workers.testing import FunctionProvider, envelope, infer_hops, make_runtime
 
 TABLE = """
 version = "test"

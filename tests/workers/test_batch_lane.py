@@ -5,11 +5,11 @@ from pathlib import Path
 
 from queues.messages import Lane, StepStatus
 from queues.topology import Stage
-from tests.doubles import BatchFunctionProvider, MemoryBudgets, envelope, infer_hops, make_runtime
 from workers.batch_lane import poll
 from workers.errors import PermanentError, TransientError
 from workers.infer import handle_batch
 from workers.ports import Completion
+from workers.testing import BatchFunctionProvider, MemoryBudgets, envelope, infer_hops, make_runtime
 
 # The API providers' table: its models have the providers' batch discount.
 TABLE = Path(__file__).parents[2] / "policies" / "tables" / "providers.toml"

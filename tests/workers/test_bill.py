@@ -12,12 +12,12 @@ from producers.bill import summarize_bill
 from producers.report import unique_steps
 from queues import keys
 from queues.messages import Outcome, StepStatus
-from tests.doubles import FunctionProvider, envelope, infer_hops, make_runtime
 from workers.errors import TransientError
 from workers.finalize import handle, ledger_entry, result_of
 from workers.infer import handle_batch
 from workers.ports import Completion
 from workers.stores.redis_stores import RedisFinalizeGuard
+from workers.testing import FunctionProvider, envelope, infer_hops, make_runtime
 
 FINE = FunctionProvider(lambda r: Completion("fine", 100, 10, confidence=0.9, simulated=True))
 

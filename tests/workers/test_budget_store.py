@@ -1,17 +1,30 @@
-"""The Lua budget script on a real Redis: both scopes, dollars and tokens, under concurrency."""
+"""The Lua budget script on a real Redis: every scope, dollars and tokens, under concurrency;
+the in-memory double keeps the same reserve/settle/release contract."""
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from policies.budgets import economy_reason
 from queues import keys
-from tests.doubles import envelope
 from workers.stores.budget import RedisBudgetStore, ScopeLimits
+from workers.testing import MemoryBudgets, envelope
 
 
-def test_reserve_settle_release(redis_client):
+@pytest.fixture(params=["redis", "memory"])
+def limited_store(request, redis_client):
+    """A store with a hard session limit of 1000 nano-dollars: the Lua script on Redis, and
+    the in-memory double users test with (workers.testing), held to the same contract."""
+    if request.param == "memory":
+        return MemoryBudgets(limit_nano=1000)
     store = RedisBudgetStore(redis_client)
+    store.set_limits("session", "acme", "s1", ScopeLimits(hard_usd=1e-6))
+    return store
+
+
+def test_reserve_settle_release(limited_store):
+    store = limited_store
     env = envelope()
-    store.set_limits("session", "acme", "s1", ScopeLimits(hard_usd=1e-6))  # 1000 nano-dollars
     assert store.reserve(env, "r1", 600) is None
     assert store.reserve(env, "r2", 600) == "session"  # 600 + 600 > 1000
     assert store.reserve(env, "r1", 600) is None  # a redelivery keeps its reservation

@@ -10,7 +10,6 @@ import pytest
 from policies.cache_verifier import Blend, Calibration
 from producers.training.cache_verifier import PairVectors, blend_cross_verifier
 from producers.training.pairs import Pair, fit_split, pair_id
-from tests.doubles import WordEmbedder, cosine_verifier
 from workers.ml.cross_encoder import (
     CROSS_FORMAT,
     CrossVerifier,
@@ -19,6 +18,7 @@ from workers.ml.cross_encoder import (
     save_cross_verifier,
 )
 from workers.ml.embedder import _package_file
+from workers.testing import WordEmbedder, cosine_verifier
 
 onnx = pytest.importorskip("onnx")
 SCALE = 1e-3

@@ -11,13 +11,13 @@ import redis
 from policies.retry import clamp_delay
 from queues.messages import StepStatus
 from queues.topology import Stage
-from tests.doubles import FunctionProvider, envelope, infer_hops, make_runtime
 from workers.batching import RequeueingBatches
 from workers.errors import GateClosed, PermanentError, TransientError, as_fleet_error
 from workers.infer import handle_batch
 from workers.ports import Completion
 from workers.providers.calls import MAX_RETRY_AFTER_S, retry_after_s
 from workers.stage import retry_delay
+from workers.testing import FunctionProvider, envelope, infer_hops, make_runtime
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from celery.exceptions import Ignore
 from queues import keys
 from queues.messages import CostEntry, Outcome, StepStatus
 from queues.topology import TASK_NAMES, Stage
-from tests.doubles import TEST_SEALER, MemoryBudgets, envelope, make_runtime
 from workers.finalize import finalize_raw, handle
+from workers.testing import TEST_SEALER, MemoryBudgets, envelope, make_runtime
 
 OK = Outcome(
     status=StepStatus.ok, answer="20 kg", tier="mid", model="m", provider="simulated", correct=True

@@ -6,10 +6,10 @@ import redis
 from policies.caching import exact_key
 from queues.messages import StepStatus, Submission
 from queues.topology import TASK_NAMES, Stage
-from tests.doubles import TEST_SEALER, MemoryBudgets, envelope, make_runtime
 from workers import cache, classify, compress
 from workers.errors import PermanentError, TransientError
 from workers.stage import open_envelope, open_ingress, run_stage
+from workers.testing import TEST_SEALER, MemoryBudgets, envelope, make_runtime
 
 
 def test_cache_miss_goes_to_compress_with_its_key():

@@ -2,10 +2,10 @@ import redis
 
 from queues.messages import StepStatus
 from queues.topology import Stage
-from tests.doubles import FunctionProvider, MemoryBudgets, envelope, infer_hops, make_runtime
 from workers.errors import PermanentError, TransientError
 from workers.infer import handle_batch
 from workers.ports import Completion
+from workers.testing import FunctionProvider, MemoryBudgets, envelope, infer_hops, make_runtime
 
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
 

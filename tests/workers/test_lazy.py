@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from tests.doubles import make_runtime
 from workers.lazy import Lazy, LazyByKey
+from workers.testing import make_runtime
 
 
 def _race(get, threads: int = 8) -> list[object]:

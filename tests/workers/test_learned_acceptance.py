@@ -8,10 +8,10 @@ import pytest
 from policies.learned_router import acceptance_text
 from producers.training.router import save_router, train_acceptance
 from queues.topology import Stage
-from tests.doubles import FunctionProvider, envelope, infer_hops, make_runtime
 from workers.infer import handle_batch
 from workers.ports import Completion
 from workers.providers.replay import Recorded, ReplayRow
+from workers.testing import FunctionProvider, envelope, infer_hops, make_runtime
 
 MODELS = ("sim/gpt-4o-mini", "sim/claude-3-5-haiku", "sim/gpt-4o")
 

@@ -3,10 +3,10 @@
 import time
 
 from queues.messages import StepStatus
-from tests.doubles import envelope, infer_hops, make_runtime
 from workers.infer import handle_batch
 from workers.lease import LeaseKeeper
 from workers.stores.redis_stores import RedisDeliveries
+from workers.testing import envelope, infer_hops, make_runtime
 
 
 def test_the_keeper_restamps_what_its_worker_holds_and_never_revives_an_acked_message(

@@ -16,6 +16,7 @@ from workers.stores.dead_letters import (
     remove_dead,
 )
 from workers.stores.redis_stores import RedisExactCache, StreamLedger, read_ledger
+from workers.testing import MemoryBatchJobs
 
 
 def test_ledger_reads_every_entry_across_pages(redis_client):
@@ -128,8 +129,10 @@ def test_a_letter_replayed_while_archiving_costs_no_other_letter(redis_client, t
     assert on_list == [f"s{i}" for i in range(10, 20)]  # removed by value: none unwritten
 
 
-def test_batch_jobs_park_once_take_atomically_and_forget_finished_jobs(redis_client):
-    jobs = RedisBatchJobs(redis_client)
+@pytest.mark.parametrize("kind", ["redis", "memory"])
+def test_batch_jobs_park_once_take_atomically_and_forget_finished_jobs(redis_client, kind):
+    # The in-memory double users test with (workers.testing) keeps the same contract.
+    jobs = RedisBatchJobs(redis_client) if kind == "redis" else MemoryBatchJobs()
     parked = [ParkedStep(f"env{i}", f"s{i}:0:0", "gpt-4o-mini") for i in range(5)]
     assert [jobs.park(p, now=100.0 + i) for i, p in enumerate(parked)] == [1, 2, 3, 4, 5]
     assert jobs.park(parked[0], now=200.0) is None  # a redelivered step is not parked twice

@@ -3,8 +3,8 @@ vector store, a cosine-reading verifier): what it serves, and every scope it mus
 
 from queues.messages import Outcome, StepStatus
 from queues.topology import Stage
-from tests.doubles import envelope, make_runtime, semantic_layer
 from workers import cache, finalize
+from workers.testing import envelope, make_runtime, semantic_layer
 
 SYSTEM = {"role": "system", "content": "You are a careful assistant."}
 ASKED = "What is the checked baggage allowance on this fare?"

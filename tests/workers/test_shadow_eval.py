@@ -2,10 +2,10 @@
 the agreement recorded, without touching the step, its budget or its result."""
 
 from queues.topology import Stage
-from tests.doubles import FunctionProvider, MemoryBudgets, envelope, infer_hops, make_runtime
 from workers.errors import PermanentError
 from workers.infer import handle_batch
 from workers.ports import Completion
+from workers.testing import FunctionProvider, MemoryBudgets, envelope, infer_hops, make_runtime
 
 
 def by_model(cheap: str, top: str) -> FunctionProvider:

@@ -1,5 +1,6 @@
 """Both Qdrant backends keep the vector store's contract: the embedded shard (qdrant-edge)
-and the server adapter (qdrant-client, here on its in-process location)."""
+and the server adapter (qdrant-client, here on its in-process location); so does the
+in-memory double of workers.testing."""
 
 import uuid
 import warnings
@@ -9,6 +10,7 @@ import pytest
 
 from workers.ports import SemanticEntry
 from workers.stores.vectors import EdgeVectorStore, ServerVectorStore
+from workers.testing import MemoryVectorStore
 
 DIM = 16
 NOW = 2_000_000_000.0
@@ -31,9 +33,11 @@ def entry(i: int, scope: str = "s", pv: str = "pv-1", tier: int = 0, ttl: float 
     )
 
 
-@pytest.fixture(params=["edge", "server"])
+@pytest.fixture(params=["edge", "server", "memory"])
 def store(request, tmp_path):
-    if request.param == "edge":
+    if request.param == "memory":  # the double users test with (workers.testing)
+        s = MemoryVectorStore()
+    elif request.param == "edge":
         s = EdgeVectorStore(tmp_path / "shard", DIM, optimize_every=4)
     else:
         from qdrant_client import QdrantClient
