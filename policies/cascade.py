@@ -1,7 +1,7 @@
 """Cascade acceptance: judge an answer on what a real system sees, then decide what becomes
 of it: accept, ask a second opinion, escalate or dead-letter. The worker performs the
 decision's effects (workers/outcomes.py); the routing benchmark replays it on recorded
-answers (producers/bench/routing.py); both go through ``decide``.
+answers (producers/bench/routing_replay.py); both go through ``decide``.
 
 The judge never sees a ground-truth label: it checks the answer's format (JSON schema when
 the step gives one, task-kind format checks otherwise) and the provider's confidence where

@@ -96,24 +96,23 @@ def bench_routing_cmd(
 ) -> None:
     """Train the learned router on --train only, run the fleet over the test prompts with
     recorded real-model answers, and compare with frontier-only and the oracle."""
-    from producers.bench.routing import bench_routing
+    from producers.bench.routing import RoutingRun, bench_routing
 
     if fmt not in ("routerbench", "routellm"):
         console.print(f"[red]unknown --format {fmt!r}[/]: routerbench or routellm")
         raise typer.Exit(2)
     default = DEFAULT_ROUTERBENCH if fmt == "routerbench" else DEFAULT_ROUTELLM
-    figures = bench_routing(
-        train or default,
-        test,
-        target,
-        Settings(),
-        test_share,
-        png,
-        shadow,
-        cross_check,
-        fmt,
-        acceptance,
+    run = RoutingRun(
+        train_path=train or default,
+        test_path=test,
+        target=target,
+        test_share=test_share,
+        shadow_fraction=shadow,
+        cross_check=cross_check,
+        fmt=fmt,
+        acceptance_min=acceptance,
     )
+    figures = bench_routing(run, Settings(), png)
     console.print_json(json.dumps(figures))
     write_figures(out, figures)
 

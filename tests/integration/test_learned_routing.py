@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from producers.bench.routing import write_test_csv
+from producers.bench.routing_replay import write_test_csv
 from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
 from producers.training.router import save_router, train_router
