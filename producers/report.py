@@ -170,15 +170,7 @@ def render(summary: dict[str, Any], console: Console, title: str = "tierfleet re
     )
     table.add_row("dead letters", str(summary["dead_letters"]))
     if bill := summary.get("bill"):
-        table.add_row(
-            "provider bill",
-            f"${bill['billed_usd']:.6f} for {bill['provider_calls']} calls: "
-            f"{bill['duplicate_calls']} made twice (${bill['duplicate_usd']:.6f}), "
-            f"{bill['calls_outside_steps']} on no step (${bill['outside_usd']:.6f}), "
-            f"{bill['shadow_calls']} shadow (${bill['shadow_usd']:.6f}), "
-            f"{bill['unconfirmed_calls']} unconfirmed (estimated ${bill['unconfirmed_usd']:.6f},"
-            f" at most ${bill['unconfirmed_worst_usd']:.6f})",
-        )
+        table.add_row("provider bill", _bill_line(bill))
     table.add_row(
         "latency p50 / p95", f"{summary['latency_p50_ms']:.0f} / {summary['latency_p95_ms']:.0f} ms"
     )
@@ -187,27 +179,44 @@ def render(summary: dict[str, Any], console: Console, title: str = "tierfleet re
         f"{summary['tokens_in']} / {summary['tokens_out']} / {summary['tokens_cached']}",
     )
     console.print(table)
+    render_mix(summary, console)
+
+
+def _bill_line(bill: dict[str, Any]) -> str:
+    return (
+        f"${bill['billed_usd']:.6f} for {bill['provider_calls']} calls: "
+        f"{bill['duplicate_calls']} made twice (${bill['duplicate_usd']:.6f}), "
+        f"{bill['calls_outside_steps']} on no step (${bill['outside_usd']:.6f}), "
+        f"{bill['shadow_calls']} shadow (${bill['shadow_usd']:.6f}), "
+        f"{bill['unconfirmed_calls']} unconfirmed (estimated ${bill['unconfirmed_usd']:.6f},"
+        f" at most ${bill['unconfirmed_worst_usd']:.6f})"
+    )
+
+
+def render_mix(summary: dict[str, Any], console: Console) -> None:
+    """The model mix (steps per answering model) and the cost by model (every call)."""
     mix = Table(title="model mix")
     mix.add_column("model")
     mix.add_column("steps", justify="right")
     for model, count in summary["model_mix"].items():
         mix.add_row(model, str(count))
     console.print(mix)
-    if summary.get("by_model"):
-        bill = Table(title="cost by model (every call, failed attempts included)")
-        for col in ("model", "calls", "batch", "tokens in", "cached %", "tokens out", "cost $"):
-            bill.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
-        for model, row in sorted(summary["by_model"].items()):
-            bill.add_row(
-                model,
-                str(int(row["calls"])),
-                str(int(row["batch_calls"])),
-                str(int(row["tokens_in"])),
-                f"{cached_share(row['tokens_cached'], row['tokens_in']):.1%}",
-                str(int(row["tokens_out"])),
-                f"{row['cost_usd']:.6f}",
-            )
-        console.print(bill)
+    if not summary.get("by_model"):
+        return
+    bill = Table(title="cost by model (every call, failed attempts included)")
+    for col in ("model", "calls", "batch", "tokens in", "cached %", "tokens out", "cost $"):
+        bill.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
+    for model, row in sorted(summary["by_model"].items()):
+        bill.add_row(
+            model,
+            str(int(row["calls"])),
+            str(int(row["batch_calls"])),
+            str(int(row["tokens_in"])),
+            f"{cached_share(row['tokens_cached'], row['tokens_in']):.1%}",
+            str(int(row["tokens_out"])),
+            f"{row['cost_usd']:.6f}",
+        )
+    console.print(bill)
 
 
 def render_attribution(entries: Sequence[dict[str, Any]], console: Console, top: int = 10) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.cache_verifier import Floats
+from policies.cache_verifier import Floats, Verifier
 from producers.report import percentile
 from producers.training.cache_verifier import (
     PairVectors,
@@ -29,7 +29,7 @@ from producers.training.cache_verifier import (
     train_verifier,
 )
 from producers.training.pairs import Pair, read_pairs, seen_in, split_pairs
-from workers.ml.cross_encoder import OnnxCrossEncoder, trained_pair_ids
+from workers.ml.cross_encoder import CrossVerifier, OnnxCrossEncoder, trained_pair_ids
 from workers.ml.embedder import MiniLMEmbedder
 from workers.ports import HitVerifier, SemanticEntry
 from workers.stores.vectors import EdgeVectorStore
@@ -94,30 +94,10 @@ def quality(
     scores, calibration = feature_scores, features.calibration
     figures: dict[str, Any] = {"verifier": "features"}
     if cross_encoder is not None:
-        trained_on = trained_pair_ids(cross_encoder)
-        seen = seen_in(test, trained_on)
-        if seen:
-            raise ValueError(f"the cross-encoder trained on {seen} of the test pairs")
-        encoder = OnnxCrossEncoder.from_dir(cross_encoder)
-        blended = blend_cross_verifier(
-            features, train, vectors, encoder, trained_on, max_wrong_rate
+        blended, scores, figures = with_cross_encoder(
+            cross_encoder, features, feature_scores, train, test, vectors, max_wrong_rate
         )
-        started = time.perf_counter()
-        cross_logits = encoder.logits([(p.a, p.b) for p in test])
-        cross_s = time.perf_counter() - started
         verifier, calibration = blended, blended.calibration
-        scores = blended.blend(cross_logits, feature_scores)
-        figures = {
-            "verifier": "features + cross-encoder",
-            "cross_encoder": {
-                "id": encoder.id,
-                **{k: encoder.meta.get(k) for k in ("trained_pairs", "train_seconds", "device")},
-                "pairs_per_s": round(len(test) / cross_s, 1),
-            },
-            "blend": blended.blend.__dict__,
-            "feature_verifier": served(feature_scores, labels, features.threshold),
-            "feature_verifier_curve": curve(feature_scores, labels),
-        }
     cosines = np.array([float(np.dot(vectors.of(p.a), vectors.of(p.b))) for p in test])
     point = served(scores, labels, verifier.threshold)
     figures |= {
@@ -137,6 +117,41 @@ def quality(
         "embed_texts_per_s": round(len(vectors.index) / embed_s, 1),
     }
     return figures, embedder, vectors, verifier
+
+
+def with_cross_encoder(
+    folder: Path,
+    features: Verifier,
+    feature_scores: Floats,
+    train: Sequence[Pair],
+    test: Sequence[Pair],
+    vectors: PairVectors,
+    max_wrong_rate: float,
+) -> tuple[CrossVerifier, Floats, dict[str, Any]]:
+    """The feature verifier blended with the cross-encoder in ``folder`` (which must not
+    have trained on a test pair): the blend, its test scores and its figures."""
+    trained_on = trained_pair_ids(folder)
+    seen = seen_in(test, trained_on)
+    if seen:
+        raise ValueError(f"the cross-encoder trained on {seen} of the test pairs")
+    encoder = OnnxCrossEncoder.from_dir(folder)
+    blended = blend_cross_verifier(features, train, vectors, encoder, trained_on, max_wrong_rate)
+    started = time.perf_counter()
+    cross_logits = encoder.logits([(p.a, p.b) for p in test])
+    cross_s = time.perf_counter() - started
+    labels = np.array([p.label for p in test])
+    figures = {
+        "verifier": "features + cross-encoder",
+        "cross_encoder": {
+            "id": encoder.id,
+            **{k: encoder.meta.get(k) for k in ("trained_pairs", "train_seconds", "device")},
+            "pairs_per_s": round(len(test) / cross_s, 1),
+        },
+        "blend": blended.blend.__dict__,
+        "feature_verifier": served(feature_scores, labels, features.threshold),
+        "feature_verifier_curve": curve(feature_scores, labels),
+    }
+    return blended, blended.blend(cross_logits, feature_scores), figures
 
 
 def verify_latency_ms(

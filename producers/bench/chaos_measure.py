@@ -29,30 +29,39 @@ def measure(
     work: Path,
 ) -> dict[str, Any]:
     ledger = fleet.ledger()
-    entries = Counter((e["tenant"], e["step_id"]) for e in ledger)
-    statuses = Counter(r.status for r in results.values())
-    tenant_of = {s["step_id"]: s["tenant"] for s in steps}
-    bill = summarize_bill(fleet.calls(), unique_steps(ledger))
-    provider_usd = provider.account.bill.snapshot()["total_usd"]
     dead = [d.record for d in fleet.dead_letters(100_000)] + fleet.archived_dead_letters()
     dead_text = json.dumps(dead)
-    fuzz_accounted = sum(1 for m in run.fuzz if m in dead_text)
-    overspend = 0.0
-    for tenant in ("t0", "t1", "t2"):
-        for s in range(5):
-            state = fleet.session_budget(tenant, f"tight{s}")
-            if state.limit_nano is not None:
-                overspend += max(0, state.spent_nano - state.limit_nano) / 1e9
-    good_lost = [
-        s["step_id"]
-        for s in steps
-        if s["step_id"] not in results
-        or (
-            results[s["step_id"]].status is StepStatus.dead_lettered
-            and "answered 5" not in results[s["step_id"]].reason
-            and "retries exhausted" not in results[s["step_id"]].reason
-        )
-    ]
+    return {
+        **step_fates(steps, results, ledger),
+        **bill_figures(fleet, provider, ledger),
+        "budget_overspend_usd": round(overspend(fleet), 9),
+        "fuzz_sent": len(run.fuzz),
+        "fuzz_accounted": sum(1 for m in run.fuzz if m in dead_text),
+        "good_batchmates_lost": len(good_lost(steps, results)),
+        "cross_tenant_hits": cross_tenant_hits(steps, results),
+        "secret_hits": secret_hits(fleet, sentinel, work, dead_text),
+        "redelivered_steps": sum(
+            1 for r in results.values() if any(d.what == "redelivered" for d in r.decisions)
+        ),
+        "max_recovery_s": round(max(recovery_times(results, run), default=0.0), 1),
+        "restart_recovery_s": restart_recovery(results, run),
+        "lost_steps": sorted(s["step_id"] for s in steps if s["step_id"] not in results)[:20],
+        # What the fleet itself reports as lost (Fleet.lost): a loss is never silent.
+        "lost_reported_by_fleet": sum(1 for r in fleet.lost(0.0) if "/chaos-" in r),
+    }
+
+
+def step_fates(
+    steps: list[dict[str, Any]], results: dict[str, StepResult], ledger: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Answered once, stopped by a budget, dead-lettered (and why), lost, answered twice."""
+    entries = Counter((e["tenant"], e["step_id"]) for e in ledger)
+    statuses = Counter(r.status for r in results.values())
+    dead_reasons = Counter(
+        r.reason.split(":")[0][:60]
+        for r in results.values()
+        if r.status is StepStatus.dead_lettered
+    )
     return {
         "steps": len(steps),
         "answered_once": sum(
@@ -64,50 +73,61 @@ def measure(
         ),
         "budget_exceeded": statuses[StepStatus.budget_exceeded],
         "dead_lettered": statuses[StepStatus.dead_lettered],
-        "dead_letter_reasons": dict(
-            Counter(
-                r.reason.split(":")[0][:60]
-                for r in results.values()
-                if r.status is StepStatus.dead_lettered
-            ).most_common()
-        ),
+        "dead_letter_reasons": dict(dead_reasons.most_common()),
         "lost": sum(1 for s in steps if s["step_id"] not in results),
         "duplicate_answers": sum(1 for n in entries.values() if n > 1),
-        "ledger_vs_provider_bill_pct": round(
-            100 * (bill["billed_usd"] - provider_usd) / provider_usd, 4
-        )
-        if provider_usd
-        else 0.0,
+    }
+
+
+def bill_figures(
+    fleet: Fleet, provider: ProviderServer, ledger: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The fleet's bill (calls stream and ledger) against the provider's own."""
+    bill = summarize_bill(fleet.calls(), unique_steps(ledger))
+    provider_usd = provider.account.bill.snapshot()["total_usd"]
+    gap = 100 * (bill["billed_usd"] - provider_usd) / provider_usd if provider_usd else 0.0
+    return {
+        "ledger_vs_provider_bill_pct": round(gap, 4),
         "provider_bill_usd": round(provider_usd, 6),
         "duplicate_calls": bill["duplicate_calls"],
-        "ledger_bill": {
-            k: bill[k]
-            for k in (
-                "confirmed_usd",
-                "unconfirmed_calls",
-                "unconfirmed_usd",
-                "calls_outside_steps",
-            )
-        },
-        "budget_overspend_usd": round(overspend, 9),
-        "fuzz_sent": len(run.fuzz),
-        "fuzz_accounted": fuzz_accounted,
-        "good_batchmates_lost": len(good_lost),
-        "cross_tenant_hits": sum(
-            1
-            for r in results.values()
-            if r.cached_from and tenant_of.get(r.cached_from, r.tenant) != r.tenant
-        ),
-        "secret_hits": secret_hits(fleet, sentinel, work, dead_text),
-        "redelivered_steps": sum(
-            1 for r in results.values() if any(d.what == "redelivered" for d in r.decisions)
-        ),
-        "max_recovery_s": round(max(recovery_times(results, run), default=0.0), 1),
-        "restart_recovery_s": restart_recovery(results, run),
-        "lost_steps": sorted(s["step_id"] for s in steps if s["step_id"] not in results)[:20],
-        # What the fleet itself reports as lost (Fleet.lost): a loss is never silent.
-        "lost_reported_by_fleet": sum(1 for r in fleet.lost(0.0) if "/chaos-" in r),
+        "ledger_bill": {k: bill[k] for k in BILL_PARTS},
     }
+
+
+def overspend(fleet: Fleet) -> float:
+    """Dollars spent past the hard limits of the workload's tight sessions."""
+    over = 0.0
+    for tenant in ("t0", "t1", "t2"):
+        for s in range(5):
+            state = fleet.session_budget(tenant, f"tight{s}")
+            if state.limit_nano is not None:
+                over += max(0, state.spent_nano - state.limit_nano) / 1e9
+    return over
+
+
+def good_lost(steps: list[dict[str, Any]], results: dict[str, StepResult]) -> list[str]:
+    """Good steps with no result, or dead-lettered for a reason other than the faults
+    (delivered too often, retries used up)."""
+    return [
+        s["step_id"]
+        for s in steps
+        if s["step_id"] not in results
+        or (
+            results[s["step_id"]].status is StepStatus.dead_lettered
+            and "answered 5" not in results[s["step_id"]].reason
+            and "retries exhausted" not in results[s["step_id"]].reason
+        )
+    ]
+
+
+def cross_tenant_hits(steps: list[dict[str, Any]], results: dict[str, StepResult]) -> int:
+    """Cache hits served from another tenant's step."""
+    tenant_of = {s["step_id"]: s["tenant"] for s in steps}
+    return sum(
+        1
+        for r in results.values()
+        if r.cached_from and tenant_of.get(r.cached_from, r.tenant) != r.tenant
+    )
 
 
 def secret_hits(fleet: Fleet, sentinel: str, work: Path, dead_text: str) -> int:

@@ -71,7 +71,7 @@ def fine_tune(
 ) -> Path:
     """Train on ``pairs`` and write the scoring folder to ``out``; returns ``out``."""
     torch = _torch()
-    from transformers import AutoModelForSequenceClassification, get_linear_schedule_with_warmup
+    from transformers import AutoModelForSequenceClassification
 
     base = base or default_base()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -81,49 +81,13 @@ def fine_tune(
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=1, dtype=torch.float32
     ).to(device)
-    no_decay = {n for n, _ in model.named_parameters() if "LayerNorm" in n or n.endswith("bias")}
-    groups = [
-        {
-            "params": [p for n, p in model.named_parameters() if n not in no_decay],
-            "weight_decay": training.weight_decay,
-        },
-        {
-            "params": [p for n, p in model.named_parameters() if n in no_decay],
-            "weight_decay": 0.0,
-        },
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=training.learning_rate)
-    steps = training.epochs * math.ceil(len(pairs) / training.batch_size)
-    schedule = get_linear_schedule_with_warmup(optimizer, int(steps * training.warmup_share), steps)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    use_bf16 = device.startswith("cuda")
+    optimizer, schedule = _optimizer(model, training, len(pairs))
     started = time.perf_counter()
     model.train()
     for epoch in range(training.epochs):
-        # Each pair in a random order each epoch: the scorer averages both orders.
-        rows = [
-            (p.a, p.b, p.label) if random.random() < 0.5 else (p.b, p.a, p.label) for p in pairs
-        ]
-        random.shuffle(rows)
-        total = 0.0
-        for start in range(0, len(rows), training.batch_size):
-            batch = rows[start : start + training.batch_size]
-            feed = {
-                k: torch.from_numpy(v).to(device)
-                for k, v in encode_pairs(tokenizer, [(a, b) for a, b, _ in batch]).items()
-            }
-            labels = torch.tensor([y for _, _, y in batch], dtype=torch.float32, device=device)
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
-                logits = model(**feed).logits.squeeze(-1)
-            loss = loss_fn(logits.float(), labels)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            total += float(loss.detach()) * len(batch)
+        loss = _epoch(model, tokenizer, pairs, training, optimizer, schedule, device)
         log(
-            f"epoch {epoch + 1}/{training.epochs}: loss {total / len(rows):.4f} "
+            f"epoch {epoch + 1}/{training.epochs}: loss {loss:.4f} "
             f"({time.perf_counter() - started:.0f} s)"
         )
     export(model.eval().float().cpu(), tokenizer, out)
@@ -142,6 +106,64 @@ def fine_tune(
     ids = np.array(sorted({pair_id(p.a, p.b) for p in pairs}), dtype=np.int64)
     np.save(out / TRAINED_PAIRS_FILE, ids, allow_pickle=False)
     return out
+
+
+def _optimizer(model: Any, training: CrossTraining, n_pairs: int) -> tuple[Any, Any]:
+    """AdamW with no weight decay on biases and LayerNorms, and a linear warm-up schedule."""
+    torch = _torch()
+    from transformers import get_linear_schedule_with_warmup
+
+    no_decay = {n for n, _ in model.named_parameters() if "LayerNorm" in n or n.endswith("bias")}
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if n not in no_decay],
+            "weight_decay": training.weight_decay,
+        },
+        {
+            "params": [p for n, p in model.named_parameters() if n in no_decay],
+            "weight_decay": 0.0,
+        },
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=training.learning_rate)
+    steps = training.epochs * math.ceil(n_pairs / training.batch_size)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(steps * training.warmup_share), steps)
+    return optimizer, schedule
+
+
+def _epoch(
+    model: Any,
+    tokenizer: Any,
+    pairs: Sequence[Pair],
+    training: CrossTraining,
+    optimizer: Any,
+    schedule: Any,
+    device: str,
+) -> float:
+    """One pass over the pairs; the mean loss."""
+    torch = _torch()
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    use_bf16 = device.startswith("cuda")
+    # Each pair in a random order each epoch: the scorer averages both orders.
+    rows = [(p.a, p.b, p.label) if random.random() < 0.5 else (p.b, p.a, p.label) for p in pairs]
+    random.shuffle(rows)
+    total = 0.0
+    for start in range(0, len(rows), training.batch_size):
+        batch = rows[start : start + training.batch_size]
+        feed = {
+            k: torch.from_numpy(v).to(device)
+            for k, v in encode_pairs(tokenizer, [(a, b) for a, b, _ in batch]).items()
+        }
+        labels = torch.tensor([y for _, _, y in batch], dtype=torch.float32, device=device)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            logits = model(**feed).logits.squeeze(-1)
+        loss = loss_fn(logits.float(), labels)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        total += float(loss.detach()) * len(batch)
+    return total / len(rows)
 
 
 def export(model: Any, tokenizer: Any, out: Path) -> None:
