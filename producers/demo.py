@@ -13,9 +13,10 @@ from policies.tiers import load_tier_table
 from producers.baseline import frontier_baseline
 from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
+from producers.recorded import routerbench_workload
 from producers.report import render, summarize
 from producers.runner import run_with_progress
-from producers.workloads import Workload, generate_workload, routerbench_workload
+from producers.workloads import Workload, generate_workload
 from queues.settings import TABLES, Settings
 
 ROUTERBENCH_TABLE = TABLES / "routerbench.toml"

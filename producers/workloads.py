@@ -1,5 +1,5 @@
-"""Workloads: a seeded generator of multi-turn agent sessions for the demo and benchmarks, a
-JSONL reader for ``tierfleet run``, and RouterBench prompts for ``demo --replay``.
+"""Workloads: a seeded generator of multi-turn agent sessions for the demo and benchmarks,
+and a JSONL reader and writer for ``tierfleet run`` (recorded data: producers/recorded.py).
 
 A workload is a list of sessions; each session is its steps in order, each step carrying the
 full history up to that turn. The scheduler runs step k of every session in wave k, as agents
@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from queues.messages import AgentStep, ChatMessage, Lane
-from workers.providers.replay import ROUTELLM_RESPONSE, ReplayRow, read_routerbench
+from queues.messages import AgentStep, Lane
 
 
 @dataclass
@@ -37,17 +36,6 @@ class Workload:
             for k, step in enumerate(session):
                 waves[start + k].append(step)
         return [waves[w] for w in sorted(waves)]
-
-
-@dataclass(frozen=True)
-class TauSession:
-    session_id: str
-    messages: tuple[ChatMessage, ...]
-
-    @property
-    def calls(self) -> list[int]:
-        """Where each model call's input ends: before every assistant turn but the first."""
-        return [k for k, m in enumerate(self.messages) if m.role == "assistant" and k > 0]
 
 
 # Difficulty ranges by task kind: the simulated models' capabilities are 0.55 / 0.75 / 0.92.
@@ -280,87 +268,3 @@ def write_jsonl(steps: Iterable[AgentStep], path: Path) -> None:
     with path.open("w") as fh:
         for step in steps:
             fh.write(step.model_dump_json(exclude_defaults=False) + "\n")
-
-
-def replay_kind(row: ReplayRow) -> str:
-    """The task kind a recorded prompt is asked as, so the cascade checks the right format."""
-    if row.eval_name == "mbpp":
-        return "code"
-    if any(o.response == ROUTELLM_RESPONSE for o in row.outcomes.values()):
-        return "chat"  # no recorded answer text to check the format of
-    return "multiple_choice"
-
-
-def replay_step_id(prefix: str, index: int, row: ReplayRow) -> str:
-    return f"{prefix}-{index:05d}-{row.sample_id}"
-
-
-def replay_workload(rows: Sequence[ReplayRow], prefix: str, workflow: str) -> Workload:
-    """Recorded prompts as single-step sessions the replay provider answers."""
-    return Workload(
-        [
-            [
-                AgentStep(
-                    step_id=replay_step_id(prefix, i, row),
-                    tenant="bench",
-                    agent=row.eval_name.replace("-", "_"),
-                    workflow=workflow,
-                    session_id=f"{prefix}-{i:05d}",
-                    messages=({"role": "user", "content": row.prompt},),
-                    task_kind=replay_kind(row),
-                    max_output_tokens=1024,
-                    labels={"replay_id": row.sample_id},
-                )
-            ]
-            for i, row in enumerate(rows)
-        ]
-    )
-
-
-def routerbench_workload(data: Path, limit: int, seed: int = 7) -> Workload:
-    rows = list(read_routerbench(data))
-    random.Random(seed).shuffle(rows)
-    return replay_workload(rows[:limit], "rb", "routerbench")
-
-
-# The shared data folder sits beside the project checkout.
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-DEFAULT_TAU_BENCH = SHARED_DATA / "workload" / "tau_bench_airline_gpt4o.json"
-DEFAULT_ROUTERBENCH = SHARED_DATA / "routing" / "routerbench"
-DEFAULT_ROUTELLM = SHARED_DATA / "routing" / "routellm_mmlu"
-DEFAULT_QQP_PAIRS = SHARED_DATA / "cache" / "qqp_pairs_dev.jsonl.gz"
-
-
-def tau_bench_sessions(path: Path, sessions: int | None = None) -> list[TauSession]:
-    """Recorded tau-bench sessions: their ids and messages, validated."""
-    out = []
-    for record in json.loads(path.read_text())[:sessions]:
-        session = f"tau-{record['task_id']}-{record.get('trial', 0)}"
-        messages = tuple(ChatMessage.model_validate(m) for m in record["traj"])
-        out.append(TauSession(session, messages))
-    return out
-
-
-def tau_bench_workload(
-    path: Path, sessions: int | None = None, kinds: Sequence[str] = ("tool_call",)
-) -> Workload:
-    """Recorded tau-bench sessions as agent steps: each assistant turn is one call whose
-    input is every message before it. Session ``i`` gets task kind ``kinds[i % len(kinds)]``
-    (which tier, so which provider, answers it)."""
-    out = []
-    for i, session in enumerate(tau_bench_sessions(path, sessions)):
-        steps = [
-            AgentStep(
-                step_id=f"{session.session_id}-{k:03d}",
-                tenant="tau",
-                agent="airline",
-                workflow="tau-bench",
-                session_id=session.session_id,
-                messages=session.messages[:k],
-                task_kind=kinds[i % len(kinds)],
-                max_output_tokens=256,
-            )
-            for k in session.calls
-        ]
-        out.append(steps)
-    return Workload(out)

@@ -28,12 +28,11 @@ from policies.facts import content_words, facts_in
 from policies.pricing import Price, load_price_table, openai_cached_tokens
 from policies.text import words
 from policies.tokens import TokenCounter, prompt_tokens
+from producers.recorded import TauSession, tau_bench_sessions
 from producers.report import percentile
-from producers.workloads import SHARED_DATA, TauSession, tau_bench_sessions
 from queues.messages import ChatMessage, leading_system
 from workers.ml.tokenizer import BpeCounter
 
-DEFAULT_LEVAL = SHARED_DATA / "compression" / "leval"
 PRICED_MODEL = "gpt-4o"  # the model that produced the recorded sessions
 ROLLING_KEEP = 6
 

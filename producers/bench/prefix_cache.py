@@ -24,9 +24,10 @@ from producers.fakes.provider_server.serve import RunningServer, serve_in_thread
 from producers.fakes.provider_server.server import ProviderServer
 from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
+from producers.recorded import tau_bench_workload
 from producers.report import by_model, cached_share, percentile
 from producers.runner import run_workload
-from producers.workloads import Workload, tau_bench_workload
+from producers.workloads import Workload
 from queues.settings import TABLES, Settings
 
 PROVIDERS_TABLE = TABLES / "providers.toml"

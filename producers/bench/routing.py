@@ -36,9 +36,9 @@ from producers.bench.routing_replay import (
 )
 from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
+from producers.recorded import replay_step_id, replay_workload
 from producers.runner import run_workload
 from producers.training.router import save_router, train_acceptance, train_router
-from producers.workloads import replay_step_id, replay_workload
 from queues.settings import TABLES, Settings
 from workers.providers.replay import ReplayRow
 

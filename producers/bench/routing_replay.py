@@ -13,7 +13,7 @@ from policies.cascade import Accept, CrossCheck, Escalate, decide, judge
 from policies.learned_router import RouterArtifact, acceptance_text, route_learned
 from policies.text import stable_fraction
 from policies.tiers import TierTable, load_tier_table
-from producers.workloads import replay_kind
+from producers.recorded import replay_kind
 from queues.messages import PriorAnswer
 from workers.ml.tokenizer import BpeCounter
 from workers.providers.replay import ReplayRow, read_routellm, read_routerbench

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from producers.cli.common import OutOption, console, write_figures
-from producers.workloads import (
+from producers.recorded import (
     DEFAULT_QQP_PAIRS,
     DEFAULT_ROUTELLM,
     DEFAULT_ROUTERBENCH,
@@ -182,7 +182,8 @@ def bench_compress_cmd(
 ) -> None:
     """Tokens cut, used facts kept, prefix stability, billed input and latency of the
     compression policy on recorded agent sessions (or answer words kept on LEval)."""
-    from producers.bench.compress import DEFAULT_LEVAL, bench_leval, bench_tau
+    from producers.bench.compress import bench_leval, bench_tau
+    from producers.recorded import DEFAULT_LEVAL
     from workers.runtime import build_text_compressor, plan_from_settings
 
     if fmt not in ("tau-bench", "leval"):

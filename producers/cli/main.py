@@ -18,11 +18,7 @@ from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
 from producers.report import render, render_attribution, summarize, unique_steps
 from producers.runner import run_with_progress
-from producers.workloads import (
-    generate_workload,
-    read_jsonl,
-    write_jsonl,
-)
+from producers.workloads import generate_workload, read_jsonl, write_jsonl
 from queues.settings import Settings
 from queues.topology import worker_groups
 from workers.errors import ProviderUnavailable

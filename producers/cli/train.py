@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from producers.cli.common import console
-from producers.workloads import DEFAULT_QQP_PAIRS
+from producers.recorded import DEFAULT_QQP_PAIRS
 
 train_app = typer.Typer(help="Fit the learned artifacts on recorded data.", no_args_is_help=True)
 

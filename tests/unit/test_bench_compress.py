@@ -8,7 +8,7 @@ import pytest
 
 from policies.compression import CompressionPlan
 from producers.bench.compress import bench_leval, bench_tau, replay_session, rolling_window
-from producers.workloads import TauSession
+from producers.recorded import TauSession
 from queues.messages import ChatMessage
 from workers.ml.tokenizer import BpeCounter
 
