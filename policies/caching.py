@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from queues import keys
-from queues.messages import AgentStep, ChatMessage
+from queues.step import AgentStep, ChatMessage
 
 _SPACE = re.compile(r"\s+")
 

@@ -27,7 +27,7 @@ from policies.structured import (
 from policies.text import final_paragraph, last_user_text
 from policies.text_select import select_sentences
 from policies.tokens import TokenCounter
-from queues.messages import ChatMessage, leading_system
+from queues.step import ChatMessage, leading_system
 
 # (text, query, token budget) -> shorter text: the prompt compressor for long free text.
 TextCompressor = Callable[[str, str, int], str]

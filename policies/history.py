@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from queues.messages import ChatMessage
+from queues.step import ChatMessage
 
 # A user taking something back or changing course: kept however old.
 CORRECTION = re.compile(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from policies.caching import normalize_text
 from policies.routing import route_by_rules
 from policies.tiers import TierTable
-from queues.messages import AgentStep, ChatMessage, leading_system
+from queues.step import AgentStep, ChatMessage, leading_system
 
 
 @dataclass(frozen=True)

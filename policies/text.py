@@ -8,7 +8,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 
-from queues.messages import ChatMessage
+from queues.step import ChatMessage
 
 _WORD = re.compile(r"[a-z0-9]+")
 _CHOICE = re.compile(r"^\W*([A-E])\b|answer is\W*([A-E])\b", re.IGNORECASE)

@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from queues.messages import ChatMessage
+from queues.step import ChatMessage
 
 # OpenAI's chat format adds a few tokens per message and for priming the reply.
 PER_MESSAGE_OVERHEAD = 3

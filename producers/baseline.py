@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from policies.tiers import TierTable
-from queues.messages import AgentStep
 from queues.settings import Settings
+from queues.step import AgentStep
 from workers.ml.tokenizer import BpeCounter
 from workers.ports import CompletionRequest
 from workers.providers import build_provider

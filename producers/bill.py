@@ -16,15 +16,25 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from queues.records import LedgerCall, LedgerEntry
 
-def calls_of(entry: dict[str, Any]) -> list[dict[str, Any]]:
+
+def calls_of(entry: LedgerEntry) -> list[LedgerCall]:
     """The model calls a ledger entry paid for (entries written before per-call records
     count as one call of the answering model)."""
-    if "calls" in entry:
-        return list(entry["calls"])
-    if not entry.get("model") or entry.get("cache_hit"):
+    if "calls" in entry.model_fields_set:
+        return list(entry.calls)
+    if not entry.model or entry.cache_hit:
         return []
-    return [{**entry, "batch": False}]
+    return [
+        LedgerCall(
+            model=entry.model,
+            provider=entry.provider or "",
+            tier=entry.tier,
+            **entry.usage_fields(),
+            cost_usd=entry.cost_usd,
+        )
+    ]
 
 
 @dataclass
@@ -70,9 +80,7 @@ def paid_share(answers: Iterable[dict[str, Any]]) -> dict[str, float]:
     return {model: cost[model] / worst[model] for model in worst if worst[model] > 0}
 
 
-def summarize_bill(
-    calls: Iterable[dict[str, Any]], steps: Sequence[dict[str, Any]]
-) -> dict[str, Any]:
+def summarize_bill(calls: Iterable[dict[str, Any]], steps: Sequence[LedgerEntry]) -> dict[str, Any]:
     """Every call against the steps' ledger: calls made twice under one id (a redelivered
     call made again), calls on no step's entry (the step crashed or failed after the call),
     shadow calls, and unconfirmed calls at their estimate (``billed_usd`` includes it;
@@ -81,7 +89,7 @@ def summarize_bill(
     answers = [c.answer for c in made.values() if c.answer is not None]
     share = paid_share(answers)
     per_id = Counter(call_id for (call_id, _), c in made.items() if c.answer is not None)
-    on_steps = {c["call_id"] for e in steps for c in calls_of(e) if c.get("call_id")}
+    on_steps = {c.call_id for e in steps for c in calls_of(e) if c.call_id}
     seen: set[str] = set()
     duplicate_usd = outside_usd = shadow_usd = unconfirmed_usd = worst_usd = 0.0
     outside = shadow = unconfirmed = 0

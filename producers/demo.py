@@ -48,7 +48,7 @@ def run_demo(
         with Fleet(local.settings, table) as fleet:
             results = run_with_progress(fleet, workload)
             ids = {r.step_id for r in results}
-            entries = [e for e in fleet.ledger() if e["step_id"] in ids]
+            entries = [e for e in fleet.ledger() if e.step_id in ids]
     console.print("fleet stopped; computing the all-frontier baseline ...")
     baseline = frontier_baseline(workload.steps, table, settings)
     summary = summarize(entries, baseline)

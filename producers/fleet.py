@@ -20,8 +20,10 @@ from policies.tiers import TierTable, load_tier_table
 from queues import keys
 from queues.bus import CeleryBus
 from queues.celery_app import create_app
-from queues.messages import AgentStep, Envelope, StepResult, check_step_size
+from queues.messages import Envelope, StepResult
+from queues.records import DeadLetterRecord, LedgerEntry, ShadowRecord
 from queues.settings import Settings
+from queues.step import AgentStep, check_step_size
 from queues.topology import CACHE_INVALIDATE_TASK, DEAD, INGRESS
 from workers.stores.archive import archive_for
 from workers.stores.budget import ScopeLimits, budget_store
@@ -200,23 +202,27 @@ class Fleet:
         """A capped stream, oldest first: its archived entries, then Redis's."""
         return read_ledger(self.redis, stream, archive_for(self.settings.archive_dir, stream))
 
-    def ledger(self) -> list[dict[str, Any]]:
+    def ledger(self) -> list[LedgerEntry]:
         """Every ledger entry, the archived ones first."""
-        return self._read_stream(self.settings.ledger_stream)
+        return [
+            LedgerEntry.model_validate(e) for e in self._read_stream(self.settings.ledger_stream)
+        ]
 
     def calls(self) -> list[dict[str, Any]]:
         """Every provider call as it returned (the bill), oldest first, archived ones too."""
         return self._read_stream(self.settings.calls_stream)
 
-    def shadow_records(self) -> list[dict[str, Any]]:
+    def shadow_records(self) -> list[ShadowRecord]:
         """Shadow evaluation records (TIERFLEET_SHADOW_FRACTION), oldest first."""
-        return self._read_stream(self.settings.shadow_stream)
+        return [
+            ShadowRecord.model_validate(r) for r in self._read_stream(self.settings.shadow_stream)
+        ]
 
     def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
         """The letters still on tf.dead (replayable), oldest first."""
         return list(list_dead(self.redis, limit))
 
-    def archived_dead_letters(self) -> list[dict[str, Any]]:
+    def archived_dead_letters(self) -> list[DeadLetterRecord]:
         """Letters moved off tf.dead to the archive past its cap, oldest first."""
         archive = archive_for(self.settings.archive_dir, DEAD)
         return read_archived_dead(archive) if archive is not None else []
@@ -226,10 +232,10 @@ class Fleet:
         replayed, kept = [], []
         guard = RedisFinalizeGuard(self.redis, self.settings.result_ttl_s)
         for letter in self.dead_letters(limit):
-            if not letter.record.get("envelope"):
+            if not letter.record.envelope:
                 kept.append(letter)
                 continue
-            step = Envelope.from_wire(letter.record["envelope"]).step
+            step = Envelope.from_wire(letter.record.envelope).step
             if not remove_dead(self.redis, letter):
                 continue  # another operator replayed it first
             self.result_handle(step).forget()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from producers.workloads import Workload
-from queues.messages import AgentStep, ChatMessage
+from queues.step import AgentStep, ChatMessage
 from workers.providers.replay import ROUTELLM_RESPONSE, ReplayRow, read_routerbench
 
 DATA_DIR = Path(os.environ.get("TIERFLEET_DATA_DIR", "../shared/data"))

@@ -12,6 +12,8 @@ from rich.table import Table
 
 from producers.baseline import Baseline
 from producers.bill import calls_of, summarize_bill
+from queues.base import Usage
+from queues.records import LedgerEntry, ShadowRecord
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -22,67 +24,69 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(ordered[rank])
 
 
-def unique_steps(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def unique_steps(entries: Iterable[LedgerEntry]) -> list[LedgerEntry]:
     """One entry per step. A step is its tenant and its id: two tenants may use the same
     id. A step with two entries (a redelivered finalize, or a dead letter replayed as a new
     run) keeps the later entry, paying for every distinct call of both."""
-    merged: dict[tuple[Any, str], dict[str, Any]] = {}
+    merged: dict[tuple[str, str], LedgerEntry] = {}
     for entry in entries:
-        key = (entry.get("tenant"), entry["step_id"])
+        key = entry.key
         merged[key] = entry if key not in merged else _runs_of(merged[key], entry)
     return list(merged.values())
 
 
-PAID_FIELDS = ("cost_usd", "tokens_in", "tokens_out", "tokens_cached", "tokens_cache_write")
-
-
-def _runs_of(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
-    calls = [*earlier.get("calls", []), *later.get("calls", [])]
-    if not calls or not all(c.get("call_id") for c in calls):
+def _runs_of(earlier: LedgerEntry, later: LedgerEntry) -> LedgerEntry:
+    calls = [*calls_of(earlier), *calls_of(later)]
+    if not calls or not all(c.call_id for c in calls):
         return later  # entries from before call ids: the later one stands
-    distinct = list({c["call_id"]: c for c in calls}.values())
-    paid = {f: sum(c.get(f, 0) for c in distinct) for f in PAID_FIELDS}
-    return {**later, **paid, "calls": distinct, "attempts": len(distinct)}
+    distinct = list({c.call_id: c for c in calls}.values())
+    paid = Usage.total(distinct).usage_fields()
+    return later.model_copy(
+        update={
+            **paid,
+            "cost_usd": sum(c.cost_usd for c in distinct),
+            "calls": tuple(distinct),
+            "attempts": len(distinct),
+        }
+    )
 
 
-def attribute(entries: Sequence[dict[str, Any]], key: str) -> dict[str, dict[str, float]]:
+def attribute(entries: Sequence[LedgerEntry], key: str) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = defaultdict(
         lambda: {"steps": 0, "cost_usd": 0.0, "tokens_in": 0, "tokens_out": 0, "tokens_cached": 0}
     )
     for e in entries:
-        row = out[str(e.get(key))]
+        row = out[str(getattr(e, key))]
         row["steps"] += 1
-        row["cost_usd"] += e["cost_usd"]
-        row["tokens_in"] += e["tokens_in"]
-        row["tokens_out"] += e["tokens_out"]
-        row["tokens_cached"] += e.get("tokens_cached", 0)
+        row["cost_usd"] += e.cost_usd
+        row["tokens_in"] += e.tokens_in
+        row["tokens_out"] += e.tokens_out
+        row["tokens_cached"] += e.tokens_cached
     return dict(out)
 
 
-def by_model(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
+MODEL_COLUMNS = (
+    "calls",
+    "batch_calls",
+    "tokens_in",
+    "tokens_cached",
+    "tokens_cache_write",
+    "tokens_out",
+    "cost_usd",
+)
+
+
+def by_model(entries: Iterable[LedgerEntry]) -> dict[str, dict[str, float]]:
     """Calls, tokens and dollars per model, every attempt counted: what each provider bills."""
-    out: dict[str, dict[str, float]] = defaultdict(
-        lambda: dict.fromkeys(
-            (
-                "calls",
-                "batch_calls",
-                "tokens_in",
-                "tokens_cached",
-                "tokens_cache_write",
-                "tokens_out",
-                "cost_usd",
-            ),
-            0,
-        )
-    )
+    out: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(MODEL_COLUMNS, 0))
     for entry in entries:
         for call in calls_of(entry):
-            row = out[call["model"]]
+            row = out[call.model]
             row["calls"] += 1
-            row["batch_calls"] += int(bool(call.get("batch")))
-            for key in ("tokens_in", "tokens_cached", "tokens_cache_write", "tokens_out"):
-                row[key] += call.get(key, 0)
-            row["cost_usd"] += call["cost_usd"]
+            row["batch_calls"] += int(call.batch)
+            for key, value in call.usage_fields().items():
+                row[key] += value
+            row["cost_usd"] += call.cost_usd
     return dict(out)
 
 
@@ -91,38 +95,36 @@ def cached_share(tokens_cached: float, tokens_in: float) -> float:
 
 
 def summarize(
-    entries: Iterable[dict[str, Any]],
+    entries: Iterable[LedgerEntry],
     baseline: Baseline | None = None,
     calls: Iterable[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     steps = unique_steps(entries)
     n = len(steps)
-    cost = sum(e["cost_usd"] for e in steps)
-    known = [e for e in steps if e["correct"] is not None or e["status"] != "ok"]
-    good = sum(1 for e in known if e["status"] == "ok" and e["correct"])
-    latencies = [e["latency_ms"] for e in steps]
-    tokens_in = sum(e["tokens_in"] for e in steps)
+    cost = sum(e.cost_usd for e in steps)
+    known = [e for e in steps if e.correct is not None or e.status != "ok"]
+    good = sum(1 for e in known if e.status == "ok" and e.correct)
+    latencies = [e.latency_ms for e in steps]
+    used = Usage.total(steps)
     summary: dict[str, Any] = {
         "steps": n,
-        "simulated": any(e["simulated"] for e in steps),
+        "simulated": any(e.simulated for e in steps),
         "cost": round(cost, 8),
         "quality": round(good / len(known), 4) if known else None,
-        "cache_hit_rate": round(sum(e["cache_hit"] for e in steps) / n, 4) if n else 0.0,
-        "semantic_hits": sum(1 for e in steps if e.get("semantic")),
-        "escalations": sum(e["escalations"] for e in steps),
-        "escalated_steps": sum(1 for e in steps if e["escalations"]),
-        "budget_stops": sum(1 for e in steps if e["status"] == "budget_exceeded"),
+        "cache_hit_rate": round(sum(e.cache_hit for e in steps) / n, 4) if n else 0.0,
+        "semantic_hits": sum(1 for e in steps if e.semantic),
+        "escalations": sum(e.escalations for e in steps),
+        "escalated_steps": sum(1 for e in steps if e.escalations),
+        "budget_stops": sum(1 for e in steps if e.status == "budget_exceeded"),
         # Spent beyond what the calls had reserved: past a hard limit's guarantee, so shown.
-        "overshoot_usd": round(sum(e.get("overshoot_usd", 0.0) for e in steps), 8),
-        "overshoot_calls": sum(
-            1 for e in steps for c in calls_of(e) if c.get("overshoot_usd", 0.0) > 0
-        ),
-        "dead_letters": sum(1 for e in steps if e["status"] == "dead_lettered"),
-        "model_mix": dict(Counter(e["model"] or "(no answer)" for e in steps).most_common()),
-        "tokens_in": tokens_in,
-        "cached_share": cached_share(sum(e["tokens_cached"] for e in steps), tokens_in),
-        "tokens_out": sum(e["tokens_out"] for e in steps),
-        "tokens_cached": sum(e["tokens_cached"] for e in steps),
+        "overshoot_usd": round(sum(e.overshoot_usd for e in steps), 8),
+        "overshoot_calls": sum(1 for e in steps for c in calls_of(e) if c.overshoot_usd > 0),
+        "dead_letters": sum(1 for e in steps if e.status == "dead_lettered"),
+        "model_mix": dict(Counter(e.model or "(no answer)" for e in steps).most_common()),
+        "tokens_in": used.tokens_in,
+        "cached_share": cached_share(used.tokens_cached, used.tokens_in),
+        "tokens_out": used.tokens_out,
+        "tokens_cached": used.tokens_cached,
         "by_model": by_model(steps),
         "latency_p50_ms": round(percentile(latencies, 50), 1),
         "latency_p95_ms": round(percentile(latencies, 95), 1),
@@ -219,7 +221,7 @@ def render_mix(summary: dict[str, Any], console: Console) -> None:
     console.print(bill)
 
 
-def render_attribution(entries: Sequence[dict[str, Any]], console: Console, top: int = 10) -> None:
+def render_attribution(entries: Sequence[LedgerEntry], console: Console, top: int = 10) -> None:
     for key in ("tenant", "agent", "workflow", "session_id"):
         rows = sorted(attribute(entries, key).items(), key=lambda kv: -kv[1]["cost_usd"])[:top]
         table = Table(title=f"cost by {key}")
@@ -237,26 +239,24 @@ def render_attribution(entries: Sequence[dict[str, Any]], console: Console, top:
         console.print(table)
 
 
-def summarize_shadow(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def summarize_shadow(records: Sequence[ShadowRecord]) -> dict[str, Any]:
     """Agreement of accepted cheaper answers with the top tier's, overall and by model and
     task kind: the quality signal where no labels exist."""
 
-    def rate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    def rate(rows: Sequence[ShadowRecord]) -> dict[str, Any]:
         return {
             "samples": len(rows),
-            "agreement": round(sum(bool(r["agree"]) for r in rows) / len(rows), 4)
-            if rows
-            else None,
-            "cost_usd": round(sum(r["cost_usd"] for r in rows), 6),
+            "agreement": round(sum(r.agree for r in rows) / len(rows), 4) if rows else None,
+            "cost_usd": round(sum(r.cost_usd for r in rows), 6),
         }
 
-    groups: dict[str, dict[str, list[dict[str, Any]]]] = {
+    groups: dict[str, dict[str, list[ShadowRecord]]] = {
         "by_model": defaultdict(list),
         "by_task_kind": defaultdict(list),
     }
     for r in records:
-        groups["by_model"][str(r["accepted_model"])].append(r)
-        groups["by_task_kind"][str(r["task_kind"])].append(r)
+        groups["by_model"][r.accepted_model].append(r)
+        groups["by_task_kind"][r.task_kind].append(r)
     return {
         **rate(records),
         **{name: {k: rate(v) for k, v in sorted(g.items())} for name, g in groups.items()},

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from queues.messages import AgentStep, Lane
+from queues.step import AgentStep, Lane
 
 
 @dataclass

@@ -12,8 +12,9 @@ from typing import Any
 from celery import Celery
 
 from queues import keys
-from queues.messages import AgentStep, Envelope, Lane, Outcome, Submission
+from queues.messages import Envelope, Outcome, Submission
 from queues.seal import Sealer
+from queues.step import AgentStep, Lane
 from queues.topology import (
     CACHE_STORE_TASK,
     FINALIZE,

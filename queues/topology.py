@@ -22,7 +22,7 @@ from enum import StrEnum
 
 from kombu.entity import Exchange, Queue
 
-from queues.messages import Lane
+from queues.step import Lane
 
 INGRESS = "tf.ingress"
 COMPRESS = "tf.compress"

@@ -13,6 +13,7 @@ from policies.budgets import economy_reason
 from policies.caching import exact_key
 from policies.semantic_cache import question_of, scope_of, skip_reason
 from queues.messages import Envelope, Outcome, StepStatus
+from queues.records import CachedAnswer
 from queues.topology import CACHE_INVALIDATE_TASK, CACHE_STORE_TASK, INGRESS, Stage
 from workers.errors import MalformedMessage, TransientError, as_fleet_error
 from workers.runtime import LazyRuntime, Runtime
@@ -28,16 +29,16 @@ from workers.stage import (
 log = structlog.get_logger("tierfleet.cache")
 
 
-def _served(hit: dict[str, Any], **extra: Any) -> Outcome:
+def _served(hit: CachedAnswer, **extra: Any) -> Outcome:
     return Outcome(
         status=StepStatus.ok,
-        answer=hit["answer"],
-        tier=hit.get("tier"),
-        model=hit.get("model"),
-        provider=hit.get("provider"),
+        answer=hit.answer,
+        tier=hit.tier,
+        model=hit.model,
+        provider=hit.provider,
         cache_hit=True,
-        cached_from=hit["step_id"],
-        correct=hit.get("correct"),
+        cached_from=hit.step_id,
+        correct=hit.correct,
         **extra,
     )
 
@@ -62,10 +63,11 @@ def economy_check(env: Envelope, rt: Runtime) -> Envelope:
 def handle(env: Envelope, rt: Runtime) -> None:
     env = economy_check(env, rt)
     key = exact_key(env.step, economy=env.economy)
-    hit = rt.cache.get(key)
-    if hit is not None:
+    stored = rt.cache.get(key)
+    if stored is not None:
+        hit = CachedAnswer.model_validate(stored)
         env = env.decide(
-            "cache", "exact_hit", f"same request answered by step {hit['step_id']}", cache_key=key
+            "cache", "exact_hit", f"same request answered by step {hit.step_id}", cache_key=key
         )
         rt.bus.finalize(env, _served(hit))
         return
@@ -80,10 +82,10 @@ def handle(env: Envelope, rt: Runtime) -> None:
                 "cache",
                 "semantic_hit",
                 f"verifier {s.verifier_score:.3f} >= {s.threshold:.3f} (cosine "
-                f"{s.similarity:.3f}) for step {served.payload['step_id']}",
+                f"{s.similarity:.3f}) for step {served.answer.step_id}",
                 cache_key=key,
             )
-            rt.bus.finalize(env, _served(served.payload, semantic=s))
+            rt.bus.finalize(env, _served(served.answer, semantic=s))
             return
         why_not = "no verified match in scope"
     elif why_not is None:

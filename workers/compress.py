@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from policies.budgets import output_cap
 from policies.compression import compress
 from policies.history import Unit, summary_request, unit_key
-from queues.messages import AgentStep, Envelope, Lane
+from queues.messages import Envelope
+from queues.step import AgentStep, Lane
 from queues.topology import Stage
 from workers.runtime import Runtime
 

@@ -12,7 +12,9 @@ from celery import Celery, Task
 from celery.exceptions import Ignore
 
 from queues import keys
+from queues.base import Usage
 from queues.messages import Envelope, Outcome, StepResult, StepStatus
+from queues.records import CachedAnswer, LedgerCall, LedgerEntry
 from queues.topology import TASK_NAMES, Stage
 from workers.errors import FleetError, MalformedMessage, TransientError, as_fleet_error
 from workers.logs import bound_step
@@ -43,10 +45,7 @@ def result_of(env: Envelope, outcome: Outcome, now: float) -> StepResult:
         provider=outcome.provider,
         cost_usd=sum(c.cost_usd for c in costs),
         overshoot_usd=sum(c.overshoot_usd for c in costs),
-        tokens_in=sum(c.tokens_in for c in costs),
-        tokens_out=sum(c.tokens_out for c in costs),
-        tokens_cached=sum(c.tokens_cached for c in costs),
-        tokens_cache_write=sum(c.tokens_cache_write for c in costs),
+        **Usage.total(costs).usage_fields(),
         cache_hit=outcome.cache_hit,
         cached_from=outcome.cached_from,
         semantic=outcome.semantic,
@@ -61,53 +60,47 @@ def result_of(env: Envelope, outcome: Outcome, now: float) -> StepResult:
 
 def ledger_entry(
     env: Envelope, result: StepResult, now: float, prices_version: str = ""
-) -> dict[str, Any]:
+) -> LedgerEntry:
     """The step's ledger line: who to charge, what it cost, and each model call it paid for
     (failed attempts included), so per-model totals reconcile with the providers' bills."""
     step = env.step
-    return {
-        "ts": now,
+    return LedgerEntry(
+        ts=now,
         **step.attribution(),
-        "lane": step.lane.value,
-        "status": result.status.value,
-        "tier": result.tier,
-        "model": result.model,
-        "provider": result.provider,
-        "tokens_in": result.tokens_in,
-        "tokens_out": result.tokens_out,
-        "tokens_cached": result.tokens_cached,
-        "tokens_cache_write": result.tokens_cache_write,
-        "cost_usd": result.cost_usd,
-        "overshoot_usd": result.overshoot_usd,
-        "prices": prices_version,
-        "calls": [
-            {
-                "model": c.model,
-                "provider": c.provider,
-                "tier": c.tier,
-                "tokens_in": c.tokens_in,
-                "tokens_out": c.tokens_out,
-                "tokens_cached": c.tokens_cached,
-                "tokens_cache_write": c.tokens_cache_write,
-                "cost_usd": c.cost_usd,
-                "reserved_usd": c.reserved_usd,
-                "overshoot_usd": c.overshoot_usd,
-                "batch": c.batch,
-                "accepted": c.accepted,
-                "call_id": c.call_id,
-            }
+        lane=step.lane.value,
+        status=result.status.value,
+        tier=result.tier,
+        model=result.model,
+        provider=result.provider,
+        **result.usage_fields(),
+        cost_usd=result.cost_usd,
+        overshoot_usd=result.overshoot_usd,
+        prices=prices_version,
+        calls=tuple(
+            LedgerCall(
+                model=c.model,
+                provider=c.provider,
+                tier=c.tier,
+                **c.usage_fields(),
+                cost_usd=c.cost_usd,
+                reserved_usd=c.reserved_usd,
+                overshoot_usd=c.overshoot_usd,
+                batch=c.batch,
+                accepted=c.accepted,
+                call_id=c.call_id,
+            )
             for c in env.costs
-        ],
-        "latency_ms": result.latency_ms,
-        "cache_hit": result.cache_hit,
-        "cached_from": result.cached_from,
-        "semantic": result.semantic.model_dump() if result.semantic else None,
-        "escalations": result.escalations,
-        "attempts": len(env.costs),
-        "simulated": result.simulated,
-        "correct": result.correct,
-        "reason": result.reason,
-    }
+        ),
+        latency_ms=result.latency_ms,
+        cache_hit=result.cache_hit,
+        cached_from=result.cached_from,
+        semantic=result.semantic,
+        escalations=result.escalations,
+        attempts=len(env.costs),
+        simulated=result.simulated,
+        correct=result.correct,
+        reason=result.reason,
+    )
 
 
 def side_effects(
@@ -116,19 +109,9 @@ def side_effects(
     """The ledger entry, the exact and semantic cache, the session summary, the budget's
     leftover reservations and the dead letter: done once per step (see ``handle``)."""
     step = env.step
-    rt.ledger.append(ledger_entry(env, result, now, rt.table.prices_version))
+    rt.ledger.append(ledger_entry(env, result, now, rt.table.prices_version).to_record())
     if outcome.status is StepStatus.ok and not outcome.cache_hit and env.cache_key:
-        rt.cache.put(
-            env.cache_key,
-            {
-                "answer": outcome.answer,
-                "tier": outcome.tier,
-                "model": outcome.model,
-                "provider": outcome.provider,
-                "correct": outcome.correct,
-                "step_id": env.step.step_id,
-            },
-        )
+        rt.cache.put(env.cache_key, CachedAnswer.of(outcome, env.step.step_id).to_record())
         if rt.settings.semantic_cache and rt.settings.cache_verifier is not None:
             rt.bus.remember(env, outcome)
     if env.summary_of and outcome.status is StepStatus.ok and outcome.answer:

@@ -22,7 +22,8 @@ from celery_batches import SimpleRequest
 from policies.tiers import NANO, reservation_usd, to_nano_up
 from policies.tokens import reservation_tokens
 from queues import keys
-from queues.messages import Envelope, Lane, Outcome, StepStatus
+from queues.messages import Envelope, Outcome, StepStatus
+from queues.step import Lane
 from queues.topology import TASK_NAMES, Stage
 from workers.batch_lane import park
 from workers.batching import RequeueingBatches

@@ -12,7 +12,9 @@ from policies.learned_router import acceptance_text
 from policies.shadow import agree, shadowed
 from policies.text import user_text
 from policies.tiers import NANO, to_nano
+from queues.base import usage_of
 from queues.messages import CostEntry, Envelope, Outcome, PriorAnswer, StepStatus
+from queues.records import ShadowRecord
 from queues.topology import Stage
 from workers.call_notes import Admitted, call_id_of, record_call
 from workers.ports import Completion
@@ -27,19 +29,17 @@ def record_shadow(item: Admitted, answer: Completion, cost: float, rt: Runtime) 
     env, shadow = item.env, item.env.shadow_of
     assert shadow is not None
     step = env.step
-    rt.shadow.append(
-        {
-            "ts": rt.clock(),
-            **step.attribution(),
-            "accepted_model": shadow.model,
-            "accepted_tier": shadow.tier,
-            "shadow_model": item.model.name,
-            "agree": agree(shadow.answer, answer.text, step.task_kind),
-            "cost_usd": cost,
-            "tokens_in": answer.tokens_in,
-            "tokens_out": answer.tokens_out,
-        }
+    record = ShadowRecord(
+        ts=rt.clock(),
+        **step.attribution(),
+        accepted_model=shadow.model,
+        accepted_tier=shadow.tier,
+        shadow_model=item.model.name,
+        agree=agree(shadow.answer, answer.text, step.task_kind),
+        cost_usd=cost,
+        **usage_of(answer),
     )
+    rt.shadow.append(record.to_record())
 
 
 def maybe_shadow(env: Envelope, answer: str, model: str, tier: str, rt: Runtime) -> None:
@@ -96,10 +96,7 @@ def conclude(
             tier=tier,
             model=model.name,
             provider=model.provider,
-            tokens_in=answer.tokens_in,
-            tokens_out=answer.tokens_out,
-            tokens_cached=answer.tokens_cached,
-            tokens_cache_write=answer.tokens_cache_write,
+            **usage_of(answer),
             cost_usd=cost,
             reserved_usd=settled.reserved_nano / NANO,
             overshoot_usd=settled.overshoot_nano / NANO,

@@ -10,7 +10,8 @@ from typing import Any, Protocol
 
 from policies.budgets import BudgetState, Settlement
 from policies.tiers import ModelSpec
-from queues.messages import AgentStep, ChatMessage, Envelope, Outcome, StepResult
+from queues.messages import Envelope, Outcome, StepResult
+from queues.step import AgentStep, ChatMessage
 from queues.topology import Stage
 
 

@@ -15,6 +15,7 @@ import structlog
 
 from policies.semantic_cache import SemanticScope
 from queues.messages import Outcome, SemanticHit
+from queues.records import CachedAnswer
 from queues.settings import Settings
 from workers.ports import Embedder, HitVerifier, SemanticEntry, VectorStore
 from workers.stores.vectors import open_vector_store
@@ -28,7 +29,7 @@ PURGE_EVERY_S = 60.0  # expired entries are also filtered at lookup; this frees 
 class Served:
     """A verified hit: the stored answer and the evidence for serving it."""
 
-    payload: dict[str, Any]
+    answer: CachedAnswer
     hit: SemanticHit
 
 
@@ -61,23 +62,24 @@ class SemanticLayer:
     def lookup(self, question: str, scope: SemanticScope, now: float) -> Served | None:
         vec = self.vector(question)
         matches = self.store.nearest(vec, scope.key, scope.tier_floor, now, self.candidates)
-        questions = [str(m.payload.get("question", "")) for m in matches]
+        cached = [CachedAnswer.model_validate(m.payload) for m in matches]
+        questions = [c.question for c in cached]
         scores = self.verifier.score_candidates(
             vec, question, [(m.vector, q) for m, q in zip(matches, questions, strict=True)]
         )
         best: Served | None = None
-        for match, cached_question, score in zip(matches, questions, scores, strict=True):
+        for match, answer, score in zip(matches, cached, scores, strict=True):
             if score < self.verifier.threshold:
                 continue
             if best is None or score > best.hit.verifier_score:
                 best = Served(
-                    match.payload,
+                    answer,
                     SemanticHit(
                         similarity=round(float(match.similarity), 6),
                         verifier_score=round(score, 6),
                         threshold=self.verifier.threshold,
                         question=question,
-                        cached_question=cached_question,
+                        cached_question=answer.question,
                         embedder=self.embedder_id,
                     ),
                 )
@@ -99,17 +101,9 @@ class SemanticLayer:
             prompt_version=scope.prompt_version,
             tier_rank=tier_rank,
             expires_at=now + self.ttl_s,
-            payload={
-                "question": question,
-                "answer": outcome.answer,
-                "step_id": step_id,
-                "tier": outcome.tier,
-                "model": outcome.model,
-                "provider": outcome.provider,
-                "correct": outcome.correct,
-                "embedder": self.embedder_id,
-                "stored_at": now,
-            },
+            payload=CachedAnswer.of(
+                outcome, step_id, question=question, embedder=self.embedder_id, stored_at=now
+            ).to_record(),
         )
         self.store.upsert([entry])
         if now - self._last_purge >= PURGE_EVERY_S:

@@ -29,15 +29,8 @@ from pydantic import ValidationError
 
 from policies.retry import backoff_s, clamp_delay
 from queues import keys
-from queues.messages import (
-    MAX_STEP_BYTES,
-    Envelope,
-    Outcome,
-    StepResult,
-    StepStatus,
-    Submission,
-    check_step_size,
-)
+from queues.messages import Envelope, Outcome, StepResult, StepStatus, Submission
+from queues.step import MAX_STEP_BYTES, check_step_size
 from queues.topology import TASK_NAMES, Stage
 from workers.errors import (
     FleetError,

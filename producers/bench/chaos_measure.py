@@ -15,6 +15,7 @@ from producers.fakes.provider_server.server import ProviderServer
 from producers.fleet import Fleet
 from producers.report import unique_steps
 from queues.messages import StepResult, StepStatus
+from queues.records import LedgerEntry
 
 BILL_PARTS = ("confirmed_usd", "unconfirmed_calls", "unconfirmed_usd", "calls_outside_steps")
 
@@ -30,7 +31,7 @@ def measure(
 ) -> dict[str, Any]:
     ledger = fleet.ledger()
     dead = [d.record for d in fleet.dead_letters(100_000)] + fleet.archived_dead_letters()
-    dead_text = json.dumps(dead)
+    dead_text = json.dumps([d.model_dump(mode="json") for d in dead])
     return {
         **step_fates(steps, results, ledger),
         **bill_figures(fleet, provider, ledger),
@@ -52,10 +53,10 @@ def measure(
 
 
 def step_fates(
-    steps: list[dict[str, Any]], results: dict[str, StepResult], ledger: list[dict[str, Any]]
+    steps: list[dict[str, Any]], results: dict[str, StepResult], ledger: list[LedgerEntry]
 ) -> dict[str, Any]:
     """Answered once, stopped by a budget, dead-lettered (and why), lost, answered twice."""
-    entries = Counter((e["tenant"], e["step_id"]) for e in ledger)
+    entries = Counter(e.key for e in ledger)
     statuses = Counter(r.status for r in results.values())
     dead_reasons = Counter(
         r.reason.split(":")[0][:60]
@@ -80,7 +81,7 @@ def step_fates(
 
 
 def bill_figures(
-    fleet: Fleet, provider: ProviderServer, ledger: list[dict[str, Any]]
+    fleet: Fleet, provider: ProviderServer, ledger: list[LedgerEntry]
 ) -> dict[str, Any]:
     """The fleet's bill (calls stream and ledger) against the provider's own."""
     bill = summarize_bill(fleet.calls(), unique_steps(ledger))

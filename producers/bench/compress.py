@@ -30,7 +30,7 @@ from policies.text import words
 from policies.tokens import TokenCounter, prompt_tokens
 from producers.recorded import TauSession, tau_bench_sessions
 from producers.report import percentile
-from queues.messages import ChatMessage, leading_system
+from queues.step import ChatMessage, leading_system
 from workers.ml.tokenizer import BpeCounter
 
 PRICED_MODEL = "gpt-4o"  # the model that produced the recorded sessions

@@ -28,6 +28,8 @@ from producers.recorded import tau_bench_workload
 from producers.report import by_model, cached_share, percentile
 from producers.runner import run_workload
 from producers.workloads import Workload
+from queues.base import Usage
+from queues.records import LedgerEntry
 from queues.settings import TABLES, Settings
 
 PROVIDERS_TABLE = TABLES / "providers.toml"
@@ -56,23 +58,23 @@ def _settings(base: Settings, server: RunningServer, overrides: dict[str, Any]) 
     )
 
 
-def _figures(ledger: list[dict[str, Any]], bill: dict[str, Any], seconds: float) -> dict[str, Any]:
-    tokens_in = sum(e["tokens_in"] for e in ledger)
-    cached = sum(e["tokens_cached"] for e in ledger)
-    cost = sum(e["cost_usd"] for e in ledger)
+def _figures(ledger: list[LedgerEntry], bill: dict[str, Any], seconds: float) -> dict[str, Any]:
+    used = Usage.total(ledger)
+    tokens_in, cached = used.tokens_in, used.tokens_cached
+    cost = sum(e.cost_usd for e in ledger)
     sessions: dict[str, list[int]] = {}
     for e in ledger:
-        got = sessions.setdefault(e["session_id"], [0, 0])
-        got[0] += e["tokens_cached"]
-        got[1] += e["tokens_in"]
+        got = sessions.setdefault(e.session_id, [0, 0])
+        got[0] += e.tokens_cached
+        got[1] += e.tokens_in
     shares = [cached_share(c, n) for c, n in sessions.values()]
     models = by_model(ledger)
     return {
         "steps": len(ledger),
-        "ok": sum(e["status"] == "ok" for e in ledger),
+        "ok": sum(e.status == "ok" for e in ledger),
         "tokens_in": tokens_in,
         "tokens_cached": cached,
-        "tokens_cache_write": sum(e["tokens_cache_write"] for e in ledger),
+        "tokens_cache_write": used.tokens_cache_write,
         "cached_share": cached_share(cached, tokens_in),
         "session_cached_share_p50": percentile(shares, 50),
         "cost_usd": round(cost, 6),
@@ -100,7 +102,7 @@ def run_config(
         results = run_workload(fleet, workload, timeout_s=900)
         seconds = time.perf_counter() - started
         ids = {r.step_id for r in results}
-        ledger = [e for e in fleet.ledger() if e["step_id"] in ids]
+        ledger = [e for e in fleet.ledger() if e.step_id in ids]
     return _figures(ledger, server.server.account.bill.snapshot(), seconds)
 
 

@@ -39,6 +39,7 @@ from producers.local.launcher import LocalFleet
 from producers.recorded import replay_step_id, replay_workload
 from producers.runner import run_workload
 from producers.training.router import save_router, train_acceptance, train_router
+from queues.records import LedgerEntry, ShadowRecord
 from queues.settings import TABLES, Settings
 from workers.providers.replay import ReplayRow
 
@@ -88,7 +89,7 @@ def train_on(run: RoutingRun) -> Trained:
 
 def run_fleet(
     run: RoutingRun, trained: Trained, base: Settings
-) -> tuple[TierTable, list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[TierTable, list[LedgerEntry], list[ShadowRecord]]:
     """The test rows through a private fleet (replay provider, learned router): the tier
     table it ran, the steps' ledger entries and the shadow records."""
     with tempfile.TemporaryDirectory(prefix="tierfleet-routing-") as tmp:
@@ -115,7 +116,7 @@ def run_fleet(
             workload = replay_workload(trained.test, "rt", "routing")
             results = run_workload(fleet, workload, timeout_s=1800)
             ids = {r.step_id for r in results}
-            ledger = [e for e in fleet.ledger() if e["step_id"] in ids]
+            ledger = [e for e in fleet.ledger() if e.step_id in ids]
             shadow = settled_shadow(fleet) if run.shadow_fraction > 0 else []
         return load_tier_table(table_path), ledger, shadow
 
@@ -148,30 +149,30 @@ def bench_routing(run: RoutingRun, base: Settings, png: Path | None = None) -> d
     return figures
 
 
-def fleet_figures(ledger: Sequence[dict[str, Any]], ref: dict[str, float]) -> dict[str, Any]:
+def fleet_figures(ledger: Sequence[LedgerEntry], ref: dict[str, float]) -> dict[str, Any]:
     n = len(ledger)
-    cost = sum(e["cost_usd"] for e in ledger) / n
+    cost = sum(e.cost_usd for e in ledger) / n
     mix: dict[str, int] = defaultdict(int)
     for e in ledger:
-        mix[str(e["model"])] += 1
+        mix[str(e.model)] += 1
     return {
-        "accuracy": round(sum(bool(e["correct"]) and e["status"] == "ok" for e in ledger) / n, 4),
+        "accuracy": round(sum(bool(e.correct) and e.status == "ok" for e in ledger) / n, 4),
         "cost_per_query": round(cost, 7),
         "cost_ratio_vs_frontier": round(cost / ref["frontier_cost_per_query"], 4),
-        "escalation_rate": round(sum(e["escalations"] > 0 for e in ledger) / n, 4),
+        "escalation_rate": round(sum(e.escalations > 0 for e in ledger) / n, 4),
         **{k: round(v, 7) for k, v in ref.items()},
         "model_mix": dict(sorted(mix.items(), key=lambda kv: -kv[1])),
     }
 
 
-def per_task(ledger: Sequence[dict[str, Any]], test: Sequence[ReplayRow]) -> dict[str, Any]:
+def per_task(ledger: Sequence[LedgerEntry], test: Sequence[ReplayRow]) -> dict[str, Any]:
     tasks: dict[str, dict[str, float]] = defaultdict(lambda: {"n": 0, "right": 0, "cost": 0.0})
     by_id = {replay_step_id("rt", i, r): r for i, r in enumerate(test)}
     for e in ledger:
-        task = tasks[by_id[e["step_id"]].eval_name]
+        task = tasks[by_id[e.step_id].eval_name]
         task["n"] += 1
-        task["right"] += bool(e["correct"]) and e["status"] == "ok"
-        task["cost"] += e["cost_usd"]
+        task["right"] += bool(e.correct) and e.status == "ok"
+        task["cost"] += e.cost_usd
     return {
         name: {
             "prompts": int(t["n"]),

@@ -11,11 +11,12 @@ from typing import Any
 
 from producers.fleet import Fleet
 from producers.report import summarize_shadow
+from queues.records import LedgerEntry, ShadowRecord
 
 
 def settled_shadow(
     fleet: Fleet, quiet_s: float = 2.0, timeout_s: float = 120.0
-) -> list[dict[str, Any]]:
+) -> list[ShadowRecord]:
     """Shadow records, once no new one has arrived for ``quiet_s`` (they trail the answers)."""
     deadline = time.monotonic() + timeout_s
     count, since = -1, time.monotonic()
@@ -30,15 +31,15 @@ def settled_shadow(
 
 
 def shadow_figures(
-    records: Sequence[dict[str, Any]], ledger: Sequence[dict[str, Any]], frontier: str
+    records: Sequence[ShadowRecord], ledger: Sequence[LedgerEntry], frontier: str
 ) -> dict[str, Any]:
     """Shadow agreement beside what the labels say of the same accepted answers: how well
     the production signal tracks the quality it stands in for."""
-    by_step = {e["step_id"]: e for e in ledger}
-    sampled = [by_step[r["step_id"]] for r in records if r["step_id"] in by_step]
+    by_step = {e.step_id: e for e in ledger}
+    sampled = [by_step[r.step_id] for r in records if r.step_id in by_step]
     summary = summarize_shadow(records)
     summary["labelled_accuracy_of_sampled"] = (
-        round(sum(bool(e["correct"]) for e in sampled) / len(sampled), 4) if sampled else None
+        round(sum(bool(e.correct) for e in sampled) / len(sampled), 4) if sampled else None
     )
     summary["shadow_model"] = frontier
     return summary

@@ -11,8 +11,8 @@ from typing import Any
 from producers.fleet import Fleet
 from producers.local.launcher import NOOP_GROUP, LocalFleet
 from producers.report import percentile
-from queues.messages import AgentStep
 from queues.settings import Settings
+from queues.step import AgentStep
 from queues.topology import NOOP, NOOP_TASK
 
 

@@ -55,20 +55,21 @@ def audit(
     from producers.report import unique_steps
 
     with Fleet(Settings()) as fleet:
-        hits = [e for e in unique_steps(fleet.ledger()) if e.get("semantic")]
+        hits = [e for e in unique_steps(fleet.ledger()) if e.semantic]
     picked = random.Random(seed).sample(hits, min(sample, len(hits)))
     table = Table(title=f"{len(picked)} of {len(hits)} semantic hits")
     for column in ("step", "cached from", "cosine", "verifier", "question", "cached question"):
         table.add_column(column)
     for e in picked:
-        s = e["semantic"]
+        s = e.semantic
+        assert s is not None
         table.add_row(
-            e["step_id"],
-            str(e["cached_from"]),
-            f"{s['similarity']:.3f}",
-            f"{s['verifier_score']:.3f}",
-            s["question"][:80],
-            s["cached_question"][:80],
+            e.step_id,
+            str(e.cached_from),
+            f"{s.similarity:.3f}",
+            f"{s.verifier_score:.3f}",
+            s.question[:80],
+            s.cached_question[:80],
         )
     console.print(table)
     if out is not None:

@@ -97,7 +97,7 @@ def run(
         with Fleet(local.settings if local else settings) as fleet:
             results = run_with_progress(fleet, steps)
             ids = {r.step_id for r in results}
-            summary = summarize(e for e in fleet.ledger() if e["step_id"] in ids)
+            summary = summarize(e for e in fleet.ledger() if e.step_id in ids)
     finally:
         if local:
             local.stop()
@@ -144,9 +144,7 @@ def dead_list(limit: int = 100) -> None:
         table.add_column(col)
     for letter in letters:
         r = letter.record
-        table.add_row(
-            str(r.get("step_id")), r["stage"], r["reason"], "yes" if r.get("envelope") else "no"
-        )
+        table.add_row(str(r.step_id), r.stage, r.reason, "yes" if r.envelope else "no")
     console.print(table)
     if archived:
         console.print(f"{archived} older letters archived under {settings.archive_dir}")

@@ -93,10 +93,10 @@ def test_200_batch_lane_steps_survive_a_poller_and_beat_restart(
 
     assert Counter(r.status for r in results) == {StepStatus.ok: STEPS}
     assert {r.model for r in results} == {"gpt-4o-mini", "claude-haiku-4-5"}
-    per_step = Counter(e["step_id"] for e in ledger)
+    per_step = Counter(e.step_id for e in ledger)
     assert len(per_step) == STEPS and set(per_step.values()) == {1}  # each counted once
-    calls = [c for e in ledger for c in e["calls"]]
-    assert all(c["batch"] for c in calls) and len(calls) == STEPS  # expired tries cost nothing
+    calls = [c for e in ledger for c in e.calls]
+    assert all(c.batch for c in calls) and len(calls) == STEPS  # expired tries cost nothing
     assert sum(r.decisions[-1].what == "accept" for r in results) == STEPS
     retried = [r for r in results if any(d.what == "retry" for d in r.decisions)]
     assert len(retried) == 3

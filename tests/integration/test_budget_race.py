@@ -64,19 +64,19 @@ def test_64_steps_from_8_processes_with_costs_off_by_half_hold_the_hard_limit(fl
     assert statuses == {StepStatus.ok, StepStatus.budget_exceeded}
     state = fleet.session_budget("acme", session)
     assert state.reserved_nano == 0  # every reservation settled or released
-    entries = [e for e in fleet.ledger() if e["session_id"] == session]
+    entries = [e for e in fleet.ledger() if e.session_id == session]
     assert len(entries) == 64
-    calls = [c for e in entries for c in e["calls"]]
-    spent = sum(c["cost_usd"] for c in calls)
+    calls = [c for e in entries for c in e.calls]
+    spent = sum(c.cost_usd for c in calls)
     assert abs(spent * NANO - state.spent_nano) <= len(calls)  # rounding only
     # The excess over each call's reservation is what the budget counted as overshoot ...
-    excess = sum(max(0.0, c["cost_usd"] - c["reserved_usd"]) for c in calls)
-    assert excess > 0 and any(c["overshoot_usd"] == 0 for c in calls)
+    excess = sum(max(0.0, c.cost_usd - c.reserved_usd) for c in calls)
+    assert excess > 0 and any(c.overshoot_usd == 0 for c in calls)
     assert abs(excess * NANO - state.overshoot_nano) <= len(calls)
-    assert sum(c["overshoot_usd"] for c in calls) == pytest.approx(excess, abs=len(calls) / NANO)
+    assert sum(c.overshoot_usd for c in calls) == pytest.approx(excess, abs=len(calls) / NANO)
     # ... and the limit holds for everything that was reserved: spend past it is overshoot.
     assert state.spent_nano - state.overshoot_nano <= state.limit_nano == round(limit * NANO)
     # The report shows it.
     summary = summarize(entries)
     assert summary["overshoot_usd"] == pytest.approx(excess, abs=len(calls) / NANO)
-    assert summary["overshoot_calls"] == sum(1 for c in calls if c["overshoot_usd"] > 0)
+    assert summary["overshoot_calls"] == sum(1 for c in calls if c.overshoot_usd > 0)

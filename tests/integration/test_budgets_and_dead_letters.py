@@ -31,8 +31,8 @@ def test_32_concurrent_steps_never_overspend_the_session_hard_limit(fleet):
     assert abs(paid * NANO - state.spent_nano) <= len(results)  # rounding only
     stopped = [r for r in results if r.status is StepStatus.budget_exceeded]
     assert all("budget refuses" in r.reason for r in stopped)
-    ledger = {e["step_id"]: e for e in fleet.ledger()}
-    assert all(ledger[r.step_id]["status"] == "budget_exceeded" for r in stopped)
+    ledger = {e.step_id: e for e in fleet.ledger()}
+    assert all(ledger[r.step_id].status == "budget_exceeded" for r in stopped)
 
 
 def test_malformed_messages_land_in_tf_dead_and_the_worker_stays_up(fleet):
@@ -54,9 +54,9 @@ def test_malformed_messages_land_in_tf_dead_and_the_worker_stays_up(fleet):
     assert ok.status is StepStatus.ok
 
     letters = {
-        letter.record["raw"]: letter.record
+        letter.record.raw: letter.record
         for letter in fleet.dead_letters()
-        if marker in (letter.record["raw"] or "")
+        if marker in (letter.record.raw or "")
     }
     assert len(letters) == 2
     assert all(
@@ -77,8 +77,8 @@ def test_top_tier_rejection_is_dead_lettered_and_replayable(fleet):
         raise AssertionError("no step was dead-lettered in 40 tries")
     assert result.reason.startswith("top tier frontier rejected")
     assert result.escalations == 2 and result.cost_usd > 0
-    mine = [d for d in fleet.dead_letters() if d.record["step_id"] == step.step_id]
-    assert len(mine) == 1 and mine[0].record["envelope"]
+    mine = [d for d in fleet.dead_letters() if d.record.step_id == step.step_id]
+    assert len(mine) == 1 and mine[0].record.envelope
 
     replayed, _ = fleet.replay_dead()
     ids = [r.id for r in replayed]

@@ -60,7 +60,7 @@ def test_a_full_store_redis_is_retried_then_answered_or_dead_lettered(redis_serv
             assert [r.status for r in results] == [StepStatus.ok] * 6, [r.reason for r in results]
             retried = [d for r in results for d in r.decisions if d.what == "retry"]
             assert retried and all("OutOfMemoryError" in d.why for d in retried)
-            counts = Counter(e["step_id"] for e in fleet.ledger())
+            counts = Counter(e.step_id for e in fleet.ledger())
             assert all(counts[s.step_id] == 1 for s in steps)
 
             # It never comes back: the steps end dead-lettered with the reason, none vanish.

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.integration
 
 
 def finish_order(fleet: Fleet, ids: set[str]) -> list[str]:
-    entries = [e for e in fleet.ledger() if e["step_id"] in ids]
-    return [e["step_id"] for e in sorted(entries, key=lambda e: e["ts"])]
+    entries = [e for e in fleet.ledger() if e.step_id in ids]
+    return [e.step_id for e in sorted(entries, key=lambda e: e.ts)]
 
 
 def wait_for_progress(fleet: Fleet, stream: str, steps: int) -> int:

@@ -10,7 +10,8 @@ import pytest
 
 from producers.fleet import InvalidStep
 from queues import keys
-from queues.messages import MAX_SCHEMA_DEPTH, StepStatus
+from queues.messages import StepStatus
+from queues.step import MAX_SCHEMA_DEPTH
 from queues.topology import (
     CACHE_STORE_TASK,
     CLASSIFY,
@@ -75,7 +76,7 @@ def test_forged_internal_fields_are_dead_lettered_on_every_queue(fleet):
         fleet.app.send_task(task, args=args, queue=queue, task_id=task_id, ignore_result=True)
 
     def letters():
-        mine = [d.record for d in fleet.dead_letters() if marker in (d.record["raw"] or "")]
+        mine = [d.record for d in fleet.dead_letters() if marker in (d.record.raw or "")]
         return mine if len(mine) == len(sent) else None
 
     found = wait_for(letters)
@@ -86,8 +87,8 @@ def test_forged_internal_fields_are_dead_lettered_on_every_queue(fleet):
     assert reasons.count("forged or unsealed message for tierfleet.cache") == 1
     assert all("forged or unsealed" in r["reason"] for r in found if r["stage"] != "cache")
     assert not fleet.redis.exists("tf:xc:planted")
-    assert not [e for e in fleet.ledger() if e["step_id"].startswith(marker)]
-    assert all(e["cost_usd"] >= 0 for e in fleet.ledger())
+    assert not [e for e in fleet.ledger() if e.step_id.startswith(marker)]
+    assert all(e.cost_usd >= 0 for e in fleet.ledger())
 
 
 def test_a_forged_hop_cannot_overwrite_another_steps_result(fleet):
@@ -103,7 +104,7 @@ def test_a_forged_hop_cannot_overwrite_another_steps_result(fleet):
             args.append(json.dumps({"status": "dead_lettered", "reason": "overwritten"}))
         fleet.app.send_task(task, args=args, queue=queue, task_id=victim_id, ignore_result=False)
     wait_for(
-        lambda: len([d for d in fleet.dead_letters() if d.record["step_id"] == victim.step_id]) == 2
+        lambda: len([d for d in fleet.dead_letters() if d.record.step_id == victim.step_id]) == 2
     )
     time.sleep(0.3)
     [still] = fleet.wait([fleet.app.AsyncResult(victim_id)], timeout=5)
@@ -133,8 +134,8 @@ def test_a_step_id_reused_by_another_tenant_keeps_both_results_and_ledger_entrie
     first, second = fleet.wait(fleet.submit_many([mine, theirs]), timeout=60)
     assert (first.tenant, second.tenant) == ("acme", "globex")
     assert first.answer != second.answer or first.decisions != second.decisions
-    entries = [e for e in fleet.ledger() if e["step_id"] == step_id]
-    assert sorted(e["tenant"] for e in entries) == ["acme", "globex"]
+    entries = [e for e in fleet.ledger() if e.step_id == step_id]
+    assert sorted(e.tenant for e in entries) == ["acme", "globex"]
     assert fleet.app.AsyncResult(keys.result_id("acme", step_id)).get(timeout=5)["tenant"] == "acme"
 
 

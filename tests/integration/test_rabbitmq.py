@@ -70,10 +70,10 @@ def test_the_whole_path_runs_on_rabbitmq_with_dead_letters_in_redis(amqp_url, re
         finally:
             local.stop()
         assert all(r.status is StepStatus.ok for r in results), {r.reason for r in results}
-        counts = Counter((e["tenant"], e["step_id"]) for e in fleet.ledger())
+        counts = Counter((e.tenant, e.step_id) for e in fleet.ledger())
         assert all(counts[(s.tenant, s.step_id)] == 1 for s in steps)
         assert dead.status is StepStatus.dead_lettered
-        assert [d.record["step_id"] for d in fleet.dead_letters()] == ["bad-amqp"]
+        assert [d.record.step_id for d in fleet.dead_letters()] == ["bad-amqp"]
 
 
 def test_a_killed_workers_batch_is_requeued_by_the_broker_at_once(amqp_url, redis_server):
@@ -101,7 +101,7 @@ def test_a_killed_workers_batch_is_requeued_by_the_broker_at_once(amqp_url, redi
             local.stop()
         assert all(r.status is StepStatus.ok for r in results)
         assert recovered_s < 20  # no visibility timeout to wait out
-        answered = Counter(e["step_id"] for e in fleet.ledger())
+        answered = Counter(e.step_id for e in fleet.ledger())
         assert set(answered) == {e.step.step_id for e in envs}
         assert set(answered.values()) == {1}
 

@@ -92,7 +92,7 @@ def test_a_killed_workers_steps_come_back_without_a_restart(redis_server):
             local.stop()
         assert all(r.status is StepStatus.ok for r in results)
         assert recovered_s < 30  # the timeout (3 s) and a sweep (1 s), not an hour
-        answered = [e["step_id"] for e in fleet.ledger()]
+        answered = [e.step_id for e in fleet.ledger()]
         assert sorted(answered) == sorted(e.step.step_id for e in envs)  # each once
 
 

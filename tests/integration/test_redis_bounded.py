@@ -63,12 +63,12 @@ def test_every_key_has_a_ttl_or_a_cap_and_nothing_billed_is_trimmed_unseen(redis
         assert len(fleet.dead_letters()) <= 11
         # ... and every step, summary and dead letter is still on the record, once.
         ledger = fleet.ledger()
-        ids = [e["step_id"] for e in ledger]
+        ids = [e.step_id for e in ledger]
         assert len(ids) == len(set(ids))
         assert {s.step_id for s in steps} <= set(ids)
-        assert any(e["task_kind"] == "summarize" for e in ledger)
-        dead = [r["step_id"] for r in fleet.archived_dead_letters()]
-        dead += [d.record["step_id"] for d in fleet.dead_letters()]
+        assert any(e.task_kind == "summarize" for e in ledger)
+        dead = [r.step_id for r in fleet.archived_dead_letters()]
+        dead += [d.record.step_id for d in fleet.dead_letters()]
         assert sorted(dead) == sorted(f"bad-{i}" for i in range(25))
         assert (tmp_path / "archive" / "tf_ledger").is_dir()
 

@@ -163,14 +163,14 @@ def test_the_semantic_cache_in_the_fleet(redis_server, tmp_path, verifier_path):
             time.sleep(TTL_S + 1)
             assert not run(ask(PHRASINGS[3][1].format(p="Athens"))).cache_hit
 
-            hits = [e for e in fleet.ledger() if e.get("semantic")]
-            assert {e["tenant"] for e in hits} == {"t1"}
-            assert all(e["semantic"]["similarity"] > 0 and e["cached_from"] for e in hits)
+            hits = [e for e in fleet.ledger() if e.semantic]
+            assert {e.tenant for e in hits} == {"t1"}
+            assert all(e.semantic.similarity > 0 and e.cached_from for e in hits)
         finally:
             local.stop()
 
 
 def prompt_version(step: dict) -> str:
-    from queues.messages import AgentStep
+    from queues.step import AgentStep
 
     return AgentStep.model_validate(step).prompt_version

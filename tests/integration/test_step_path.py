@@ -6,8 +6,9 @@ import pytest
 from celery.result import AsyncResult
 
 from policies.tiers import load_tier_table
-from queues.messages import AgentStep, StepStatus
+from queues.messages import StepStatus
 from queues.settings import DEFAULT_TIER_TABLE
+from queues.step import AgentStep
 from workers.ml.tokenizer import BpeCounter
 from workers.ports import Completion, CompletionRequest
 from workers.providers.simulated import SimulatedProvider
@@ -41,9 +42,9 @@ def test_step_travels_every_stage_and_its_async_result_resolves(fleet):
     assert result.cost_usd > 0 and result.tokens_in > 0 and result.simulated
     # The result is a plain Celery result under the step's result id: its tenant and its id.
     assert fleet.app.AsyncResult(f"acme/{step.step_id}").get(timeout=5)["status"] == "ok"
-    [entry] = [e for e in fleet.ledger() if e["step_id"] == step.step_id]
-    assert entry["session_id"] == step.session_id and entry["workflow"] == "rebooking"
-    assert entry["model"] == "sim/gpt-4o-mini" and entry["cost_usd"] == result.cost_usd
+    [entry] = [e for e in fleet.ledger() if e.step_id == step.step_id]
+    assert entry.session_id == step.session_id and entry.workflow == "rebooking"
+    assert entry.model == "sim/gpt-4o-mini" and entry.cost_usd == result.cost_usd
 
 
 def test_a_repeated_step_is_an_exact_cache_hit_only_in_its_scope(fleet):
@@ -55,8 +56,8 @@ def test_a_repeated_step_is_an_exact_cache_hit_only_in_its_scope(fleet):
     assert hit.cache_hit and hit.cost_usd == 0 and hit.answer is not None
     assert [d.what for d in hit.decisions] == ["exact_hit"]
     assert hit.cached_from == first.step_id
-    [entry] = [e for e in fleet.ledger() if e["step_id"] == repeat.step_id]
-    assert entry["cache_hit"] and entry["cached_from"] == first.step_id and entry["cost_usd"] == 0
+    [entry] = [e for e in fleet.ledger() if e.step_id == repeat.step_id]
+    assert entry.cache_hit and entry.cached_from == first.step_id and entry.cost_usd == 0
     assert not miss.cache_hit and miss.cost_usd > 0
 
 
@@ -84,8 +85,8 @@ def test_a_rejected_cheap_answer_escalates_by_reenqueue_to_the_next_tier(fleet):
     assert whats[-2:] == ["escalate->mid", "accept"]
     cheap = TABLE.model_of("cheap")
     assert result.cost_usd > cheap.cost(result.tokens_in // 2, 0)  # both attempts are billed
-    [entry] = [e for e in fleet.ledger() if e["step_id"] == result.step_id]
-    assert entry["attempts"] == 2 and entry["escalations"] == 1
+    [entry] = [e for e in fleet.ledger() if e.step_id == result.step_id]
+    assert entry.attempts == 2 and entry.escalations == 1
 
 
 def test_invalid_step_is_refused_at_submit(fleet):

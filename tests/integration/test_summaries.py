@@ -44,26 +44,26 @@ def test_dropped_exchanges_are_summarized_by_the_cheap_tier(redis_server):
             assert "asked the cheap tier to summarize 2 dropped exchanges" in squeezed.why
 
             def summary_entries():
-                entries = [e for e in fleet.ledger() if e["task_kind"] == "summarize"]
+                entries = [e for e in fleet.ledger() if e.task_kind == "summarize"]
                 return entries if len(entries) == 2 else None
 
             for entry in wait_for(summary_entries):
-                assert entry["step_id"].startswith(f"{first.step_id}.summary.")
-                assert entry["status"] == "ok"
+                assert entry.step_id.startswith(f"{first.step_id}.summary.")
+                assert entry.status == "ok"
                 # It starts at the cheap tier (and climbs like any step whose answer fails).
                 [result] = fleet.wait(
-                    [fleet.app.AsyncResult(keys.result_id(entry["tenant"], entry["step_id"]))],
+                    [fleet.app.AsyncResult(keys.result_id(entry.tenant, entry.step_id))],
                     timeout=5,
                 )
                 [routed] = [d for d in result.decisions if d.stage == "classify"]
                 assert routed.what == "tier=cheap"
-                assert entry["cost_usd"] > 0
-                assert (entry["tenant"], entry["agent"], entry["workflow"]) == (
+                assert entry.cost_usd > 0
+                assert (entry.tenant, entry.agent, entry.workflow) == (
                     first.tenant,
                     first.agent,
                     first.workflow,
                 )
-                assert entry["session_id"] == "sum-1"
+                assert entry.session_id == "sum-1"
             stored = wait_for(lambda: fleet.redis.hlen(summaries_key(first.tenant, "sum-1")) == 2)
             assert stored
 
@@ -76,9 +76,9 @@ def test_dropped_exchanges_are_summarized_by_the_cheap_tier(redis_server):
             assert "2 dropped exchanges told in short" in squeezed.why
             assert "asked the cheap tier" not in squeezed.why
             # Every cent is the session's: the budget's spend is the ledger's, summaries included.
-            session = [e for e in fleet.ledger() if e["session_id"] == "sum-1"]
+            session = [e for e in fleet.ledger() if e.session_id == "sum-1"]
             assert len(session) == 4
             spent = fleet.session_budget(first.tenant, "sum-1").spent_nano
-            assert abs(spent - round(sum(e["cost_usd"] for e in session) * 1e9)) <= len(session)
+            assert abs(spent - round(sum(e.cost_usd for e in session) * 1e9)) <= len(session)
         finally:
             local.stop()

@@ -60,6 +60,6 @@ def test_a_killed_inference_worker_loses_no_step(redis_server):
         assert in_flight > 0, "the kill caught no message in flight"
         assert all(r.status is StepStatus.ok for r in results)
         assert int(fleet.redis.hlen("unacked")) == 0
-        counts = Counter(e["step_id"] for e in fleet.ledger())
+        counts = Counter(e.step_id for e in fleet.ledger())
         assert set(counts) == {e.step.step_id for e in envs}
         assert set(counts.values()) == {1}  # every step in the ledger exactly once

@@ -9,7 +9,7 @@ import pytest
 from policies.compression import CompressionPlan
 from producers.bench.compress import bench_leval, bench_tau, replay_session, rolling_window
 from producers.recorded import TauSession
-from queues.messages import ChatMessage
+from queues.step import ChatMessage
 from workers.ml.tokenizer import BpeCounter
 
 SYSTEM = {"role": "system", "content": "You are an airline agent. " * 40}

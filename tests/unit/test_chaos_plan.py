@@ -5,7 +5,7 @@ import json
 import random
 
 from producers.bench.chaos import ChaosPlan, fuzz_messages, workload
-from queues.messages import AgentStep
+from queues.step import AgentStep
 from workers.errors import MalformedMessage
 from workers.stage import open_submission
 from workers.testing import make_runtime

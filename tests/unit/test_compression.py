@@ -4,7 +4,7 @@ import json
 import pytest
 
 from policies.compression import CompressionPlan, compress, window_start
-from queues.messages import ChatMessage
+from queues.step import ChatMessage
 from workers.ml.tokenizer import BpeCounter
 
 COUNTER = BpeCounter()

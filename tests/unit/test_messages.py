@@ -1,7 +1,8 @@
 import pytest
 
 from producers.fleet import InvalidStep, to_step
-from queues.messages import AgentStep, Envelope, Lane, prompt_version_of
+from queues.messages import Envelope
+from queues.step import AgentStep, Lane, prompt_version_of
 from workers.testing import step
 
 BASE = {

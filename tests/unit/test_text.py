@@ -7,7 +7,7 @@ from policies.text import (
     stable_fraction,
     user_text,
 )
-from queues.messages import ChatMessage
+from queues.step import ChatMessage
 
 
 def test_the_choice_letter_of_an_answer():

@@ -1,5 +1,6 @@
 from queues.bus import CeleryBus
-from queues.messages import Lane, Outcome, StepStatus
+from queues.messages import Outcome, StepStatus
+from queues.step import Lane
 from queues.topology import (
     DEAD,
     INGRESS,

@@ -3,7 +3,8 @@ failed and expired items."""
 
 from pathlib import Path
 
-from queues.messages import Lane, StepStatus
+from queues.messages import StepStatus
+from queues.step import Lane
 from queues.topology import Stage
 from workers.batch_lane import poll
 from workers.errors import PermanentError, TransientError

@@ -87,11 +87,11 @@ def test_a_replayed_step_keeps_the_first_runs_costs():
     handle_batch(infer_hops(again), rt)
     entries = [ledger_entry(e, result_of(e, o, 0.0), 0.0) for e, o in bus.finalized]
     [step] = unique_steps(entries)
-    assert step["cost_usd"] == pytest.approx(sum(c["cost_usd"] for c in answers(stores.calls)))
-    assert step["attempts"] == 2
+    assert step.cost_usd == pytest.approx(sum(c["cost_usd"] for c in answers(stores.calls)))
+    assert step.attempts == 2
     # A finalize delivered twice (the same run) is not paid twice.
     [once] = unique_steps([entries[0], entries[0]])
-    assert once["cost_usd"] == entries[0]["cost_usd"]
+    assert once.cost_usd == entries[0].cost_usd
 
 
 def test_a_call_whose_worker_dies_mid_call_stays_on_the_bill_as_unconfirmed():

@@ -28,7 +28,7 @@ def test_a_step_runs_every_stage_and_is_answered_billed_and_recorded():
     assert [d.stage for d in result.decisions][:3] == ["cache", "compress", "classify"]
     assert result.cost_usd > 0
     [entry] = fleet.ledger
-    assert entry["step_id"] == result.step_id and entry["cost_usd"] == result.cost_usd
+    assert entry.step_id == result.step_id and entry.cost_usd == result.cost_usd
     assert [c["model"] for c in fleet.calls if c["event"] == "answer"] == [CHEAP]
 
 
@@ -41,9 +41,9 @@ def test_an_answer_that_fails_its_check_escalates_and_both_calls_are_paid():
     [result] = fleet.run([question()])
     assert (result.status, result.tier, result.model) == (StepStatus.ok, "mid", MID)
     assert result.escalations == 1
-    paid = fleet.ledger[0]["calls"]
-    assert [(c["model"], c["accepted"]) for c in paid] == [(CHEAP, False), (MID, True)]
-    assert result.cost_usd == sum(c["cost_usd"] for c in paid)
+    paid = fleet.ledger[0].calls
+    assert [(c.model, c.accepted) for c in paid] == [(CHEAP, False), (MID, True)]
+    assert result.cost_usd == sum(c.cost_usd for c in paid)
 
 
 def test_a_repeated_step_is_served_from_the_exact_cache():
@@ -68,4 +68,4 @@ def test_a_session_over_its_budget_stops_and_a_provider_error_is_dead_lettered()
     broken = InProcessFleet(FunctionProvider(refuse))
     [dead] = broken.run([question()])
     assert dead.status is StepStatus.dead_lettered and "this model is gone" in dead.reason
-    assert [d["reason"] for d in broken.dead] == [dead.reason]
+    assert [d.reason for d in broken.dead] == [dead.reason]

@@ -90,11 +90,11 @@ def test_dead_letters_are_listed_oldest_first_and_removed_one_by_one(redis_clien
     for i in range(3):
         dead.put(dead_record(step_id=f"s{i}", stage="infer", reason=f"r{i}", envelope=None))
     letters = list(list_dead(redis_client))
-    assert [d.record["step_id"] for d in letters] == ["s0", "s1", "s2"]
-    assert letters[1].record["reason"] == "r1"
+    assert [d.record.step_id for d in letters] == ["s0", "s1", "s2"]
+    assert letters[1].record.reason == "r1"
     assert remove_dead(redis_client, letters[1])
     assert not remove_dead(redis_client, letters[1])
-    assert [d.record["step_id"] for d in list_dead(redis_client)] == ["s0", "s2"]
+    assert [d.record.step_id for d in list_dead(redis_client)] == ["s0", "s2"]
 
 
 def test_dead_letters_past_the_cap_are_archived_before_they_leave_the_list(redis_client, tmp_path):
@@ -103,8 +103,8 @@ def test_dead_letters_past_the_cap_are_archived_before_they_leave_the_list(redis
     dead = RedisDeadLetters(redis_client, keep=10, archive=archive)
     for i in range(30):
         dead.put(dead_record(step_id=f"s{i}", stage="infer", reason=f"r{i}", envelope=None))
-    on_list = [d.record["step_id"] for d in list_dead(redis_client)]
-    archived = [r["step_id"] for r in read_archived_dead(archive)]
+    on_list = [d.record.step_id for d in list_dead(redis_client)]
+    archived = [r.step_id for r in read_archived_dead(archive)]
     assert len(on_list) <= 11
     assert archived + on_list == [f"s{i}" for i in range(30)]  # oldest archived, in order
 
@@ -125,7 +125,7 @@ def test_a_letter_replayed_while_archiving_costs_no_other_letter(redis_client, t
 
     archive.append = replayed_meanwhile  # type: ignore[method-assign]
     dead.archive_oldest()
-    on_list = [d.record["step_id"] for d in list_dead(redis_client)]
+    on_list = [d.record.step_id for d in list_dead(redis_client)]
     assert on_list == [f"s{i}" for i in range(10, 20)]  # removed by value: none unwritten
 
 

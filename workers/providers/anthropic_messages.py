@@ -16,8 +16,8 @@ from typing import Any
 
 import anthropic
 
-from queues.messages import ChatMessage, leading_system
 from queues.settings import Settings
+from queues.step import ChatMessage, leading_system
 from workers.errors import PermanentError, TransientError
 from workers.ports import BatchPoll, Completion, CompletionRequest, ProviderGate
 from workers.providers.calls import CallPool

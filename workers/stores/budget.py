@@ -11,8 +11,9 @@ import redis
 from policies.budgets import BudgetState, Settlement
 from policies.tiers import to_nano
 from queues import keys
-from queues.messages import AgentStep, Envelope
+from queues.messages import Envelope
 from queues.settings import Settings
+from queues.step import AgentStep
 
 BUDGET_TTL_S = 30 * 24 * 3600  # refreshed on every reservation and settlement
 NONE = -1  # a limit field set to this: no limit (absent: the scope's default)

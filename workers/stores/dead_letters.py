@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ import redis
 import structlog
 
 from queues import keys
+from queues.records import DeadLetterRecord
 from queues.topology import DEAD
 from workers.stores.archive import JsonlArchive
 
@@ -29,20 +29,17 @@ log = structlog.get_logger("tierfleet.dead")
 @dataclass(frozen=True)
 class DeadLetter:
     raw: bytes  # the stored value, used to remove exactly this one on replay
-    record: dict[str, Any]
+    record: DeadLetterRecord
 
 
 def dead_record(
     *, step_id: str | None, stage: str, reason: str, envelope: str | None, raw: str | None = None
 ) -> dict[str, Any]:
-    return {
-        "step_id": step_id,
-        "stage": stage,
-        "reason": reason,
-        "at": time.time(),
-        "envelope": envelope,
-        "raw": raw,
-    }
+    """A dead letter as tf.dead keeps it (``queues.records.DeadLetterRecord``)."""
+    letter = DeadLetterRecord(
+        step_id=step_id, stage=stage, reason=reason, envelope=envelope, raw=raw
+    )
+    return letter.to_record()
 
 
 class RedisDeadLetters:
@@ -92,7 +89,7 @@ class RedisDeadLetters:
         return moved
 
 
-def read_archived_dead(archive: JsonlArchive) -> list[dict[str, Any]]:
+def read_archived_dead(archive: JsonlArchive) -> list[DeadLetterRecord]:
     """Archived dead letters, oldest first, each once."""
     seen: set[tuple[Any, ...]] = set()
     letters = []
@@ -105,7 +102,7 @@ def read_archived_dead(archive: JsonlArchive) -> list[dict[str, Any]]:
         )
         if identity not in seen:
             seen.add(identity)
-            letters.append(record)
+            letters.append(DeadLetterRecord.model_validate(record))
     return letters
 
 
@@ -126,7 +123,7 @@ def list_dead(client: redis.Redis, limit: int = 1000) -> Iterator[DeadLetter]:
     """Oldest first, without removing them."""
     raws: Any = client.lrange(DEAD, -limit, -1)
     for raw in reversed(raws):
-        yield DeadLetter(raw, _decode(raw))
+        yield DeadLetter(raw, DeadLetterRecord.model_validate(_decode(raw)))
 
 
 def remove_dead(client: redis.Redis, letter: DeadLetter) -> bool:

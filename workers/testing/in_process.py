@@ -28,7 +28,9 @@ from typing import Any
 from celery.exceptions import Ignore
 
 from queues import keys
-from queues.messages import AgentStep, Envelope, Outcome, StepResult, Submission, check_step_size
+from queues.messages import Envelope, Outcome, StepResult, Submission
+from queues.records import DeadLetterRecord, LedgerEntry, ShadowRecord
+from queues.step import AgentStep, check_step_size
 from queues.topology import CACHE_STORE_TASK, TASK_NAMES, Stage
 from workers import batch_lane, cache, classify, compress, finalize
 from workers.infer import handle_batch
@@ -139,16 +141,22 @@ class InProcessFleet:
             run_stage(rt, stage.value, args[0], PLAIN_STAGES[stage], seal=seal, opener=opener)
 
     @property
-    def ledger(self) -> list[dict[str, Any]]:
-        return self.stores.ledger
+    def ledger(self) -> list[LedgerEntry]:
+        """One entry per finished step, as ``Fleet.ledger`` reads them."""
+        return [LedgerEntry.model_validate(e) for e in self.stores.ledger]
 
     @property
     def calls(self) -> list[dict[str, Any]]:
+        """The bill: every provider call's start, tries and answer (``Fleet.calls``)."""
         return self.stores.calls
 
     @property
-    def dead(self) -> list[dict[str, Any]]:
-        return self.stores.dead
+    def dead(self) -> list[DeadLetterRecord]:
+        return [DeadLetterRecord.model_validate(d) for d in self.stores.dead]
+
+    @property
+    def shadow(self) -> list[ShadowRecord]:
+        return [ShadowRecord.model_validate(r) for r in self.stores.shadow]
 
 
 def _as_step(step: AgentStep | Mapping[str, Any]) -> AgentStep:

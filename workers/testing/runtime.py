@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from policies.tiers import load_tier_table
-from queues.messages import AgentStep, Envelope, Outcome
+from queues.messages import Envelope, Outcome
 from queues.seal import Sealer
 from queues.settings import DEFAULT_TIER_TABLE, Settings
+from queues.step import AgentStep
 from queues.topology import TASK_NAMES, Stage
 from workers.ml.tokenizer import BpeCounter
 from workers.ports import Completion, Provider
