@@ -60,8 +60,7 @@ def test_malformed_messages_land_in_tf_dead_and_the_worker_stays_up(fleet):
     }
     assert len(letters) == 2
     assert all(
-        r["stage"] == "cache" and r["reason"].startswith("malformed submission")
-        for r in letters.values()
+        r.stage == "cache" and r.reason.startswith("malformed submission") for r in letters.values()
     )
 
 

@@ -80,12 +80,12 @@ def test_forged_internal_fields_are_dead_lettered_on_every_queue(fleet):
         return mine if len(mine) == len(sent) else None
 
     found = wait_for(letters)
-    reasons = sorted(r["reason"].split(":")[0] for r in found)
+    reasons = sorted(r.reason.split(":")[0] for r in found)
     # At ingress an unsealed message is read as a submission (a step, nothing else) and
     # refused for its extra fields; a sealed-looking one fails its seal like everywhere else.
     assert reasons.count("malformed submission") == 1
     assert reasons.count("forged or unsealed message for tierfleet.cache") == 1
-    assert all("forged or unsealed" in r["reason"] for r in found if r["stage"] != "cache")
+    assert all("forged or unsealed" in r.reason for r in found if r.stage != "cache")
     assert not fleet.redis.exists("tf:xc:planted")
     assert not [e for e in fleet.ledger() if e.step_id.startswith(marker)]
     assert all(e.cost_usd >= 0 for e in fleet.ledger())
