@@ -17,26 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from policies.tables import PRICE_TABLE
+from queues.base import Usage
+
 MTOK = 1_000_000
-DEFAULT_PRICE_TABLE = Path(__file__).resolve().parent / "tables" / "prices.toml"
-
-
-@dataclass(frozen=True)
-class Usage:
-    tokens_in: int
-    tokens_out: int
-    tokens_cached: int = 0  # read from the provider's prompt cache; part of tokens_in
-    tokens_cache_write: int = 0  # written to it this call; part of tokens_in
-
-    def __post_init__(self) -> None:
-        if min(self.tokens_in, self.tokens_out, self.tokens_cached, self.tokens_cache_write) < 0:
-            raise ValueError(f"negative token count in {self}")
-        if self.tokens_cached + self.tokens_cache_write > self.tokens_in:
-            raise ValueError(f"cache reads and writes exceed the input in {self}")
-
-    @property
-    def tokens_fresh(self) -> int:
-        return self.tokens_in - self.tokens_cached - self.tokens_cache_write
 
 
 @dataclass(frozen=True)
@@ -50,6 +34,8 @@ class Price:
     batch_discount: float = 0.0
 
     def cost(self, usage: Usage, *, batch: bool = False) -> float:
+        if usage.tokens_cached + usage.tokens_cache_write > usage.tokens_in:
+            raise ValueError(f"cache reads and writes exceed the input in {usage}")
         full = (
             usage.tokens_fresh * self.input_per_mtok
             + usage.tokens_cached * self.cached_input_per_mtok
@@ -107,7 +93,7 @@ def parse_price_table(data: dict[str, Any], base: PriceTable | None = None) -> P
 
 def load_price_table(override: Path | None = None) -> PriceTable:
     """The shipped table, with a user's file (if any) laid over it model by model."""
-    with DEFAULT_PRICE_TABLE.open("rb") as fh:
+    with PRICE_TABLE.open("rb") as fh:
         table = parse_price_table(tomllib.load(fh))
     if override is not None:
         with override.open("rb") as fh:

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policies.pricing import Price, PriceTable, Usage, load_price_table, parse_price
+from policies.pricing import Price, PriceTable, load_price_table, parse_price
+from policies.tables import DEFAULT_TIER_TABLE
+from queues.base import Usage
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,12 @@ class ModelSpec:
         batch: bool = False,
     ) -> float:
         """Dollar cost of one call; cache reads and writes are part of tokens_in."""
-        usage = Usage(tokens_in, tokens_out, tokens_cached, tokens_cache_write)
+        usage = Usage(
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            tokens_cached=tokens_cached,
+            tokens_cache_write=tokens_cache_write,
+        )
         return self.price.cost(usage, batch=batch)
 
 
@@ -222,9 +229,10 @@ def parse_tier_table(data: dict[str, Any], prices: PriceTable | None = None) -> 
     )
 
 
-def load_tier_table(path: Path, price_table: Path | None = None) -> TierTable:
-    """The tier table at ``path``, priced from the shipped price table and ``price_table``."""
-    with path.open("rb") as fh:
+def load_tier_table(path: Path | None, price_table: Path | None = None) -> TierTable:
+    """The tier table at ``path`` (None: the shipped default), priced from the shipped price
+    table and ``price_table``."""
+    with (path or DEFAULT_TIER_TABLE).open("rb") as fh:
         return parse_tier_table(tomllib.load(fh), load_price_table(price_table))
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
+from policies.tables import TABLES
 from policies.tiers import load_tier_table
 from producers.baseline import frontier_baseline
 from producers.fleet import Fleet
@@ -17,7 +18,7 @@ from producers.recorded import routerbench_workload
 from producers.report import render, summarize
 from producers.runner import run_with_progress
 from producers.workloads import Workload, generate_workload
-from queues.settings import TABLES, Settings
+from queues.settings import Settings
 
 ROUTERBENCH_TABLE = TABLES / "routerbench.toml"
 

@@ -28,6 +28,11 @@ class Usage(Frozen):
     tokens_cache_write: int = Field(default=0, ge=0)  # written to it; part of tokens_in
 
     @property
+    def tokens_fresh(self) -> int:
+        """Input neither read from nor written to the prompt cache."""
+        return self.tokens_in - self.tokens_cached - self.tokens_cache_write
+
+    @property
     def usage(self) -> Usage:
         """The four counts alone, whatever record they belong to."""
         return Usage(**self.usage_fields())

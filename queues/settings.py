@@ -9,8 +9,6 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-TABLES = Path(__file__).resolve().parent.parent / "policies" / "tables"  # the shipped tables
-DEFAULT_TIER_TABLE = TABLES / "default.toml"
 
 
 class Settings(BaseSettings):
@@ -29,7 +27,7 @@ class Settings(BaseSettings):
     result_backend: str | None = None
     redis_url: str | None = None
 
-    tier_table: Path = DEFAULT_TIER_TABLE
+    tier_table: Path | None = None  # None: the shipped default (policies/tables/default.toml)
     price_table: Path | None = Field(
         default=None, description="your own prices, laid over policies/tables/prices.toml"
     )

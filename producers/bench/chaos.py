@@ -24,6 +24,7 @@ from typing import Any
 import redis
 from celery.result import AsyncResult
 
+from policies.tables import TABLES
 from producers.bench.chaos_faults import (
     Chaos,
     kill_child_in_flush,
@@ -38,7 +39,7 @@ from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
 from producers.local.services import EmbeddedRedis, rabbitmq_vhost
 from queues.messages import StepResult
-from queues.settings import TABLES, Settings
+from queues.settings import Settings
 from queues.topology import TASK_NAMES, Stage, queue_names
 
 SCENARIOS = [

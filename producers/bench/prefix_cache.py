@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from policies.tables import TABLES
 from producers.fakes.provider_server.serve import RunningServer, serve_in_thread
 from producers.fakes.provider_server.server import ProviderServer
 from producers.fleet import Fleet
@@ -30,7 +31,7 @@ from producers.runner import run_workload
 from producers.workloads import Workload
 from queues.base import Usage
 from queues.records import LedgerEntry
-from queues.settings import TABLES, Settings
+from queues.settings import Settings
 
 PROVIDERS_TABLE = TABLES / "providers.toml"
 # tool_call routes to the cheap tier (OpenAI), plan to the mid tier (Anthropic).

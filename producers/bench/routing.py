@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from policies.learned_router import RouterArtifact
+from policies.tables import TABLES
 from policies.tiers import TierTable, load_tier_table
 from producers.bench.routing_figures import plot_curve, settled_shadow, shadow_figures
 from producers.bench.routing_replay import (
@@ -40,7 +41,7 @@ from producers.recorded import replay_step_id, replay_workload
 from producers.runner import run_workload
 from producers.training.router import save_router, train_acceptance, train_router
 from queues.records import LedgerEntry, ShadowRecord
-from queues.settings import TABLES, Settings
+from queues.settings import Settings
 from workers.providers.replay import ReplayRow
 
 ROUTERBENCH_TABLE = TABLES / "routerbench.toml"

@@ -5,8 +5,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from policies.tables import DEFAULT_TIER_TABLE
 from producers.cli.main import app
-from queues.settings import DEFAULT_TIER_TABLE
 
 pytestmark = pytest.mark.integration
 

@@ -5,9 +5,9 @@ import uuid
 import pytest
 from celery.result import AsyncResult
 
+from policies.tables import DEFAULT_TIER_TABLE
 from policies.tiers import load_tier_table
 from queues.messages import StepStatus
-from queues.settings import DEFAULT_TIER_TABLE
 from queues.step import AgentStep
 from workers.ml.tokenizer import BpeCounter
 from workers.ports import Completion, CompletionRequest

@@ -12,9 +12,9 @@ from policies.cascade import (
     judge,
     next_after,
 )
+from policies.tables import DEFAULT_TIER_TABLE
 from policies.tiers import load_tier_table
 from queues.messages import PriorAnswer
-from queues.settings import DEFAULT_TIER_TABLE
 
 TABLE = load_tier_table(DEFAULT_TIER_TABLE)
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import yaml
 
+from policies.tables import DEFAULT_TIER_TABLE
 from policies.tiers import load_tier_table
-from queues.settings import DEFAULT_TIER_TABLE, Settings
+from queues.settings import Settings
 from queues.topology import worker_groups
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"

@@ -5,9 +5,9 @@ import pytest
 
 from policies.caching import exact_key
 from policies.semantic_cache import scope_of
+from policies.tables import DEFAULT_TIER_TABLE
 from policies.tiers import load_tier_table
 from queues import keys
-from queues.settings import DEFAULT_TIER_TABLE
 from workers.testing import step
 
 TABLE = load_tier_table(DEFAULT_TIER_TABLE)

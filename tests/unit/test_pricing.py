@@ -1,13 +1,8 @@
 import pytest
 
-from policies.pricing import (
-    Price,
-    Usage,
-    load_price_table,
-    openai_cached_tokens,
-    parse_price_table,
-)
+from policies.pricing import Price, load_price_table, openai_cached_tokens, parse_price_table
 from policies.tiers import parse_tier_table
+from queues.base import Usage
 
 HAIKU = Price(1.00, 5.00, 0.10, 1.25, batch_discount=0.5)
 
@@ -19,10 +14,10 @@ def test_anthropic_rule_prices_reads_writes_and_fresh_input_apart():
     assert HAIKU.cost(usage, batch=True) == pytest.approx(expected / 2)
 
 
-def test_usage_refuses_impossible_counts():
+def test_impossible_counts_are_refused():
     with pytest.raises(ValueError, match="exceed"):
-        Usage(tokens_in=10, tokens_out=0, tokens_cached=8, tokens_cache_write=3)
-    with pytest.raises(ValueError, match="negative"):
+        HAIKU.cost(Usage(tokens_in=10, tokens_out=0, tokens_cached=8, tokens_cache_write=3))
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
         Usage(tokens_in=-1, tokens_out=0)
 
 

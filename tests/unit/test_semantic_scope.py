@@ -7,8 +7,8 @@ from policies.semantic_cache import (
     skip_reason,
     tier_floor,
 )
+from policies.tables import DEFAULT_TIER_TABLE
 from policies.tiers import load_tier_table
-from queues.settings import DEFAULT_TIER_TABLE
 from workers.testing import step
 
 TABLE = load_tier_table(DEFAULT_TIER_TABLE)

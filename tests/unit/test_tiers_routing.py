@@ -2,6 +2,7 @@ import pytest
 
 from policies.pricing import Price
 from policies.routing import route_by_rules
+from policies.tables import DEFAULT_TIER_TABLE
 from policies.tiers import (
     ModelSpec,
     load_tier_table,
@@ -10,7 +11,6 @@ from policies.tiers import (
     to_nano,
     to_nano_up,
 )
-from queues.settings import DEFAULT_TIER_TABLE
 
 TABLE = load_tier_table(DEFAULT_TIER_TABLE)
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from policies.tables import DEFAULT_TIER_TABLE
 from policies.tiers import load_tier_table
 from queues.messages import Envelope, Outcome
 from queues.seal import Sealer
-from queues.settings import DEFAULT_TIER_TABLE, Settings
+from queues.settings import Settings
 from queues.step import AgentStep
 from queues.topology import TASK_NAMES, Stage
 from workers.ml.tokenizer import BpeCounter
