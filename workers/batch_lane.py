@@ -31,13 +31,7 @@ from workers.call_notes import Admitted
 from workers.errors import TRANSIENT, PermanentError, TransientError, as_fleet_error
 from workers.logs import bound_step
 from workers.outcomes import conclude, failed, release_then
-from workers.ports import (
-    BatchJob,
-    BatchProvider,
-    CompletionRequest,
-    ParkedStep,
-    supports_batch,
-)
+from workers.ports import BatchJob, BatchProvider, CompletionRequest, ParkedStep, supports_batch
 from workers.runtime import LazyRuntime, Runtime
 from workers.stage import isolated
 

@@ -16,15 +16,9 @@ from queues.messages import Envelope, Outcome, StepStatus
 from queues.records import CachedAnswer
 from queues.topology import CACHE_INVALIDATE_TASK, CACHE_STORE_TASK, INGRESS, Stage
 from workers.errors import MalformedMessage, TransientError, as_fleet_error
+from workers.opening import open_sealed, parse_envelope
 from workers.runtime import LazyRuntime, Runtime
-from workers.stage import (
-    dead_letter_raw,
-    no_results,
-    open_sealed,
-    parse_envelope,
-    redeliver_later,
-    retry_delay,
-)
+from workers.stage import dead_letter_raw, no_results, redeliver_later, retry_delay
 
 log = structlog.get_logger("tierfleet.cache")
 

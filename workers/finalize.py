@@ -18,12 +18,11 @@ from queues.records import CachedAnswer, LedgerCall, LedgerEntry
 from queues.topology import TASK_NAMES, Stage
 from workers.errors import FleetError, MalformedMessage, TransientError, as_fleet_error
 from workers.logs import bound_step
+from workers.opening import open_sealed, parse_envelope
 from workers.runtime import LazyRuntime, Runtime
 from workers.stage import (
     dead_letter_raw,
     delivery_number,
-    open_sealed,
-    parse_envelope,
     redeliver_later,
     retry_delay,
     too_many_deliveries,

@@ -30,6 +30,7 @@ from workers.batching import RequeueingBatches
 from workers.call_notes import Admitted, record_start, record_unanswered, try_notes
 from workers.errors import FleetError, MalformedMessage, PermanentError
 from workers.logs import bound_step
+from workers.opening import open_envelope
 from workers.outcomes import conclude_or_release, failed, release_then
 from workers.ports import CompletionRequest, supports_batch
 from workers.runtime import LazyRuntime, Runtime
@@ -37,7 +38,6 @@ from workers.stage import (
     dead_letter_raw,
     delivery_number,
     isolated,
-    open_envelope,
     redelivered,
     too_many_deliveries,
 )

@@ -17,7 +17,7 @@ from policies.semantic_cache import SemanticScope
 from queues.messages import Outcome, SemanticHit
 from queues.records import CachedAnswer
 from queues.settings import Settings
-from workers.ports import Embedder, HitVerifier, SemanticEntry, VectorStore
+from workers.semantic_ports import Embedder, HitVerifier, SemanticEntry, VectorStore
 from workers.stores.vectors import open_vector_store
 
 log = structlog.get_logger("tierfleet.semantic")

@@ -22,9 +22,10 @@ from queues.topology import NOOP, NOOP_TASK, Stage
 from workers import batch_lane, cache, classify, compress, finalize, infer
 from workers.lease import LeaseKeeper, held_by
 from workers.logs import configure_logging, redact_handlers
+from workers.opening import Opener, open_envelope, open_ingress
 from workers.providers import provider_problems
 from workers.runtime import LazyRuntime, build_runtime, configuration_problem
-from workers.stage import Handler, Opener, open_envelope, open_ingress, register_stage
+from workers.stage import Handler, register_stage
 from workers.stores.redis_policy import eviction_problem, where
 
 log = structlog.get_logger("tierfleet.fleet")

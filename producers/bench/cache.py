@@ -31,7 +31,7 @@ from producers.training.cache_verifier import (
 from producers.training.pairs import Pair, read_pairs, seen_in, split_pairs
 from workers.ml.cross_encoder import CrossVerifier, OnnxCrossEncoder, trained_pair_ids
 from workers.ml.embedder import MiniLMEmbedder
-from workers.ports import HitVerifier, SemanticEntry
+from workers.semantic_ports import HitVerifier, SemanticEntry
 from workers.stores.vectors import EdgeVectorStore
 
 COSINE_THRESHOLDS = (0.85, 0.9, 0.95, 0.98)

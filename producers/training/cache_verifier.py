@@ -21,7 +21,7 @@ from policies.cache_verifier import (
 from policies.text import words
 from producers.training.pairs import Pair, fit_split, seen_in
 from workers.ml.cross_encoder import CrossVerifier
-from workers.ports import Embedder, PairScorer
+from workers.semantic_ports import Embedder, PairScorer
 
 
 class PairVectors:

@@ -7,7 +7,7 @@ import random
 from producers.bench.chaos import ChaosPlan, fuzz_messages, workload
 from queues.step import AgentStep
 from workers.errors import MalformedMessage
-from workers.stage import open_submission
+from workers.opening import open_submission
 from workers.testing import make_runtime
 
 

@@ -8,7 +8,8 @@ from queues.messages import StepStatus, Submission
 from queues.topology import TASK_NAMES, Stage
 from workers import cache, classify, compress
 from workers.errors import PermanentError, TransientError
-from workers.stage import open_envelope, open_ingress, run_stage
+from workers.opening import open_envelope, open_ingress
+from workers.stage import run_stage
 from workers.testing import TEST_SEALER, MemoryBudgets, envelope, make_runtime
 
 

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from workers.ports import SemanticEntry
+from workers.semantic_ports import SemanticEntry
 from workers.stores.vectors import EdgeVectorStore, ServerVectorStore
 from workers.testing import MemoryVectorStore
 

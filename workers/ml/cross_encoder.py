@@ -31,7 +31,7 @@ from policies.cache_verifier import (
     read_verifier_meta,
     save_verifier,
 )
-from workers.ports import PairScorer
+from workers.semantic_ports import PairScorer
 
 CROSS_FORMAT = "tierfleet-cross-encoder/1"
 MODEL_FILE = "model.onnx"

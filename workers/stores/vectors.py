@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from queues.settings import Settings
-from workers.ports import SemanticEntry, SemanticMatch, VectorStore
+from workers.semantic_ports import SemanticEntry, SemanticMatch, VectorStore
 
 VECTOR = "v"
 INDEXED = {

@@ -34,8 +34,9 @@ from queues.step import AgentStep, check_step_size
 from queues.topology import CACHE_STORE_TASK, TASK_NAMES, Stage
 from workers import batch_lane, cache, classify, compress, finalize
 from workers.infer import handle_batch
+from workers.opening import open_envelope, open_ingress
 from workers.runtime import Runtime
-from workers.stage import Handler, open_envelope, open_ingress, run_stage
+from workers.stage import Handler, run_stage
 from workers.testing.providers import FunctionProvider
 from workers.testing.runtime import TEST_SEALER, make_runtime
 

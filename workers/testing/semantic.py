@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policies.cache_verifier import Verifier
-from workers.ports import SemanticEntry, SemanticMatch
 from workers.semantic import SemanticLayer
+from workers.semantic_ports import SemanticEntry, SemanticMatch
 
 
 class WordEmbedder:
