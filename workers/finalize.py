@@ -57,6 +57,9 @@ def result_of(env: Envelope, outcome: Outcome, now: float) -> StepResult:
     )
 
 
+CALL_FIELDS = set(LedgerCall.model_fields)  # what a cost entry keeps on the ledger
+
+
 def ledger_entry(
     env: Envelope, result: StepResult, now: float, prices_version: str = ""
 ) -> LedgerEntry:
@@ -76,19 +79,7 @@ def ledger_entry(
         overshoot_usd=result.overshoot_usd,
         prices=prices_version,
         calls=tuple(
-            LedgerCall(
-                model=c.model,
-                provider=c.provider,
-                tier=c.tier,
-                **c.usage_fields(),
-                cost_usd=c.cost_usd,
-                reserved_usd=c.reserved_usd,
-                overshoot_usd=c.overshoot_usd,
-                batch=c.batch,
-                accepted=c.accepted,
-                call_id=c.call_id,
-            )
-            for c in env.costs
+            LedgerCall.model_validate(c.model_dump(include=CALL_FIELDS)) for c in env.costs
         ),
         latency_ms=result.latency_ms,
         cache_hit=result.cache_hit,

@@ -24,3 +24,18 @@ def test_readme_example_runs(local_fleet, monkeypatch, capsys):
 def test_the_readme_in_process_example_runs_without_redis():
     [example] = [b for b in python_blocks() if "InProcessFleet" in b]
     exec(compile(example, "README.md", "exec"), {})
+
+
+def test_every_file_the_where_things_are_table_names_exists():
+    section = README.read_text().split("## Where things are")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    named = 0
+    for row in rows:
+        folder, _, contents = row.strip("|").split("|")
+        base = README.parent / folder.strip().strip("`")
+        assert base.is_dir(), folder
+        for name in re.findall(r"`([\w./]+)`", contents):
+            if name.endswith((".py", "/")):
+                assert (base / name).exists() or (README.parent / name).exists(), name
+                named += 1
+    assert named > 60
