@@ -25,7 +25,11 @@ from policies.text import final_paragraph, last_user_text
 from policies.text_select import select_sentences
 from policies.tokens import TokenCounter
 from policies.tool_results import requests, restated_results
+from queues.config.budgets import BudgetConfig
+from queues.config.compression import CompressionConfig
 from queues.step import ChatMessage, leading_system
+
+DEFAULTS = CompressionConfig()  # the defaults are written once, in the config
 
 # (text, query, token budget) -> shorter text: the prompt compressor for long free text.
 TextCompressor = Callable[[str, str, int], str]
@@ -33,24 +37,38 @@ TextCompressor = Callable[[str, str, int], str]
 
 @dataclass(frozen=True)
 class CompressionPlan:
-    keep_last: int = 2
+    keep_last: int = DEFAULTS.keep_last_messages
     # The window's start moves in steps of this many messages, not one per call: between
     # steps every call extends the previous call's prompt, so the provider's prefix cache
     # serves the whole history. 1 = the classic rolling window (cache-hostile).
-    window_stride: int = 4
+    window_stride: int = DEFAULTS.window_stride
     # For the messages before the window (filled by worth per token); None: no cap.
-    history_budget_tokens: int | None = 1400
+    history_budget_tokens: int | None = DEFAULTS.history_budget_tokens
     drop_old_replies: bool = True  # the assistant's own old prose; its facts stay in results
     # Tools whose calls are the assistant's own reasoning: dropped before the window with
     # the old replies.
     reasoning_tools: frozenset[str] = frozenset({"think"})
     # Ask the cheap tier for a one-line summary of each tool exchange the budget drops; the
     # note that replaces them carries the summaries known so far.
-    summarize_dropped: bool = False
+    summarize_dropped: bool = DEFAULTS.summarize_dropped
     compact_json: bool = True  # JSON tool output as key/value lines and tables (lossless)
-    tool_result_max_tokens: int = 600  # beyond it, keep the records the request needs
-    text_max_tokens: int = 3000  # a longer free-text message goes to the prompt compressor
-    text_ratio: float = 0.5  # of such a message's tokens to keep
+    # Beyond it, keep the records the request needs.
+    tool_result_max_tokens: int = DEFAULTS.tool_result_max_tokens
+    text_max_tokens: int = DEFAULTS.text_max_tokens  # longer free text: the prompt compressor
+    text_ratio: float = DEFAULTS.text_ratio  # of such a message's tokens to keep
+
+    @classmethod
+    def of(cls, config: CompressionConfig) -> CompressionPlan:
+        """The plan a fleet's configuration asks for."""
+        return cls(
+            keep_last=config.keep_last_messages,
+            window_stride=config.window_stride,
+            history_budget_tokens=config.history_budget_tokens,
+            tool_result_max_tokens=config.tool_result_max_tokens,
+            text_max_tokens=config.text_max_tokens,
+            text_ratio=config.text_ratio,
+            summarize_dropped=config.summarize_dropped,
+        )
 
     def economy(self, history_budget: int, factor: float = 0.5) -> CompressionPlan:
         """The tighter plan of a step past its soft budget."""
@@ -62,6 +80,12 @@ class CompressionPlan:
             tool_result_max_tokens=max(100, int(self.tool_result_max_tokens * factor)),
             text_ratio=self.text_ratio * factor,
         )
+
+
+def plan_for(config: CompressionConfig, budgets: BudgetConfig, economy: bool) -> CompressionPlan:
+    """The plan of one step: the configured one, or its economy version past a soft budget."""
+    plan = CompressionPlan.of(config)
+    return plan.economy(budgets.economy_history_tokens, budgets.economy_factor) if economy else plan
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,12 @@ import redis
 import structlog
 from celery import Celery
 
-from policies.compression import CompressionPlan, TextCompressor
+from policies.compression import CompressionPlan, TextCompressor, plan_for
 from policies.learned_router import RouterArtifact, load_router
 from policies.tiers import ModelSpec, TierTable
 from policies.tokens import TokenCounter
 from queues.bus import CeleryBus
+from queues.config.compression import CompressionConfig
 from queues.seal import Sealer, sealer_for
 from queues.settings import Settings
 from queues.topology import CLASSIFY, COMPRESS, DEAD, INFER_PREFIX, INGRESS
@@ -136,7 +137,7 @@ class Runtime:
             _ = self.semantic
 
     def compression_plan(self, economy: bool = False) -> CompressionPlan:
-        return plan_from_settings(self.settings, economy)
+        return plan_for(self.settings, self.settings, economy)
 
 
 def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
@@ -185,20 +186,7 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
     )
 
 
-def plan_from_settings(s: Settings, economy: bool = False) -> CompressionPlan:
-    plan = CompressionPlan(
-        keep_last=s.keep_last_messages,
-        window_stride=s.window_stride,
-        history_budget_tokens=s.history_budget_tokens,
-        tool_result_max_tokens=s.tool_result_max_tokens,
-        text_max_tokens=s.text_max_tokens,
-        text_ratio=s.text_ratio,
-        summarize_dropped=s.summarize_dropped,
-    )
-    return plan.economy(s.economy_history_tokens, s.economy_factor) if economy else plan
-
-
-def build_text_compressor(settings: Settings) -> TextCompressor | None:
+def build_text_compressor(settings: CompressionConfig) -> TextCompressor | None:
     """LLMLingua when a compressor model is configured; None (the lexical default) else."""
     if settings.compressor_model_path is None:
         return None

@@ -14,9 +14,9 @@ from typing import Any
 import structlog
 
 from policies.semantic_cache import SemanticScope
+from queues.config.semantic_cache import SemanticCacheConfig
 from queues.messages import Outcome, SemanticHit
 from queues.records import CachedAnswer
-from queues.settings import Settings
 from workers.semantic_ports import Embedder, HitVerifier, SemanticEntry, VectorStore
 from workers.stores.vectors import open_vector_store
 
@@ -113,7 +113,7 @@ class SemanticLayer:
                 log.info("semantic_purged", entries=purged)
 
 
-def build_semantic_layer(settings: Settings) -> tuple[SemanticLayer | None, str]:
+def build_semantic_layer(settings: SemanticCacheConfig) -> tuple[SemanticLayer | None, str]:
     """The layer, or None and why not. A missing verifier or a store that cannot be opened
     turns the semantic layer off with the reason logged; the exact cache keeps working."""
     if not settings.semantic_cache:

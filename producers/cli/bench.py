@@ -182,9 +182,10 @@ def bench_compress_cmd(
 ) -> None:
     """Tokens cut, used facts kept, prefix stability, billed input and latency of the
     compression policy on recorded agent sessions (or answer words kept on LEval)."""
+    from policies.compression import plan_for
     from producers.bench.compress import bench_leval, bench_tau
     from producers.recorded import DEFAULT_LEVAL
-    from workers.runtime import build_text_compressor, plan_from_settings
+    from workers.runtime import build_text_compressor
 
     if fmt not in ("tau-bench", "leval"):
         console.print(f"[red]unknown format {fmt!r}; known: tau-bench, leval")
@@ -196,7 +197,7 @@ def bench_compress_cmd(
     settings = Settings()
     if compressor_model is not None:
         settings = settings.model_copy(update={"compressor_model_path": compressor_model})
-    plan = plan_from_settings(settings, economy)
+    plan = plan_for(settings, settings, economy)
     texts = build_text_compressor(settings)
     if fmt == "leval":
         figures = bench_leval(path, plan, texts, documents)

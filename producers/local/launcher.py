@@ -24,7 +24,7 @@ from queues.settings import Settings
 from queues.topology import NOOP, WorkerGroup, worker_groups
 from workers.errors import ProviderUnavailable
 from workers.lazy import Lazy
-from workers.providers import BATCH_PROVIDERS, provider_problems
+from workers.providers import has_batch_api, provider_problems
 
 NOOP_GROUP = WorkerGroup("noop", (NOOP,))
 
@@ -67,7 +67,7 @@ class LocalFleet:
     def batch_lane(self) -> bool:
         """Whether any model has a provider batch API: then the poller and beat run too."""
         table = load_tier_table(self.settings.tier_table, self.settings.price_table)
-        return any(m.provider in BATCH_PROVIDERS for m in table.models.values())
+        return any(has_batch_api(m.provider) for m in table.models.values())
 
     def groups(self) -> list[WorkerGroup]:
         table = load_tier_table(self.settings.tier_table, self.settings.price_table)

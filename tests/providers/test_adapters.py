@@ -3,6 +3,7 @@
 import json
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +12,8 @@ from queues.settings import Settings
 from tests.provider_handle import POLICY, SCHEMA, ServerHandle
 from workers.errors import PermanentError, ProviderUnavailable, TransientError
 from workers.ml.tokenizer import BpeCounter
-from workers.ports import Completion, CompletionRequest
-from workers.providers import build_provider, provider_problems
+from workers.ports import Completion, CompletionRequest, supports_batch
+from workers.providers import PROVIDERS, build_provider, has_batch_api, provider_problems
 from workers.providers.anthropic_messages import message_params
 from workers.testing import step
 
@@ -222,6 +223,14 @@ def test_a_provider_without_its_key_is_unavailable_and_named():
     ]
     with pytest.raises(ProviderUnavailable, match="TIERFLEET_OPENAI_COMPATIBLE_BASE_URL"):
         build_provider("openai-compatible", bare, BpeCounter())
+
+
+def test_the_registry_says_which_providers_have_a_batch_api_and_they_do(api):
+    configured = settings(api, replay_data=Path("unused.csv"))
+    for name, entry in PROVIDERS.items():
+        provider = build_provider(name, configured, BpeCounter())
+        assert has_batch_api(name) is entry.batch_api is supports_batch(provider), name
+    assert {n for n in PROVIDERS if has_batch_api(n)} == {"openai", "anthropic"}
 
 
 def test_logprobs_become_the_answers_confidence(api):

@@ -8,6 +8,7 @@ variable to set.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import anthropic
 import openai
@@ -23,15 +24,6 @@ from workers.providers.simulated import SimulatedProvider
 
 ProviderFactory = Callable[[Settings, TokenCounter, ProviderGate | None], Provider]
 
-# What each provider needs set, as (settings field, the variables that set it).
-REQUIREMENTS: dict[str, tuple[str, str]] = {
-    "openai": ("openai_api_key", "TIERFLEET_OPENAI_API_KEY (or OPENAI_API_KEY)"),
-    "anthropic": ("anthropic_api_key", "TIERFLEET_ANTHROPIC_API_KEY (or ANTHROPIC_API_KEY)"),
-    "openai-compatible": ("openai_compatible_base_url", "TIERFLEET_OPENAI_COMPATIBLE_BASE_URL"),
-    "replay": ("replay_data", "TIERFLEET_REPLAY_DATA"),
-}
-# Providers with a batch API (the batch lane); the others answer batch-lane steps live.
-BATCH_PROVIDERS = frozenset({"openai", "anthropic"})
 # Self-hosted OpenAI-compatible servers mostly take any key; the SDK insists on one.
 NO_KEY = "not-needed"
 
@@ -72,23 +64,52 @@ def _anthropic(s: Settings, _: TokenCounter, gate: ProviderGate | None) -> Provi
     return AnthropicMessages(client, s, gate)
 
 
-PROVIDERS: dict[str, ProviderFactory] = {
-    "simulated": lambda s, c, _: SimulatedProvider(c, s.simulated_latency_ms),
-    "replay": lambda s, c, _: ReplayProvider(s.replay_data, c),
-    "openai": _openai,
-    "openai-compatible": _openai_compatible,
-    "anthropic": _anthropic,
+@dataclass(frozen=True)
+class ProviderEntry:
+    """One provider: how it is built, what it needs set (the settings field and the
+    variables that set it), and whether it has a batch API (the batch lane parks steps for
+    it; the others answer batch-lane steps live)."""
+
+    build: ProviderFactory
+    needs: tuple[str, str] | None = None
+    batch_api: bool = False
+
+
+PROVIDERS: dict[str, ProviderEntry] = {
+    "simulated": ProviderEntry(lambda s, c, _: SimulatedProvider(c, s.simulated_latency_ms)),
+    "replay": ProviderEntry(
+        lambda s, c, _: ReplayProvider(s.replay_data, c),
+        needs=("replay_data", "TIERFLEET_REPLAY_DATA"),
+    ),
+    "openai": ProviderEntry(
+        _openai,
+        needs=("openai_api_key", "TIERFLEET_OPENAI_API_KEY (or OPENAI_API_KEY)"),
+        batch_api=True,
+    ),
+    "openai-compatible": ProviderEntry(
+        _openai_compatible,
+        needs=("openai_compatible_base_url", "TIERFLEET_OPENAI_COMPATIBLE_BASE_URL"),
+    ),
+    "anthropic": ProviderEntry(
+        _anthropic,
+        needs=("anthropic_api_key", "TIERFLEET_ANTHROPIC_API_KEY (or ANTHROPIC_API_KEY)"),
+        batch_api=True,
+    ),
 }
+
+
+def has_batch_api(name: str) -> bool:
+    entry = PROVIDERS.get(name)
+    return entry is not None and entry.batch_api
 
 
 def unavailable(name: str, settings: Settings) -> str | None:
     """Why provider ``name`` cannot be used with these settings; None when it can."""
     if name not in PROVIDERS:
         return f"unknown provider {name!r}; known: {sorted(PROVIDERS)}"
-    if name in REQUIREMENTS:
-        field, variable = REQUIREMENTS[name]
-        if getattr(settings, field) is None:
-            return f"provider {name!r} is unavailable: set {variable}"
+    needs = PROVIDERS[name].needs
+    if needs is not None and getattr(settings, needs[0]) is None:
+        return f"provider {name!r} is unavailable: set {needs[1]}"
     return None
 
 
@@ -102,4 +123,4 @@ def build_provider(
     why = unavailable(name, settings)
     if why is not None:
         raise (PermanentError if name not in PROVIDERS else ProviderUnavailable)(why)
-    return PROVIDERS[name](settings, counter, gate)
+    return PROVIDERS[name].build(settings, counter, gate)

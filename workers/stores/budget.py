@@ -11,8 +11,8 @@ import redis
 from policies.budgets import BudgetState, Settlement
 from policies.tiers import to_nano
 from queues import keys
+from queues.config.budgets import BudgetConfig
 from queues.messages import Envelope
-from queues.settings import Settings
 from queues.step import AgentStep
 
 BUDGET_TTL_S = 30 * 24 * 3600  # refreshed on every reservation and settlement
@@ -154,7 +154,7 @@ class RedisBudgetStore:
         return [self._state(k, s) for k, s in zip(step_keys(env.step), SCOPES, strict=True)]
 
 
-def budget_store(client: redis.Redis, settings: Settings) -> RedisBudgetStore:
+def budget_store(client: redis.Redis, settings: BudgetConfig) -> RedisBudgetStore:
     """The store with the settings' default limits for scopes that set none of their own."""
     s = settings
     return RedisBudgetStore(

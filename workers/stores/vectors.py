@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from queues.settings import Settings
+from queues.config.semantic_cache import SemanticCacheConfig
 from workers.semantic_ports import SemanticEntry, SemanticMatch, VectorStore
 
 VECTOR = "v"
@@ -238,7 +238,7 @@ class ServerVectorStore:
         self.client.close()
 
 
-def open_vector_store(settings: Settings, dim: int) -> VectorStore:
+def open_vector_store(settings: SemanticCacheConfig, dim: int) -> VectorStore:
     """The server when ``QDRANT_URL`` is set, else the embedded shard under ``vector_dir``."""
     if settings.qdrant_url:
         from qdrant_client import QdrantClient

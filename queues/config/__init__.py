@@ -1,0 +1,1 @@
+"""The components' own configs, composed into ``queues.settings.Settings``."""
