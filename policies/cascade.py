@@ -140,6 +140,15 @@ def next_after(table: TierTable, this: PriorAnswer, verdict: Verdict) -> Decisio
     return Escalate(upper, f"{this.tier} rejected ({verdict.why}) -> {upper}")
 
 
+def over_context(table: TierTable, tier: str, model: str, needed: int, limit: int) -> Decision:
+    """A prompt its model cannot hold is never sent to fail: the next tier takes it."""
+    why = f"{model} holds {limit} tokens; this call needs {needed}"
+    upper = table.next_tier(tier)
+    if upper is None:
+        return DeadLetter(f"top tier {tier}: {why}")
+    return Escalate(upper, f"{tier}: {why} -> {upper}")
+
+
 def decide(
     table: TierTable,
     this: PriorAnswer,

@@ -32,9 +32,8 @@ def frontier_baseline(
 ) -> Baseline:
     model = table.model_of(table.top.name)
     counter = BpeCounter(settings.tokenizer_encoding)
-    provider = build_provider(
-        model.provider, settings.model_copy(update={"simulated_latency_ms": 0}), counter
-    )
+    quick = settings.model_copy(update={"simulated_latency_ms": 0})
+    provider = build_provider(model.provider, quick, counter, model=model)
     cost, correct, known = 0.0, 0, 0
     for start in range(0, len(steps), chunk):
         batch = steps[start : start + chunk]

@@ -59,6 +59,7 @@ class CostEntry(Usage):
     simulated: bool = False
     batch: bool = False  # answered through the provider's batch API, at its discount
     call_id: str = ""  # the call's record on the bill (the calls stream; queues.keys.call_id)
+    engine_s: float = Field(default=0.0, ge=0.0)  # a local model's share of its engine's time
 
 
 class PriorAnswer(Frozen):

@@ -58,6 +58,7 @@ class LedgerCall(Usage):
     batch: bool = False
     accepted: bool = False
     call_id: str = ""  # its record on the bill (the calls stream); "" before call ids
+    engine_s: float = 0.0  # a local model's share of its engine's time
 
 
 class LedgerEntry(Attribution, Usage):

@@ -16,7 +16,7 @@ separately. Lanes (interactive before standard before batch) depend on the broke
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -61,6 +61,13 @@ _STAGE_QUEUES: dict[Stage, str] = {
 
 
 INFER_PREFIX = "tf.infer."  # every inference queue's name starts so
+
+
+def served_tiers(queues: Iterable[str]) -> set[str]:
+    """The tiers whose inference queues are among ``queues``."""
+    return {
+        q.removeprefix(INFER_PREFIX).split(".")[0] for q in queues if q.startswith(INFER_PREFIX)
+    }
 
 
 def infer_queue(tier: str, lane: Lane | str, by_priority: bool = False) -> str:

@@ -19,6 +19,7 @@ import structlog
 from celery import Celery, Task
 from celery_batches import SimpleRequest
 
+from policies.cascade import over_context
 from policies.tiers import NANO, reservation_usd, to_nano_up
 from policies.tokens import reservation_tokens
 from queues import keys
@@ -31,7 +32,7 @@ from workers.call_notes import Admitted, record_start, record_unanswered, try_no
 from workers.errors import FleetError, MalformedMessage, PermanentError
 from workers.logs import bound_step
 from workers.opening import open_envelope
-from workers.outcomes import conclude_or_release, failed, release_then
+from workers.outcomes import carry_out, conclude_or_release, failed, release_then
 from workers.ports import CompletionRequest, supports_batch
 from workers.runtime import LazyRuntime, Runtime
 from workers.stage import (
@@ -58,6 +59,11 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
         factor=model.counting.factor,
         image_tokens=model.counting.image_tokens,
     )
+    limit = getattr(rt.provider_for(model), "context_tokens", None)
+    if limit and tokens_in + env.output_tokens > limit:
+        needed = tokens_in + env.output_tokens
+        carry_out(over_context(rt.table, env.tier, model.name, needed, limit), env, rt)
+        return None
     if env.shadow_of is not None:  # the operator's check, not the session's spend
         worst = reservation_usd(model, tokens_in, env.output_tokens, batch=False)
         return Admitted(env, model, reservation="", worst_usd=worst)

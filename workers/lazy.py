@@ -42,16 +42,16 @@ class Lazy(Generic[T]):
 
 
 class LazyByKey(Generic[K, T]):
-    """One lazily built value per key (a provider client per provider name)."""
+    """One lazily built value per key (a provider client per provider name); ``build``
+    makes a key's value the first time that key is asked for."""
 
-    def __init__(self, build: Callable[[K], T]) -> None:
-        self._build = build
+    def __init__(self) -> None:
         self._values: dict[K, Lazy[T]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: K) -> T:
+    def get(self, key: K, build: Callable[[], T]) -> T:
         with self._lock:
             lazy = self._values.get(key)
             if lazy is None:
-                lazy = self._values[key] = Lazy(lambda: self._build(key))
+                lazy = self._values[key] = Lazy(build)
         return lazy.get()

@@ -105,6 +105,7 @@ def conclude(
             simulated=answer.simulated,
             batch=item.batch,
             call_id=call_id_of(env),
+            engine_s=answer.engine_s,
         )
     )
     this = PriorAnswer(answer=answer.text, model=model.name, tier=tier, correct=answer.correct)

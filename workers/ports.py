@@ -74,6 +74,7 @@ class Completion:
     billed_usd: float | None = None  # set when the provider states the bill (replay)
     correct: bool | None = None  # ground truth, known to simulated and replay only
     simulated: bool = False
+    engine_s: float = 0.0  # a local model's share of its engine's time for the batch
 
 
 class Provider(Protocol):

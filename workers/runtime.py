@@ -14,13 +14,14 @@ from celery import Celery
 
 from policies.compression import CompressionPlan, TextCompressor, plan_for
 from policies.learned_router import RouterArtifact, load_router
-from policies.tiers import ModelSpec, TierTable
+from policies.tiers import ModelSpec, TierTable, load_tier_table
 from policies.tokens import TokenCounter
 from queues.bus import CeleryBus
 from queues.config.compression import CompressionConfig
 from queues.seal import Sealer, sealer_for
 from queues.settings import Settings
-from queues.topology import CLASSIFY, COMPRESS, DEAD, INFER_PREFIX, INGRESS
+from queues.topology import CLASSIFY, COMPRESS, DEAD, INFER_PREFIX, INGRESS, served_tiers
+from workers.engines.transformers_engine import SHIPPED
 from workers.errors import PermanentError
 from workers.lazy import Lazy, LazyByKey
 from workers.ml.tokenizer import BpeCounter
@@ -37,7 +38,7 @@ from workers.ports import (
     Results,
     Summaries,
 )
-from workers.providers import build_provider
+from workers.providers import build_provider, provider_key
 from workers.semantic import SemanticLayer, build_semantic_layer
 from workers.stores.archive import archive_for
 from workers.stores.batch_jobs import RedisBatchJobs
@@ -68,7 +69,7 @@ class Runtime:
     finalized: Finalized
     dead: DeadLetters
     results: Results
-    provider_factory: Callable[[str], Provider]
+    provider_factory: Callable[[ModelSpec], Provider]
     batch_jobs: BatchJobs
     shadow: Ledger  # shadow evaluation records
     calls: Ledger  # every provider call, as it returns: the bill
@@ -90,12 +91,13 @@ class Runtime:
     def __post_init__(self) -> None:
         self._semantic = Lazy(self._open_semantic)
         self._text_compressor = Lazy(self.text_compressor_factory)
-        self._providers = LazyByKey(self.provider_factory)
+        self._providers = LazyByKey()
         self._router = Lazy(lambda: router_artifact(self.settings))
         self._acceptance = Lazy(lambda: acceptance_artifact(self.settings))
 
     def provider_for(self, model: ModelSpec) -> Provider:
-        return self._providers.get(model.provider)
+        """One client per provider; one engine per model the worker runs itself."""
+        return self._providers.get(provider_key(model), lambda: self.provider_factory(model))
 
     @property
     def router(self) -> RouterArtifact:
@@ -131,6 +133,8 @@ class Runtime:
             _ = self.router
         if any(q.startswith(INFER_PREFIX) for q in queues):
             _ = self.acceptance
+        for model in local_models(self.table, queues):  # its engine loads now, once
+            self.provider_for(model)
         if COMPRESS in queues:
             _ = self.text_compressor
         if INGRESS in queues:
@@ -174,7 +178,9 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
             client, settings.dead_keep_letters, archive_for(settings.archive_dir, DEAD)
         ),
         results=BackendResults(app),
-        provider_factory=lambda name: build_provider(name, settings, counter, gate),
+        provider_factory=lambda model: build_provider(
+            model.provider, settings, counter, gate, model
+        ),
         batch_jobs=RedisBatchJobs(client),
         calls=archived_stream(settings.calls_stream),
         shadow=archived_stream(settings.shadow_stream),
@@ -236,12 +242,41 @@ def configuration_problem(settings: Settings, queues: Collection[str]) -> str | 
             acceptance_artifact(settings)
     except PermanentError as exc:
         return str(exc)
+    problem = local_engine_problem(settings, queues)
+    if problem:
+        return problem
     path = settings.compressor_model_path
     if COMPRESS in queues and path is not None:
         if not path.exists():
             return f"TIERFLEET_COMPRESSOR_MODEL_PATH {path} does not exist"
         if importlib.util.find_spec("llmlingua") is None:
             return "TIERFLEET_COMPRESSOR_MODEL_PATH needs the `llmlingua` extra"
+    return None
+
+
+def local_models(table: TierTable, queues: Collection[str]) -> list[ModelSpec]:
+    """The models a worker on ``queues`` runs itself: the local models of its tiers."""
+    tiers = served_tiers(queues)
+    return [
+        table.models[name]
+        for tier in table.tiers
+        if tier.name in tiers
+        for name in tier.members
+        if table.models[name].local is not None
+    ]
+
+
+def local_engine_problem(settings: Settings, queues: Collection[str]) -> str | None:
+    """Why the local models of the tiers on ``queues`` could not load, or None."""
+    table = load_tier_table(settings.tier_table, settings.price_table)
+    for model in local_models(table, queues):
+        assert model.local is not None
+        path = model.local.path
+        missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+        if missing:
+            return f"{model.name} needs {', '.join(missing)}: `make install-local-cpu`"
+        if path != SHIPPED and not Path(path).exists():
+            return f"{model.name}: the model {path} does not exist"
     return None
 
 

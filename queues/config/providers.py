@@ -3,6 +3,8 @@ fleet-wide limits and circuit breaker, prompt-cache marks and log-probabilities.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, BaseModel, Field, SecretStr
 
 
@@ -41,3 +43,5 @@ class ProviderConfig(BaseModel):
     request_logprobs: bool = False
 
     simulated_latency_ms: float = 0.0  # per provider call, for the simulated provider
+    # Where a local model given as a GGUF file is kept as a plain copy (made once).
+    model_cache_dir: Path = Path(".tierfleet/models")

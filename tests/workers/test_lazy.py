@@ -60,9 +60,13 @@ def test_a_failed_build_is_not_remembered():
 
 def test_one_value_per_key():
     built: list[str] = []
-    by_key = LazyByKey(lambda k: built.append(k) or k.upper())
-    assert _race(lambda: by_key.get("openai")) == ["OPENAI"] * 8
-    assert by_key.get("anthropic") == "ANTHROPIC"
+
+    def build(key: str):
+        return lambda: built.append(key) or key.upper()
+
+    by_key: LazyByKey[str, str] = LazyByKey()
+    assert _race(lambda: by_key.get("openai", build("openai"))) == ["OPENAI"] * 8
+    assert by_key.get("anthropic", build("anthropic")) == "ANTHROPIC"
     assert built == ["openai", "anthropic"]
 
 

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import anthropic
 import openai
 
+from policies.tiers import ModelSpec
 from policies.tokens import TokenCounter
 from queues.settings import Settings
 from workers.errors import PermanentError, ProviderUnavailable
 from workers.ports import Provider, ProviderGate
 from workers.providers.anthropic_messages import AnthropicMessages
+from workers.providers.local import build_local
 from workers.providers.openai_chat import OpenAIChat, OpenAIWithBatch
 from workers.providers.replay import ReplayProvider
 from workers.providers.simulated import SimulatedProvider
 
-ProviderFactory = Callable[[Settings, TokenCounter, ProviderGate | None], Provider]
+ProviderFactory = Callable[
+    [Settings, TokenCounter, ProviderGate | None, ModelSpec | None], Provider
+]
 
 # Self-hosted OpenAI-compatible servers mostly take any key; the SDK insists on one.
 NO_KEY = "not-needed"
@@ -33,7 +38,7 @@ def _secret(value: object) -> str:
     return str(get()) if get else str(value)
 
 
-def _openai(s: Settings, _: TokenCounter, gate: ProviderGate | None) -> Provider:
+def _openai(s: Settings, _: TokenCounter, gate: ProviderGate | None, __: Any) -> Provider:
     client = openai.OpenAI(
         api_key=_secret(s.openai_api_key),
         base_url=s.openai_base_url,
@@ -43,7 +48,9 @@ def _openai(s: Settings, _: TokenCounter, gate: ProviderGate | None) -> Provider
     return OpenAIWithBatch("openai", client, s, gate)
 
 
-def _openai_compatible(s: Settings, _: TokenCounter, gate: ProviderGate | None) -> Provider:
+def _openai_compatible(
+    s: Settings, _: TokenCounter, gate: ProviderGate | None, __: Any
+) -> Provider:
     key = s.openai_compatible_api_key
     client = openai.OpenAI(
         api_key=_secret(key) if key is not None else NO_KEY,
@@ -54,7 +61,7 @@ def _openai_compatible(s: Settings, _: TokenCounter, gate: ProviderGate | None) 
     return OpenAIChat("openai-compatible", client, s, gate)
 
 
-def _anthropic(s: Settings, _: TokenCounter, gate: ProviderGate | None) -> Provider:
+def _anthropic(s: Settings, _: TokenCounter, gate: ProviderGate | None, __: Any) -> Provider:
     client = anthropic.Anthropic(
         api_key=_secret(s.anthropic_api_key),
         base_url=s.anthropic_base_url,
@@ -75,10 +82,18 @@ class ProviderEntry:
     batch_api: bool = False
 
 
+def _local(s: Settings, _: TokenCounter, __: Any, model: ModelSpec | None) -> Provider:
+    if model is None or model.local is None:
+        raise PermanentError(
+            "the local provider runs a model its tier table entry describes (path, hourly_usd)"
+        )
+    return build_local(model.local, s.model_cache_dir)
+
+
 PROVIDERS: dict[str, ProviderEntry] = {
-    "simulated": ProviderEntry(lambda s, c, _: SimulatedProvider(c, s.simulated_latency_ms)),
+    "simulated": ProviderEntry(lambda s, c, *_: SimulatedProvider(c, s.simulated_latency_ms)),
     "replay": ProviderEntry(
-        lambda s, c, _: ReplayProvider(s.replay_data, c),
+        lambda s, c, *_: ReplayProvider(s.replay_data, c),
         needs=("replay_data", "TIERFLEET_REPLAY_DATA"),
     ),
     "openai": ProviderEntry(
@@ -95,7 +110,14 @@ PROVIDERS: dict[str, ProviderEntry] = {
         needs=("anthropic_api_key", "TIERFLEET_ANTHROPIC_API_KEY (or ANTHROPIC_API_KEY)"),
         batch_api=True,
     ),
+    "local": ProviderEntry(_local),
 }
+
+
+def provider_key(model: ModelSpec) -> str:
+    """What a worker keeps one provider per: the provider's name (one client serves all its
+    models), or for a model the worker runs itself, the model (one engine each)."""
+    return model.name if model.local is not None else model.provider
 
 
 def has_batch_api(name: str) -> bool:
@@ -118,9 +140,13 @@ def provider_problems(settings: Settings, providers: Iterable[str]) -> list[str]
 
 
 def build_provider(
-    name: str, settings: Settings, counter: TokenCounter, gate: ProviderGate | None = None
+    name: str,
+    settings: Settings,
+    counter: TokenCounter,
+    gate: ProviderGate | None = None,
+    model: ModelSpec | None = None,
 ) -> Provider:
     why = unavailable(name, settings)
     if why is not None:
         raise (PermanentError if name not in PROVIDERS else ProviderUnavailable)(why)
-    return PROVIDERS[name].build(settings, counter, gate)
+    return PROVIDERS[name].build(settings, counter, gate, model)

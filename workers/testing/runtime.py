@@ -76,7 +76,7 @@ def make_runtime(
         finalized=SetGuard(stores.finalized),
         dead=DeadSink(stores.dead),
         results=ResultSink(stores.results),
-        provider_factory=lambda name: prov,
+        provider_factory=lambda model: prov,
         batch_jobs=MemoryBatchJobs(),
         shadow=ListLedger(stores.shadow),
         calls=ListLedger(stores.calls),
