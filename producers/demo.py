@@ -21,9 +21,14 @@ from producers.workloads import Workload, generate_workload
 from queues.settings import Settings
 
 ROUTERBENCH_TABLE = TABLES / "routerbench.toml"
+LOCAL_TABLE = TABLES / "local.toml"  # SmolLM2 on the CPU as the cheap tier
 
 
-def demo_settings(base: Settings, replay: Path | None) -> Settings:
+def demo_settings(base: Settings, replay: Path | None, local: bool = False) -> Settings:
+    if replay is not None and local:
+        raise ValueError("--replay answers with recorded models; --local runs one: pick one")
+    if local:
+        return base.model_copy(update={"tier_table": LOCAL_TABLE})
     if replay is None:
         return base
     return base.model_copy(update={"tier_table": ROUTERBENCH_TABLE, "replay_data": replay})

@@ -111,6 +111,9 @@ def summarize(
         "simulated": any(e.simulated for e in steps),
         "cost": round(cost, 8),
         "quality": round(good / len(known), 4) if known else None,
+        # Steps whose answer is labelled right or wrong (a local model's answers are not):
+        # the quality above is over these alone.
+        "labelled_steps": len(known),
         "cache_hit_rate": round(sum(e.cache_hit for e in steps) / n, 4) if n else 0.0,
         "semantic_hits": sum(1 for e in steps if e.semantic),
         "escalations": sum(e.escalations for e in steps),
@@ -143,8 +146,12 @@ def summarize(
     return summary
 
 
-def _quality(value: float | None) -> str:
-    return "n/a (no labels)" if value is None else f"{value:.1%}"
+def _quality(value: float | None, labelled: int | None = None, steps: int = 0) -> str:
+    if value is None:
+        return "n/a (no labels)"
+    if labelled is not None and labelled < steps:
+        return f"{value:.1%} (of the {labelled} of {steps} steps with labels)"
+    return f"{value:.1%}"
 
 
 def render(summary: dict[str, Any], console: Console, title: str = "tierfleet report") -> None:
@@ -153,7 +160,9 @@ def render(summary: dict[str, Any], console: Console, title: str = "tierfleet re
     table.add_row("steps", str(summary["steps"]))
     if "frontier_cost" in summary:
         table.add_row(
-            "cost (fleet)", f"${summary['cost']:.4f}  quality {_quality(summary['quality'])}"
+            "cost (fleet)",
+            f"${summary['cost']:.4f}  quality "
+            + _quality(summary["quality"], summary.get("labelled_steps"), summary["steps"]),
         )
         table.add_row(
             f"cost (all {summary['frontier_model']})",
@@ -161,7 +170,8 @@ def render(summary: dict[str, Any], console: Console, title: str = "tierfleet re
         )
         table.add_row("savings", f"{summary['savings_pct']:.1f}% at the quality shown above")
     else:
-        table.add_row("cost", f"${summary['cost']:.4f}  quality {_quality(summary['quality'])}")
+        quality = _quality(summary["quality"], summary.get("labelled_steps"), summary["steps"])
+        table.add_row("cost", f"${summary['cost']:.4f}  quality {quality}")
     table.add_row("cache hit rate", f"{summary['cache_hit_rate']:.1%}")
     table.add_row("escalations", f"{summary['escalations']} ({summary['escalated_steps']} steps)")
     table.add_row("budget stops", str(summary["budget_stops"]))

@@ -48,6 +48,10 @@ def demo(
     ] = None,
     steps: Annotated[int, typer.Option(help="prompts to replay with --replay")] = 300,
     latency_ms: Annotated[float, typer.Option(help="simulated provider latency per call")] = 20.0,
+    local: Annotated[
+        bool,
+        typer.Option(help="the cheap tier runs SmolLM2-135M on the CPU (`make install-local-cpu`)"),
+    ] = False,
     write_workload: Annotated[
         Path | None,
         typer.Option(help="also write the generated workload as JSONL (for `tierfleet run`)"),
@@ -58,7 +62,11 @@ def demo(
     from producers.demo import demo_settings, demo_workload, run_demo
 
     stop_on_sigterm()
-    settings = demo_settings(Settings(simulated_latency_ms=latency_ms), replay)
+    try:
+        settings = demo_settings(Settings(simulated_latency_ms=latency_ms), replay, local)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
     workload = demo_workload(sessions, seed, replay, steps)
     if write_workload:
         write_jsonl(workload.steps, write_workload)

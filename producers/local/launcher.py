@@ -21,10 +21,11 @@ from policies.tiers import load_tier_table
 from producers.local.services import EmbeddedRedis
 from queues.celery_app import create_app
 from queues.settings import Settings
-from queues.topology import NOOP, WorkerGroup, worker_groups
+from queues.topology import NOOP, WorkerGroup, queue_names, worker_groups
 from workers.errors import ProviderUnavailable
 from workers.lazy import Lazy
 from workers.providers import has_batch_api, provider_problems
+from workers.runtime import local_engine_problem
 
 NOOP_GROUP = WorkerGroup("noop", (NOOP,))
 
@@ -83,6 +84,10 @@ class LocalFleet:
         """Refuse to start a fleet whose tier table names a provider it cannot use."""
         table = load_tier_table(self.settings.tier_table, self.settings.price_table)
         problems = provider_problems(self.settings, (m.provider for m in table.models.values()))
+        every_tier = queue_names(table.names, self.settings.lanes_by_priority)
+        local = local_engine_problem(self.settings, every_tier)
+        if local:
+            problems.append(local)
         if problems:
             raise ProviderUnavailable("; ".join(problems))
 

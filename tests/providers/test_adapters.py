@@ -48,7 +48,11 @@ def one(provider_name: str, api: ServerHandle, req: CompletionRequest, **kw: obj
     return provider.complete([req])[0]
 
 
-@pytest.mark.parametrize(("provider", "tier"), [("openai", "cheap"), ("anthropic", "mid")])
+@pytest.mark.parametrize(
+    ("provider", "tier"),
+    # openai-compatible: the loopback server stands for a user's vLLM, Ollama or llama.cpp.
+    [("openai", "cheap"), ("anthropic", "mid"), ("openai-compatible", "cheap")],
+)
 def test_plain_answer_with_usage_priced_as_the_provider_bills(api, provider, tier):
     answer = one(provider, api, request(tier))
     assert isinstance(answer, Completion) and answer.text and answer.tokens_out > 0

@@ -4,8 +4,8 @@ a whole micro-batch per ``generate`` call (left padding, greedy decoding).
 Why this engine on the CPU: no prebuilt llama.cpp wheel is reachable on the machines the
 fleet is tested on and vLLM's CPU build is gigabytes, while batched ``generate`` on two
 cores turned SmolLM2-135M's ~13 tokens/s at batch 1 into ~53 at batch 8 (greedy, 32 new
-tokens each). A GGUF file is dequantized once into a plain copy (transformers cannot save a GGUF-loaded
-model, and the copy loads in a fraction of a second)."""
+tokens each). A GGUF file is dequantized once into a plain copy (transformers cannot save
+a GGUF-loaded model, and the copy loads in a fraction of a second)."""
 
 from __future__ import annotations
 
