@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from policies.local_models import LocalModel, parse_local
 from policies.pricing import Price, PriceTable, load_price_table, parse_price
 from policies.tables import DEFAULT_TIER_TABLE
 from queues.base import Usage
@@ -34,42 +35,6 @@ PROVIDER_COUNTING: dict[str, Counting] = {
     "openai-compatible": Counting(1.5, 2000),
     "local": Counting(1.5, 2000),
 }
-ENGINES = ("cpu",)  # the engines a local model may run on (workers/engines)
-
-
-@dataclass(frozen=True)
-class LocalModel:
-    """A model a tier's worker runs itself. It is billed by the hour of the machine it runs
-    on: each call pays its share of the engine's time (the per-token price in the table is
-    only the budget reservation's estimate)."""
-
-    path: str  # a model folder, a .gguf file, or "smollm2" (the shipped SmolLM2-135M)
-    hourly_usd: float
-    engine: str = "cpu"
-    context_tokens: int = 0  # 0: the model's own (max_position_embeddings)
-    threads: int = 0  # CPU threads; 0: every core
-
-
-def _local(name: str, spec: dict[str, Any]) -> LocalModel | None:
-    if spec.get("provider") != "local":
-        return None
-    try:
-        local = LocalModel(
-            path=str(spec["path"]),
-            hourly_usd=float(spec["hourly_usd"]),
-            engine=str(spec.get("engine", "cpu")),
-            context_tokens=int(spec.get("context_tokens", 0)),
-            threads=int(spec.get("threads", 0)),
-        )
-    except KeyError as exc:
-        raise ValueError(f"local model {name!r} needs {exc.args[0]!r}") from exc
-    if local.engine not in ENGINES:
-        raise ValueError(f"local model {name!r}: engine {local.engine!r}, not one of {ENGINES}")
-    if local.hourly_usd < 0 or local.context_tokens < 0 or local.threads < 0:
-        raise ValueError(f"local model {name!r}: hourly_usd, context and threads are >= 0")
-    return local
-
-
 DEFAULT_COUNTING = Counting(1.0, 1600)  # simulated and replay: they count with o200k too
 
 
@@ -211,7 +176,7 @@ def _model(name: str, spec: dict[str, Any], prices: PriceTable | None) -> ModelS
         api_model=api_model,
         capability=float(spec["capability"]) if "capability" in spec else None,
         counting=counting,
-        local=_local(name, spec),
+        local=parse_local(name, spec),
     )
 
 

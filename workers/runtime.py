@@ -272,9 +272,12 @@ def local_engine_problem(settings: Settings, queues: Collection[str]) -> str | N
     for model in local_models(table, queues):
         assert model.local is not None
         path = model.local.path
-        missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+        gpu = model.local.engine == "vllm"
+        needs = ("vllm",) if gpu else ("torch", "transformers")
+        missing = [m for m in needs if importlib.util.find_spec(m) is None]
         if missing:
-            return f"{model.name} needs {', '.join(missing)}: `make install-local-cpu`"
+            how = "pip install 'tierfleet[local-gpu]'" if gpu else "`make install-local-cpu`"
+            return f"{model.name} needs {', '.join(missing)}: {how}"
         if path != SHIPPED and not Path(path).exists():
             return f"{model.name}: the model {path} does not exist"
     return None

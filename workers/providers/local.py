@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from policies.tiers import LocalModel
+from policies.local_models import LocalModel
 from queues.step import ChatMessage
 from workers.engines.base import Engine, EngineRequest
 from workers.errors import PermanentError
@@ -74,15 +74,22 @@ class LocalProvider:
 
 def build_local(model: LocalModel, cache_dir: Path) -> LocalProvider:
     """The engine the model names, loaded now (once per worker process)."""
-    from workers.engines.transformers_engine import TransformersEngine
-
     try:
-        engine = TransformersEngine.load(
-            model.path, cache_dir, threads=model.threads or None, context=model.context_tokens
-        )
+        if model.engine == "vllm":
+            from workers.engines.vllm_engine import VllmEngine
+
+            engine: Engine = VllmEngine.load(model, cache_dir)
+        else:
+            from workers.engines.transformers_engine import TransformersEngine
+
+            engine = TransformersEngine.load(
+                model.path, cache_dir, threads=model.threads or None, context=model.context_tokens
+            )
     except ImportError as exc:
+        extra = "local-gpu" if model.engine == "vllm" else "local-cpu"
         raise PermanentError(
-            f"the local model needs the CPU engine's packages ({exc.name}): "
-            "`make install-local-cpu` (pip install 'tierfleet[local-cpu]')"
+            f"the local model's {model.engine} engine needs {exc.name}: "
+            f"pip install 'tierfleet[{extra}]'"
+            + (" (`make install-local-cpu`)" if extra == "local-cpu" else "")
         ) from exc
     return LocalProvider(engine, model.hourly_usd)
