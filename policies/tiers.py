@@ -82,6 +82,10 @@ class Tier:
     # "agreement": it must also agree with a second model's answer (``cross_check``).
     acceptance: str = "checks"
     cross_check: str | None = None
+    # The tier's own micro-batches (a local model's engine wants more company than an API
+    # call): steps per batch and the longest a step waits for company. None: the settings'.
+    flush_every: int | None = None
+    flush_interval_s: float | None = None
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -201,6 +205,8 @@ def _tier(name: str, spec: dict[str, Any]) -> Tier:
         members,
         acceptance,
         str(cross) if cross else None,
+        int(spec["flush_every"]) if "flush_every" in spec else None,
+        float(spec["flush_interval_s"]) if "flush_interval_s" in spec else None,
     )
 
 

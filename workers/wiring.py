@@ -18,7 +18,7 @@ from celery.signals import (
 from policies.tiers import TierTable, load_tier_table
 from queues.celery_app import create_app
 from queues.settings import Settings
-from queues.topology import NOOP, NOOP_TASK, Stage
+from queues.topology import NOOP, NOOP_TASK, TASK_NAMES, Stage, served_tiers
 from workers import batch_lane, cache, classify, compress, finalize, infer
 from workers.lease import LeaseKeeper, held_by
 from workers.logs import configure_logging, redact_handlers
@@ -95,6 +95,20 @@ def warm(runtime: LazyRuntime, queues: set[str]) -> None:
         log.warning("warm_failed", error=str(exc))
 
 
+def tune_micro_batches(app: Celery, table: TierTable, queues: set[str]) -> None:
+    """A worker of a tier whose table entry sizes its micro-batches takes them so (a
+    celery-batches task reads these when each message arrives; several tiers: the
+    smallest)."""
+    tiers = [t for t in table.tiers if t.name in served_tiers(queues)]
+    every = [t.flush_every for t in tiers if t.flush_every is not None]
+    wait = [t.flush_interval_s for t in tiers if t.flush_interval_s is not None]
+    task = app.tasks[TASK_NAMES[Stage.infer]]
+    if every:
+        task.flush_every = min(every)
+    if wait:
+        task.flush_interval = min(wait)
+
+
 def build_worker_app(settings: Settings) -> Celery:
     table = load_tier_table(settings.tier_table, settings.price_table)
     app = create_app(settings, table.names)
@@ -123,6 +137,7 @@ def build_worker_app(settings: Settings) -> Celery:
     def _check_at_start(**_: Any) -> None:
         check_redis_policy(settings)
         refuse_bad_configuration(settings, consumed(app))
+        tune_micro_batches(app, table, consumed(app))
 
     @worker_process_init.connect(weak=False)
     def _init_process(**_: Any) -> None:

@@ -24,9 +24,7 @@ def test_steps_are_answered_by_the_local_model_in_one_micro_batch_and_priced_by_
     settings = settings_for(
         redis_server,
         db=15,
-        tier_table=TABLES / "local.toml",
-        batch_flush_every=4,
-        batch_flush_interval_s=2.0,  # the four steps wait for one another
+        tier_table=TABLES / "local.toml",  # its cheap tier: micro-batches of 8, 2 s of wait
     )
     steps = [
         {
@@ -37,7 +35,7 @@ def test_steps_are_answered_by_the_local_model_in_one_micro_batch_and_priced_by_
             "max_output_tokens": 16,
             "messages": [{"role": "user", "content": f"Say hello to guest number {i}."}],
         }
-        for i in range(4)
+        for i in range(8)
     ]
     with Fleet(settings) as fleet:
         fleet.redis.flushdb()
@@ -49,10 +47,11 @@ def test_steps_are_answered_by_the_local_model_in_one_micro_batch_and_priced_by_
         ledger = fleet.ledger()
         calls = [c for c in fleet.calls() if c["event"] == "answer" and c["model"] == LOCAL]
     assert all(r.status is StepStatus.ok for r in results), [r.reason for r in results]
-    # Every step's first call went to the local model, and the four shared one engine call.
-    assert len(calls) == 4 and len({c["try"] for c in calls}) == 1
+    # Every step's first call went to the local model, and the eight shared one engine call
+    # (the tier table's micro-batch size, not the settings' 16).
+    assert len(calls) == 8 and len({c["try"] for c in calls}) == 1
     local_calls = [c for e in ledger for c in e.calls if c.model == LOCAL]
-    assert len(local_calls) == 4
+    assert len(local_calls) == 8
     assert all(c.engine_s > 0 and c.cost_usd > 0 for c in local_calls)
     assert all(c.cost_usd == pytest.approx(0.05 * c.engine_s / 3600) for c in local_calls)
     answered_by = Counter(r.model for r in results)
