@@ -143,10 +143,7 @@ def next_after(table: TierTable, this: PriorAnswer, verdict: Verdict) -> Decisio
 def over_context(table: TierTable, tier: str, model: str, needed: int, limit: int) -> Decision:
     """A prompt its model cannot hold is never sent to fail: the next tier takes it."""
     why = f"{model} holds {limit} tokens; this call needs {needed}"
-    upper = table.next_tier(tier)
-    if upper is None:
-        return DeadLetter(f"top tier {tier}: {why}")
-    return Escalate(upper, f"{tier}: {why} -> {upper}")
+    return next_after(table, PriorAnswer(answer="", model=model, tier=tier), Verdict(False, why))
 
 
 def decide(

@@ -35,9 +35,7 @@ from queues.topology import CACHE_STORE_TASK, TASK_NAMES, Stage
 from workers import batch_lane, cache, classify, compress, finalize
 from workers.infer import handle_batch
 from workers.opening import open_envelope, open_ingress
-from workers.runtime import Runtime
 from workers.stage import Handler, run_stage
-from workers.testing.providers import FunctionProvider
 from workers.testing.runtime import TEST_SEALER, make_runtime
 
 PLAIN_STAGES: dict[Stage, Handler] = {
@@ -81,18 +79,14 @@ class InProcessFleet:
     are ``Settings`` fields (``tier_table=...``, ``session_budget_usd=...``)."""
 
     def __init__(self, provider: Any = None, *, max_hops: int = 10_000, **settings: Any) -> None:
-        self.runtime, _, self.stores = make_runtime(provider or _default_provider(), **settings)
+        self.runtime, _, self.stores = make_runtime(provider, **settings)
         self.bus = InProcessBus()
         self.runtime.bus = self.bus
         self.max_hops = max_hops
 
-    @property
-    def rt(self) -> Runtime:
-        return self.runtime
-
     def submit(self, step: AgentStep | Mapping[str, Any]) -> str:
         """Check a step as the producer API does and queue it; its step id."""
-        checked = step if isinstance(step, AgentStep) else AgentStep.model_validate(step)
+        checked = _as_step(step)
         check_step_size(checked)
         self.bus.submit(checked)
         return checked.step_id
@@ -162,9 +156,3 @@ class InProcessFleet:
 
 def _as_step(step: AgentStep | Mapping[str, Any]) -> AgentStep:
     return step if isinstance(step, AgentStep) else AgentStep.model_validate(step)
-
-
-def _default_provider() -> FunctionProvider:
-    from workers.ports import Completion
-
-    return FunctionProvider(lambda r: Completion("ok", 10, 2, confidence=0.9))
