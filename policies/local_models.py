@@ -20,6 +20,10 @@ class LocalModel:
     engine: str = "cpu"
     context_tokens: int = 0  # 0: the model's own (max_position_embeddings)
     threads: int = 0  # CPU threads; 0: every core
+    # Prompt prefixes whose KV cache is kept (agents resend their system prompt and history
+    # each step): the CPU engine keeps up to this many tokens of them; 0 turns prefix
+    # caching off (vLLM sizes its own cache in GPU memory).
+    prefix_cache_tokens: int = 16384
     # vLLM (GPU): the share of GPU memory it may take, the weights' dtype, and speculative
     # decoding: "" (off), "ngram" (prompt lookup: no draft model; suits agents that echo
     # tool output) or a draft model's path, proposing this many tokens at a time.
@@ -40,6 +44,7 @@ def parse_local(name: str, spec: dict[str, Any]) -> LocalModel | None:
             engine=str(spec.get("engine", "cpu")),
             context_tokens=int(spec.get("context_tokens", 0)),
             threads=int(spec.get("threads", 0)),
+            prefix_cache_tokens=int(spec.get("prefix_cache_tokens", 16384)),
             gpu_memory_fraction=float(spec.get("gpu_memory_fraction", 0.9)),
             dtype=str(spec.get("dtype", "auto")),
             speculative=str(spec.get("speculative", "")),
@@ -51,6 +56,9 @@ def parse_local(name: str, spec: dict[str, Any]) -> LocalModel | None:
         raise ValueError(f"local model {name!r}: engine {local.engine!r}, not one of {ENGINES}")
     if not 0.0 < local.gpu_memory_fraction <= 1.0 or local.speculative_tokens < 1:
         raise ValueError(f"local model {name!r}: gpu_memory_fraction in (0, 1], tokens >= 1")
-    if local.hourly_usd < 0 or local.context_tokens < 0 or local.threads < 0:
-        raise ValueError(f"local model {name!r}: hourly_usd, context and threads are >= 0")
+    counts = (local.hourly_usd, local.context_tokens, local.threads, local.prefix_cache_tokens)
+    if min(counts) < 0:
+        raise ValueError(
+            f"local model {name!r}: hourly_usd, context, threads and prefix cache are >= 0"
+        )
     return local

@@ -17,6 +17,7 @@ from producers.local.launcher import LocalFleet
 from producers.recorded import routerbench_workload
 from producers.report import render, summarize
 from producers.runner import run_with_progress
+from producers.self_hosting_report import render_self_hosting, summarize_self_hosting
 from producers.workloads import Workload, generate_workload
 from queues.settings import Settings
 
@@ -58,7 +59,9 @@ def run_demo(
     console.print("fleet stopped; computing the all-frontier baseline ...")
     baseline = frontier_baseline(workload.steps, table, settings)
     summary = summarize(entries, baseline)
+    summary["self_hosting"] = summarize_self_hosting(entries, table)
     render(summary, console, title="tierfleet demo")
+    render_self_hosting(summary["self_hosting"], console)
     if out is not None:
         out.write_text(json.dumps(summary, indent=2))
         console.print(f"report written to {out}")

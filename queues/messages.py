@@ -60,6 +60,9 @@ class CostEntry(Usage):
     batch: bool = False  # answered through the provider's batch API, at its discount
     call_id: str = ""  # the call's record on the bill (the calls stream; queues.keys.call_id)
     engine_s: float = Field(default=0.0, ge=0.0)  # a local model's share of its engine's time
+    # From the step's hand-over to this tier (or its retry) to the call: broker queue and
+    # micro-batch wait together.
+    queue_wait_s: float = Field(default=0.0, ge=0.0)
 
 
 class PriorAnswer(Frozen):
@@ -100,6 +103,11 @@ class Envelope(Frozen):
     def output_tokens(self) -> int:
         """max_tokens for this step's calls."""
         return self.max_output_tokens or self.step.max_output_tokens
+
+    @property
+    def handed_over_at(self) -> float:
+        """When the last stage passed the step on (its submission, before any did)."""
+        return self.decisions[-1].at if self.decisions else self.submitted_at
 
     def decide(self, stage: str, what: str, why: str, **update: Any) -> Envelope:
         decision = Decision(stage=stage, what=what, why=why)

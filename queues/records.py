@@ -59,6 +59,7 @@ class LedgerCall(Usage):
     accepted: bool = False
     call_id: str = ""  # its record on the bill (the calls stream); "" before call ids
     engine_s: float = 0.0  # a local model's share of its engine's time
+    queue_wait_s: float = 0.0  # from hand-over to the tier to the call (queue and batching)
 
 
 class LedgerEntry(Attribution, Usage):

@@ -33,7 +33,7 @@ from workers.errors import FleetError, MalformedMessage, PermanentError
 from workers.logs import bound_step
 from workers.opening import open_envelope
 from workers.outcomes import carry_out, conclude_or_release, failed, release_then
-from workers.ports import CompletionRequest, supports_batch
+from workers.ports import Completion, CompletionRequest, supports_batch
 from workers.runtime import LazyRuntime, Runtime
 from workers.stage import (
     dead_letter_raw,
@@ -126,6 +126,7 @@ def call_provider(items: list[Admitted], rt: Runtime) -> list[Admitted]:
                     stranded.append(item)
         return stranded
     latency_ms = (time.perf_counter() - started) * 1000
+    log_batch(items, answers, latency_ms)
     for item, answer in zip(items, answers, strict=True):
         with bound_step(item.env, "infer"):
             if isinstance(answer, BaseException):
@@ -136,6 +137,29 @@ def call_provider(items: list[Admitted], rt: Runtime) -> list[Admitted]:
             if not isolated(rt, item.env, "infer", outcome):
                 stranded.append(item)
     return stranded
+
+
+def log_batch(
+    items: list[Admitted], answers: list[Completion | Exception], latency_ms: float
+) -> None:
+    """What an operator sizes a tier's workers by: the batch's tokens/s (the engine's own
+    time for a local model) and how long its steps waited for it."""
+    done = [a for a in answers if isinstance(a, Completion)]
+    tokens = sum(a.tokens_in + a.tokens_out for a in done)
+    out = sum(a.tokens_out for a in done)
+    busy_s = sum(a.engine_s for a in done) or latency_ms / 1000
+    now = time.time() - latency_ms / 1000
+    waits = [now - i.env.handed_over_at for i in items]
+    log.info(
+        "batch_answered",
+        model=items[0].model.name,
+        size=len(items),
+        answered=len(done),
+        latency_ms=round(latency_ms, 1),
+        tokens_per_s=round(tokens / busy_s, 1) if busy_s else 0.0,
+        output_tokens_per_s=round(out / busy_s, 1) if busy_s else 0.0,
+        queue_wait_max_s=round(max(waits), 3),
+    )
 
 
 def _opened(message: Any, rt: Runtime) -> Envelope:

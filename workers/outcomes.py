@@ -5,6 +5,8 @@ A rejected answer is still paid: its cost stays on the step's bill."""
 
 from __future__ import annotations
 
+import time
+
 import structlog
 
 from policies.cascade import Accept, CrossCheck, DeadLetter, Decision, Escalate, decide, judge
@@ -106,6 +108,7 @@ def conclude(
             batch=item.batch,
             call_id=call_id_of(env),
             engine_s=answer.engine_s,
+            queue_wait_s=max(0.0, time.time() - latency_ms / 1000 - env.handed_over_at),
         )
     )
     this = PriorAnswer(answer=answer.text, model=model.name, tier=tier, correct=answer.correct)

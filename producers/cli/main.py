@@ -115,13 +115,20 @@ def run(
 
 @app.command()
 def report(out: OutOption = None, top: int = 10) -> None:
-    """The whole ledger: totals, quality, model mix, cost by tenant/agent/workflow/session."""
-    with Fleet(Settings()) as fleet:
+    """The whole ledger: totals, quality, model mix, cost by tenant/agent/workflow/session,
+    and for each local model its cost per million tokens beside the API models'."""
+    from producers.self_hosting_report import render_self_hosting, summarize_self_hosting
+
+    settings = Settings()
+    with Fleet(settings) as fleet:
         entries = unique_steps(fleet.ledger())
         calls = fleet.calls()
     summary = summarize(entries, calls=calls)
+    table = load_tier_table(settings.tier_table, settings.price_table)
+    summary["self_hosting"] = summarize_self_hosting(entries, table)
     render(summary, console)
     render_attribution(entries, console, top=top)
+    render_self_hosting(summary["self_hosting"], console)
     write_figures(out, summary)
 
 

@@ -54,5 +54,7 @@ def test_steps_are_answered_by_the_local_model_in_one_micro_batch_and_priced_by_
     assert len(local_calls) == 8
     assert all(c.engine_s > 0 and c.cost_usd > 0 for c in local_calls)
     assert all(c.cost_usd == pytest.approx(0.05 * c.engine_s / 3600) for c in local_calls)
+    # Each waited for the batch to gather (the first for the others): the wait is recorded.
+    assert all(0 < c.queue_wait_s < 120 for c in local_calls)
     answered_by = Counter(r.model for r in results)
     assert set(answered_by) <= {LOCAL, "sim/claude-3-5-haiku", "sim/gpt-4o"}

@@ -123,3 +123,49 @@ def test_a_confident_answer_is_accepted_and_recorded(local_provider):
     )
     [call] = entry.calls
     assert call.engine_s > 0 and entry.cost_usd == pytest.approx(call.cost_usd)
+
+
+POLICY = " ".join(
+    f"Rule {i}: a passenger may change flight {i} only before departure and pays the fare"
+    " difference; basic economy cannot be changed."
+    for i in range(20)
+)
+
+
+def agent_step(turn: str) -> EngineRequest:
+    return EngineRequest(
+        ({"role": "system", "content": POLICY}, {"role": "user", "content": turn}), 16
+    )
+
+
+def test_a_shared_prompt_prefix_is_computed_once_and_answers_do_not_change(local_provider):
+    engine = local_provider.engine.engine
+    plain, cached = engine.with_prefix_cache(0), engine.with_prefix_cache(4096)
+    first = [agent_step(f"Can I change flight {i} tomorrow?") for i in range(3)]
+    later = [agent_step(f"My booking is basic economy, flight {i}.") for i in range(2)]
+    for batch in (first, later):
+        expected, got = plain.generate(batch), cached.generate(batch)
+        assert [g.text for g in got.generations] == [g.text for g in expected.generations]
+        for g, e in zip(got.generations, expected.generations, strict=True):
+            assert g.tokens_in == e.tokens_in and g.tokens_out == e.tokens_out
+            assert g.logprobs == pytest.approx(e.logprobs, abs=1e-3)
+    # The first batch ran the policy once for its three rows; the second read it cached,
+    # and so does a single step that shares it.
+    assert all(g.tokens_cached > 300 for g in got.generations)
+    assert all(g.tokens_cached == 0 for g in expected.generations)
+    [alone] = cached.generate(first[:1]).generations
+    assert alone.tokens_cached > 300
+
+
+def test_the_prefix_cache_keeps_its_token_budget(local_provider):
+    cached = local_provider.engine.engine.with_prefix_cache(600)
+    other = "You are a careful travel agent. " * 40
+    cached.generate([agent_step("Hello?"), agent_step("Hi?")])
+    cached.generate(
+        [
+            EngineRequest(({"role": "system", "content": other}, {"role": "user", "content": q}), 4)
+            for q in ("a?", "b?")
+        ]
+    )
+    kept = cached.prefixes.entries
+    assert sum(len(k) for k in kept) <= 600 and len(kept) == 1  # the policy's was dropped

@@ -25,6 +25,7 @@ class Generation:
     tokens_out: int
     logprobs: tuple[float, ...]
     finish_reason: str  # "stop" (the model ended it) or "length" (max_new_tokens)
+    tokens_cached: int = 0  # of tokens_in, read from the engine's prefix cache
 
     @property
     def confidence(self) -> float | None:

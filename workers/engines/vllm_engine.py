@@ -1,7 +1,8 @@
 """The GPU engine: vLLM's in-process ``LLM`` inside the tier's inference worker. A
 micro-batch is one ``chat`` call (vLLM schedules its requests together); automatic prefix
-caching is on, so a session's later steps reuse its earlier prompt's KV cache; speculative
-decoding is the tier table's choice (n-gram prompt lookup, or a draft model).
+caching is on unless the table's prefix_cache_tokens is 0, so a session's later steps reuse
+its earlier prompt's KV cache; speculative decoding is the tier table's choice (n-gram
+prompt lookup, or a draft model).
 
 CUDA does not survive a fork: a vLLM worker runs ``--pool solo`` (or threads) and builds the
 engine after start-up, and vLLM's own engine processes are spawned."""
@@ -35,7 +36,7 @@ def llm_options(model: LocalModel, folder: Path) -> dict[str, Any]:
     """The ``vllm.LLM`` arguments the tier table's entry asks for."""
     options: dict[str, Any] = {
         "model": str(folder),
-        "enable_prefix_caching": True,
+        "enable_prefix_caching": model.prefix_cache_tokens > 0,
         "gpu_memory_utilization": model.gpu_memory_fraction,
         "dtype": model.dtype,
     }
@@ -92,5 +93,10 @@ def _generation(output: Any) -> Generation:
     )
     reason = "stop" if first.finish_reason == "stop" else "length"
     return Generation(
-        first.text, len(output.prompt_token_ids), len(first.token_ids), logprobs, reason
+        first.text,
+        len(output.prompt_token_ids),
+        len(first.token_ids),
+        logprobs,
+        reason,
+        tokens_cached=int(getattr(output, "num_cached_tokens", None) or 0),
     )

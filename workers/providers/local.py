@@ -64,6 +64,7 @@ class LocalProvider:
                     text=g.text,
                     tokens_in=g.tokens_in,
                     tokens_out=g.tokens_out,
+                    tokens_cached=g.tokens_cached,
                     confidence=g.confidence,
                     billed_usd=self.hourly_usd * engine_s / 3600,
                     engine_s=engine_s,
@@ -83,7 +84,11 @@ def build_local(model: LocalModel, cache_dir: Path) -> LocalProvider:
             from workers.engines.transformers_engine import TransformersEngine
 
             engine = TransformersEngine.load(
-                model.path, cache_dir, threads=model.threads or None, context=model.context_tokens
+                model.path,
+                cache_dir,
+                threads=model.threads or None,
+                context=model.context_tokens,
+                prefix_cache_tokens=model.prefix_cache_tokens,
             )
     except ImportError as exc:
         extra = "local-gpu" if model.engine == "vllm" else "local-cpu"
