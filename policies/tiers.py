@@ -10,7 +10,7 @@ from typing import Any
 
 from policies.local_models import LocalModel, parse_local
 from policies.pricing import Price, PriceTable, load_price_table, parse_price
-from policies.tables import DEFAULT_TIER_TABLE
+from policies.tables import DEFAULT_TIER_TABLE, TABLES
 from queues.base import Usage
 
 
@@ -111,6 +111,11 @@ class TierTable:
     @property
     def names(self) -> list[str]:
         return [t.name for t in self.tiers]
+
+    @property
+    def flush_sizes(self) -> dict[str, int]:
+        """The micro-batch size of each tier that sets its own (its worker prefetches it)."""
+        return {t.name: t.flush_every for t in self.tiers if t.flush_every is not None}
 
     def tier(self, name: str) -> Tier:
         for tier in self.tiers:
@@ -239,10 +244,20 @@ def parse_tier_table(data: dict[str, Any], prices: PriceTable | None = None) -> 
     )
 
 
+def shipped_or_given(path: Path | None) -> Path:
+    """``path``; a shipped table's bare name (``local``, ``local_gpu``, ``routerbench``) is
+    that table wherever the package is installed; None is the shipped default."""
+    if path is None:
+        return DEFAULT_TIER_TABLE
+    shipped = TABLES / f"{path}.toml"
+    bare = path.parent == Path(".") and not path.suffix
+    return shipped if bare and not path.exists() and shipped.exists() else path
+
+
 def load_tier_table(path: Path | None, price_table: Path | None = None) -> TierTable:
-    """The tier table at ``path`` (None: the shipped default), priced from the shipped price
-    table and ``price_table``."""
-    with (path or DEFAULT_TIER_TABLE).open("rb") as fh:
+    """The tier table at ``path`` (None: the shipped default; a bare name: the shipped
+    table of that name), priced from the shipped price table and ``price_table``."""
+    with shipped_or_given(path).open("rb") as fh:
         return parse_tier_table(tomllib.load(fh), load_price_table(price_table))
 
 

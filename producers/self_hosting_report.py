@@ -33,7 +33,9 @@ def summarize_self_hosting(
     for model, made in sorted(calls.items()):
         local = table.models[model].local
         assert local is not None  # only local models were collected
-        measured = total(Throughput(c.tokens_in, c.tokens_out, c.engine_s) for c in made)
+        measured = total(
+            Throughput(c.tokens_in, c.tokens_out, c.engine_s, c.tokens_cached) for c in made
+        )
         waits = [c.queue_wait_s for c in made]
         out[model] = {
             "calls": len(made),

@@ -16,7 +16,7 @@ separately. Lanes (interactive before standard before batch) depend on the broke
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -141,9 +141,14 @@ class WorkerGroup:
 
 
 def worker_groups(
-    tiers: Sequence[str], flush_every: int, by_priority: bool = False
+    tiers: Sequence[str],
+    flush_every: int,
+    by_priority: bool = False,
+    tier_flush: Mapping[str, int] | None = None,
 ) -> list[WorkerGroup]:
-    """The fleet's worker groups. Inference workers prefetch a whole micro-batch."""
+    """The fleet's worker groups. Inference workers prefetch a whole micro-batch: the
+    tier's own size where ``tier_flush`` (the tier table's) gives one, else ``flush_every``."""
+    sizes = tier_flush or {}
     groups = [
         WorkerGroup("cache", (INGRESS,)),
         WorkerGroup("compress", (COMPRESS,)),
@@ -153,7 +158,7 @@ def worker_groups(
         WorkerGroup(
             f"infer-{tier}",
             tier_queues(tier, by_priority),
-            prefetch_multiplier=max(1, flush_every),
+            prefetch_multiplier=max(1, sizes.get(tier, flush_every)),
         )
         for tier in tiers
     ]

@@ -212,3 +212,57 @@ def bench_compress_cmd(
     shown = {k: v for k, v in figures.items() if k not in ("per_session", "per_call")}
     console.print_json(json.dumps(shown))
     write_figures(out, figures)
+
+
+@bench_app.command("local")
+def bench_local_cmd(
+    engine: Annotated[str, typer.Option(help="cpu (transformers) or vllm (GPU)")] = "cpu",
+    table: Annotated[
+        Path | None,
+        typer.Option(help="tier table with the local model (default: local.toml / local_gpu.toml)"),
+    ] = None,
+    workload: Annotated[
+        Path, typer.Option(help="tau-bench trajectories (JSON)")
+    ] = DEFAULT_TAU_BENCH,
+    sessions: Annotated[int, typer.Option(help="sessions whose steps are the prompts")] = 8,
+    steps_per_session: Annotated[int, typer.Option(help="each session's first N steps")] = 4,
+    prompt_tokens: Annotated[int, typer.Option(help="cap on each prompt's tokens")] = 2048,
+    max_new_tokens: Annotated[int, typer.Option(help="tokens generated per answer")] = 32,
+    sizes: Annotated[str, typer.Option(help="micro-batch sizes, comma-separated")] = "1,4,8,16,32",
+    fleet: Annotated[bool, typer.Option(help="also through the fleet (real workers)")] = True,
+    mc_data: Annotated[
+        Path, typer.Option(help="RouterBench CSVs for multiple-choice accuracy")
+    ] = DEFAULT_ROUTERBENCH,
+    mc_prompts: Annotated[
+        int, typer.Option(help="multiple-choice prompts per split; 0: skip")
+    ] = 200,
+    out: OutOption = None,
+) -> None:
+    """A local model raw and through the fleet at each micro-batch size; prefix-cache gain;
+    cost per million tokens and break-even against API prices; multiple-choice accuracy,
+    calibration and a cascade to the recorded frontier answers."""
+    from producers.bench.local import TABLE_OF_ENGINE, LocalRun, figures
+
+    if engine not in TABLE_OF_ENGINE:
+        console.print(f"[red]--engine {engine}: one of {sorted(TABLE_OF_ENGINE)}")
+        raise typer.Exit(2)
+    for path in (workload, *((mc_data,) if mc_prompts else ())):
+        if not path.exists():
+            console.print(f"[red]no data at {path}[/] (pass --workload / --mc-data)")
+            raise typer.Exit(2)
+    run = LocalRun(
+        engine=engine,
+        table=table,
+        data=workload,
+        sessions=sessions,
+        steps_per_session=steps_per_session,
+        prompt_tokens=prompt_tokens,
+        max_new_tokens=max_new_tokens,
+        sizes=tuple(int(s) for s in sizes.split(",")),
+        fleet=fleet,
+        mc_data=mc_data,
+        mc_prompts=mc_prompts,
+    )
+    result = figures(run, Settings())
+    console.print_json(json.dumps(result))
+    write_figures(out, result)

@@ -233,7 +233,10 @@ def workers() -> None:
     """The celery command that starts each worker group (for your own process manager)."""
     settings = Settings()
     table = load_tier_table(settings.tier_table, settings.price_table)
-    for group in worker_groups(table.names, settings.batch_flush_every, settings.lanes_by_priority):
+    groups = worker_groups(
+        table.names, settings.batch_flush_every, settings.lanes_by_priority, table.flush_sizes
+    )
+    for group in groups:
         console.print(f"[bold]{group.name}[/]: {' '.join(group.celery_args())}")
 
 

@@ -73,7 +73,10 @@ class LocalFleet:
     def groups(self) -> list[WorkerGroup]:
         table = load_tier_table(self.settings.tier_table, self.settings.price_table)
         groups = worker_groups(
-            table.names, self.settings.batch_flush_every, self.settings.lanes_by_priority
+            table.names,
+            self.settings.batch_flush_every,
+            self.settings.lanes_by_priority,
+            table.flush_sizes,
         )
         groups += self.extra_groups
         if not self.batch_lane:

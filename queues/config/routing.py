@@ -9,7 +9,9 @@ from pydantic import BaseModel, Field, model_validator
 
 
 class RoutingConfig(BaseModel):
-    tier_table: Path | None = None  # None: the shipped default (policies/tables/default.toml)
+    # None: the shipped default (policies/tables/default.toml); a bare name such as "local"
+    # or "local_gpu": the shipped table of that name.
+    tier_table: Path | None = None
     price_table: Path | None = Field(
         default=None, description="your own prices, laid over policies/tables/prices.toml"
     )

@@ -18,7 +18,9 @@ def test_one_worker_service_per_group_with_its_queues_on_rabbitmq():
     env = services["cache"]["environment"]
     settings = Settings(broker_url="amqp://rabbitmq//", redis_url="redis://redis:6379/0")
     assert env["TIERFLEET_BROKER_URL"].startswith("amqp://") and settings.lanes_by_priority
-    groups = worker_groups(table.names, settings.batch_flush_every, settings.lanes_by_priority)
+    groups = worker_groups(
+        table.names, settings.batch_flush_every, settings.lanes_by_priority, table.flush_sizes
+    )
     for group in groups:
         command = services[group.name]["command"]
         assert command[command.index("-Q") + 1] == ",".join(group.queues)

@@ -45,3 +45,10 @@ def test_the_figures_of_one_model_beside_each_api():
     mini = figures["apis"]["gpt-4o-mini"]
     assert mini["api_usd_per_mtok"] == pytest.approx(0.195)
     assert mini["breakeven_tokens_per_day"] == pytest.approx(1.2 / 0.195 * 1e6, rel=1e-6)
+
+
+def test_cached_input_is_priced_at_the_apis_cached_price():
+    # Half the input read from a prefix cache: the API would read it from its own.
+    assert api_per_mtok(MINI, 0.9, 0.5) == pytest.approx(0.9 * (0.075 + 0.0375) + 0.1 * 0.6)
+    measured = Throughput(1000, 0, 1.0, tokens_cached=250)
+    assert measured.cached_share == 0.25

@@ -106,3 +106,19 @@ def test_a_tier_may_hold_several_models_and_the_router_picks_among_them():
     assert table.tier_of_model("c") == "top"
     with pytest.raises(KeyError, match="not in tier"):
         table.pick("cheap", "c")
+
+
+def test_a_shipped_table_is_named_by_its_bare_name(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    assert load_tier_table(Path("local")).model_of("cheap").local is not None
+    assert load_tier_table(Path("local_gpu")).model_of("cheap").local.engine == "vllm"
+    (tmp_path / "local").write_text(
+        'version = "mine"\n[tiers.a]\nrank = 0\nmodel = "m"\n'
+        '[models.m]\nprovider = "simulated"\n'
+        "input_per_mtok = 1\noutput_per_mtok = 1\n"
+    )
+    assert load_tier_table(Path("local")).version == "mine"  # a file of that name wins
+    with pytest.raises(FileNotFoundError):
+        load_tier_table(Path("no-such-table"))

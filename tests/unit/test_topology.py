@@ -39,6 +39,16 @@ def test_infer_workers_drain_lanes_in_strict_order_and_prefetch_a_batch():
     assert DEAD not in {q for g in groups.values() for q in g.queues}  # parked, never drained
 
 
+def test_a_tier_that_sizes_its_own_micro_batches_is_prefetched_to_that_size():
+    from policies.tables import TABLES
+    from policies.tiers import load_tier_table
+
+    table = load_tier_table(TABLES / "local_gpu.toml")  # its cheap tier: batches of 32
+    groups = {g.name: g for g in worker_groups(table.names, 16, tier_flush=table.flush_sizes)}
+    assert groups["infer-cheap"].prefetch_multiplier == 32
+    assert groups["infer-mid"].prefetch_multiplier == 16
+
+
 def test_stage_addressing():
     assert queue_for(Stage.cache) == INGRESS
     assert (

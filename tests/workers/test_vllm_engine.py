@@ -30,6 +30,7 @@ class FakeLLM:
     last request of a batch stopping at its first token."""
 
     chats: list[int] = field(default_factory=list)
+    resets: int = 0
 
     def chat(self, conversations, params, use_tqdm=True):
         assert not use_tqdm and len(conversations) == len(params)
@@ -46,8 +47,14 @@ class FakeLLM:
                 finish_reason="stop" if stop else "length",
             )
             prompt = [0] * (5 * len(conversation))
-            outputs.append(SimpleNamespace(outputs=[first], prompt_token_ids=prompt))
+            cached = 0 if i == 0 else 5  # the first runs the shared prefix, the rest reuse it
+            outputs.append(
+                SimpleNamespace(outputs=[first], prompt_token_ids=prompt, num_cached_tokens=cached)
+            )
         return outputs
+
+    def reset_prefix_cache(self):
+        self.resets += 1
 
     def get_tokenizer(self):
         return SimpleNamespace(apply_chat_template=lambda msgs, **_: [0] * (5 * len(msgs)))
@@ -63,6 +70,8 @@ def test_the_tier_tables_options_reach_vllm():
     assert options["speculative_config"] == {"model": "/models/draft", "num_speculative_tokens": 4}
     assert options["dtype"] == "bfloat16" and "max_model_len" not in options
     assert "speculative_config" not in llm_options(LocalModel("m", 1.0), Path("/m"))
+    uncached = LocalModel("m", 1.0, engine="vllm", prefix_cache_tokens=0)
+    assert llm_options(uncached, Path("/m"))["enable_prefix_caching"] is False
 
 
 def test_a_micro_batch_is_one_chat_call_and_keeps_its_log_probabilities():
@@ -75,7 +84,10 @@ def test_a_micro_batch_is_one_chat_call_and_keeps_its_log_probabilities():
     assert first.logprobs == (-0.1, -0.1, -0.1)
     assert first.confidence == pytest.approx(0.905, abs=1e-3)
     assert (last.tokens_out, last.finish_reason) == (1, "stop")
+    assert [g.tokens_cached for g in run.generations] == [0, 5, 5]
     assert engine.count_prompt([{"role": "user", "content": "hi"}] * 2) == 10
+    engine.forget_prefixes()
+    assert llm.resets == 1
 
 
 def test_the_local_provider_bills_a_vllm_batch_by_engine_time():

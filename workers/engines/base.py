@@ -56,3 +56,7 @@ class Engine(Protocol):
     def count_prompt(self, messages: Sequence[dict[str, Any]]) -> int:
         """The prompt's tokens as this model sees them (its own tokenizer and template)."""
         ...
+
+    def forget_prefixes(self) -> None:
+        """Drop every cached prompt prefix (the next call computes its whole prompt)."""
+        ...

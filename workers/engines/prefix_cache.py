@@ -81,6 +81,10 @@ class PrefixCache:
         fresh.batch_repeat_interleave(len(rows))
         return n, reused, fresh
 
+    def forget(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
     def _kv(self, key: tuple[int, ...]) -> tuple[Any, int]:
         """The KV cache of exactly ``key`` and how many of its tokens were cached: stored,
         or grown from the stored entry sharing the most of it (cropped to what they share),

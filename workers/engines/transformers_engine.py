@@ -128,6 +128,10 @@ class TransformersEngine:
     def count_prompt(self, messages: Sequence[dict[str, Any]]) -> int:
         return len(self.tokenizer(self._prompt(messages))["input_ids"])
 
+    def forget_prefixes(self) -> None:
+        if self.prefixes is not None:
+            self.prefixes.forget()
+
     def generate(self, requests: Sequence[EngineRequest]) -> BatchRun:
         import torch
 

@@ -73,6 +73,9 @@ class VllmEngine:
         )
         return len(ids)
 
+    def forget_prefixes(self) -> None:
+        self.llm.reset_prefix_cache()
+
     def generate(self, requests: Sequence[EngineRequest]) -> BatchRun:
         params = [
             self.sampling(temperature=0.0, max_tokens=r.max_new_tokens, logprobs=1)
