@@ -85,3 +85,29 @@ def test_every_worker_archives_to_one_shared_volume():
             assert service["environment"]["TIERFLEET_ARCHIVE_DIR"] == "/archive", name
             assert "archive:/archive" in service["volumes"], name
     assert "archive" in doc["volumes"]
+
+
+def test_a_local_cheap_tier_has_a_cpu_service_and_a_gpu_profile():
+    from policies.tiers import load_tier_table
+
+    doc = yaml.safe_load(COMPOSE.read_text())
+    services = doc["services"]
+    assert services["infer-cheap"]["deploy"]["replicas"] == "${INFER_CHEAP_REPLICAS:-1}"
+    for name, profile, extras, table in (
+        ("infer-cheap-cpu", "local-cpu", "ops,local-cpu", "local"),
+        ("infer-cheap-gpu", "local-gpu", "ops,local-gpu", "local_gpu"),
+    ):
+        service = services[name]
+        assert service["profiles"] == [profile]
+        assert service["build"]["args"]["EXTRAS"] == extras
+        command = service["command"]
+        # The cheap tier's queue, one process owning the model, a whole micro-batch fetched.
+        assert command[command.index("-Q") + 1] == "tf.infer.cheap"
+        assert command[command.index("--pool") + 1] == "solo"
+        flush = load_tier_table(Path(table)).tier("cheap").flush_every
+        assert int(command[command.index("--prefetch-multiplier") + 1]) >= flush
+        assert service["environment"]["TIERFLEET_MODEL_CACHE_DIR"].startswith("/models")
+        assert any(v.endswith(":/models") for v in service["volumes"])
+    [gpu] = services["infer-cheap-gpu"]["deploy"]["resources"]["reservations"]["devices"]
+    assert gpu["capabilities"] == ["gpu"] and gpu["count"] == 1
+    assert "models" in doc["volumes"]

@@ -1,6 +1,6 @@
 """How the CPU engine lays out a micro-batch over a shared prompt prefix (pure)."""
 
-from workers.engines.prefix_cache import common_length, layout, shared_prefix
+from workers.engines.prefix_cache import common_length, layout, length_groups, shared_prefix
 
 
 def test_the_shared_prefix_leaves_every_row_a_token_of_its_own():
@@ -26,3 +26,14 @@ def test_without_a_prefix_it_is_plain_left_padding():
 def test_common_length():
     assert common_length((1, 2, 3), (1, 2, 4)) == 2
     assert common_length((), (1,)) == 0
+
+
+def test_rows_of_very_different_lengths_go_in_different_groups():
+    shared = list(range(100))
+    short = [shared + [1] * 10 for _ in range(3)]
+    long = [shared + [2] * 400]
+    groups = length_groups([*short, *long])
+    assert groups == [[0, 1, 2], [3]]  # the short ones are not padded to 400 tokens
+    similar = [shared + [1] * n for n in (50, 60, 70, 80)]
+    assert length_groups(similar) == [[0, 1, 2, 3]]
+    assert length_groups([]) == []

