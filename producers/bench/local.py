@@ -141,7 +141,8 @@ def run_fleet(settings: Settings, table: Path, steps: Sequence[AgentStep], model
     with LocalFleet(settings) as local, Fleet(local.settings) as fleet:
         fleet.wait([fleet.submit(warm_up(steps[0]))], timeout=600)
         started = time.perf_counter()
-        results = fleet.wait(fleet.submit_many(list(steps)), timeout=3600)
+        # Polled twice a second: on two cores, polling faster takes CPU from the engine.
+        results = fleet.wait(fleet.submit_many(list(steps)), timeout=3600, poll_s=0.5)
         seconds = time.perf_counter() - started
         tries = [c["try"] for c in fleet.calls() if c["event"] == "answer" and c["model"] == model]
     failed = [r for r in results if r.status is not StepStatus.ok or r.model != model]
@@ -197,11 +198,12 @@ def figures(run: LocalRun, settings: Settings) -> dict[str, Any]:
         max_new_tokens=run.max_new_tokens,
         count=lambda ms: engine.count_prompt(chat_of(ms)),
     )
-    raw = {b: run_raw(engine, steps, b) for b in run.sizes}
+    raw: dict[int, Timed] = {}
     fleet: dict[int, Timed] = {}
-    if run.fleet:
-        with tempfile.TemporaryDirectory() as folder:
-            for b in run.sizes:
+    with tempfile.TemporaryDirectory() as folder:
+        for b in run.sizes:  # raw, then fleet, size by size: a shared machine drifts
+            raw[b] = run_raw(engine, steps, b)
+            if run.fleet:
                 table = bench_table(spec, entry, b, Path(folder))
                 fleet[b] = run_fleet(settings, table, steps, spec.name)
     out = summarize(run, spec, steps, raw, fleet, engine, cap)

@@ -6,7 +6,10 @@ computes only what follows them.
 A micro-batch reuses one prefix: the longest its rows share. Its rows are laid out as
 ``[prefix][padding][row's own tokens]``, so every row sits on the same cached prefix, and
 the attention mask hides the padding (positions count only the tokens the mask keeps).
-Greedy answers are the same with the cache as without it (tested)."""
+Greedy answers are the same with the cache as without it (tested).
+
+Also here, the rest of how the CPU engine lays out a micro-batch: rows grouped by length
+(``length_groups``) and a KV cache allocated once per group (``static_cache``)."""
 
 from __future__ import annotations
 
