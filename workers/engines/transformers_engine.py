@@ -1,12 +1,14 @@
 """The CPU engine: a causal LM run in-process by transformers on the CPU build of torch,
-a whole micro-batch per ``generate`` call (left padding, greedy decoding), reusing the KV
-cache of the prompt prefix its rows share (workers/engines/prefix_cache.py).
+a whole micro-batch in one call (greedy decoding; its rows grouped by length, each group
+one batched ``generate`` over a KV cache allocated once), reusing the KV cache of the
+prompt prefix its rows share (workers/engines/prefix_cache.py).
 
 Why this engine on the CPU: no prebuilt llama.cpp wheel is reachable on the machines the
 fleet is tested on and vLLM's CPU build is gigabytes, while batched ``generate`` on two
-cores turned SmolLM2-135M's ~13 tokens/s at batch 1 into ~53 at batch 8 (greedy, 32 new
-tokens each). A GGUF file is dequantized once into a plain copy (transformers cannot save
-a GGUF-loaded model, and the copy loads in a fraction of a second)."""
+cores takes SmolLM2-135M from ~25 tokens/s at batch 1 to ~85 at batch 8 on short prompts
+(greedy, 32 new tokens each; BENCHMARKS.md has agent prompts). A GGUF file is
+dequantized once into a plain copy (transformers cannot save a GGUF-loaded model, and the
+copy loads in a fraction of a second)."""
 
 from __future__ import annotations
 
