@@ -46,6 +46,7 @@ def create_app(settings: Settings, tiers: Sequence[str]) -> Celery:
         task_default_queue=INGRESS,
         task_create_missing_queues=False,
         task_send_sent_event=False,
+        worker_send_task_events=settings.task_events,
         broker_connection_retry_on_startup=True,
         broker_transport_options=transport_options(settings),
         # Beat sends the batch lane's poll; a poll nobody took in time is dropped, not piled up.

@@ -9,6 +9,9 @@ from pydantic import BaseModel, Field
 class DeliveryConfig(BaseModel):
     batch_flush_every: int = 16
     batch_flush_interval_s: float = 0.005  # a lone step waits this long for company
+    # Every worker sends task events (what Flower shows, micro-batched inference included:
+    # workers/batching.py); off saves a broker publish per task state.
+    task_events: bool = True
 
     max_transient_retries: int = 4
     retry_backoff_s: float = 0.5
