@@ -176,16 +176,23 @@ def test_a_step_whose_failure_path_also_fails_is_handed_back_not_acknowledged():
 
 def test_stranded_requests_are_put_back_and_the_rest_acknowledged():
     class Request:
+        name, argsrepr, kwargsrepr, root_id, parent_id = "infer", "<step>", "{}", None, None
+
         def __init__(self, rid: str) -> None:
             self.id, self.acked, self.requeued = rid, False, False
             self.task = type("Task", (), {"acks_late": True})()
             self.delivery_info: dict = {}
+            self.request_dict: dict = {}
+            self.events: list[str] = []
 
         def acknowledge(self) -> None:
             self.acked = True
 
         def reject(self, requeue: bool = False) -> None:
             self.requeued = requeue
+
+        def send_event(self, kind: str, **fields) -> None:
+            self.events.append(kind)
 
     class Pool:  # runs the batch at once and hands back what the task returned
         def apply_async(self, fn, args, accept_callback, callback, error_callback):
@@ -200,4 +207,11 @@ def test_stranded_requests_are_put_back_and_the_rest_acknowledged():
         (True, False),
         (False, True),
         (True, False),
+    ]
+    # Each is announced; only those answered are reported succeeded (celery's reject
+    # reports the one put back).
+    assert [r.events for r in requests] == [
+        ["task-received", "task-succeeded"],
+        ["task-received"],
+        ["task-received", "task-succeeded"],
     ]
