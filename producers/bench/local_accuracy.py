@@ -76,9 +76,8 @@ def answer_all(
         run = engine.generate(
             [EngineRequest(({"role": "user", "content": i.prompt},), 4) for i in chunk]
         )
-        tokens = [g.tokens_in + g.tokens_out for g in run.generations]
-        for item, g, n in zip(chunk, run.generations, tokens, strict=True):
-            usd = hourly_usd * run.engine_s * n / max(sum(tokens), 1) / 3600
+        for item, g, engine_s in zip(chunk, run.generations, run.engine_shares(), strict=True):
+            usd = hourly_usd * engine_s / 3600
             confidence = g.confidence or 0.0
             out.append(Scored(item, choice_letter(g.text) == item.gold, confidence, usd))
     return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from producers.recorded import tau_bench_sessions
+from producers.recorded import tau_bench_workload
 from queues.step import AgentStep, ChatMessage
 
 Counter = Callable[[Sequence[ChatMessage]], int]  # a prompt's tokens as the model sees them
@@ -41,23 +41,18 @@ def session_steps(
 ) -> list[AgentStep]:
     """``steps_per_session`` steps of each of ``sessions`` sessions, interleaved (step 1 of
     every session, then step 2, ...: agents running side by side), each capped."""
-    per_session = []
-    for session in tau_bench_sessions(path, sessions):
-        steps = []
-        for k in session.calls[:steps_per_session]:
-            messages = capped(session.messages[:k], prompt_tokens, count)
-            steps.append(
-                AgentStep(
-                    step_id=f"{session.session_id}-{k:03d}",
-                    tenant="bench",
-                    agent="airline",
-                    workflow="tau-bench",
-                    session_id=session.session_id,
-                    messages=messages,
-                    task_kind="tool_call",
-                    max_output_tokens=max_new_tokens,
-                )
+    per_session = [
+        [
+            step.model_copy(
+                update={
+                    "tenant": "bench",
+                    "messages": capped(step.messages, prompt_tokens, count),
+                    "max_output_tokens": max_new_tokens,
+                }
             )
-        per_session.append(steps)
+            for step in session[:steps_per_session]
+        ]
+        for session in tau_bench_workload(path, sessions).sessions
+    ]
     depth = max((len(s) for s in per_session), default=0)
     return [s[i] for i in range(depth) for s in per_session if i < len(s)]

@@ -43,6 +43,13 @@ class BatchRun:
     generations: list[Generation]
     engine_s: float
 
+    def engine_shares(self) -> list[float]:
+        """Each answer's share of the engine's time, in proportion to its tokens (what a
+        local answer is billed by)."""
+        tokens = [g.tokens_in + g.tokens_out for g in self.generations]
+        total = sum(tokens) or 1
+        return [self.engine_s * n / total for n in tokens]
+
 
 class Engine(Protocol):
     """A model loaded once per worker process. ``generate`` runs a whole micro-batch in

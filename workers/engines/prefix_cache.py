@@ -108,6 +108,7 @@ class PrefixCache:
 
     def __init__(self, model: Any, budget_tokens: int) -> None:
         self.model, self.budget_tokens = model, budget_tokens
+        self.keyword = cache_keyword(model)
         self.entries: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self.lock = threading.Lock()  # a threads-pool worker may run two batches at once
 
@@ -157,7 +158,7 @@ class PrefixCache:
 
         if not tokens:
             return
-        past = {cache_keyword(self.model): kv}
+        past = {self.keyword: kv}
         with torch.inference_mode():
             self.model(
                 input_ids=torch.tensor([list(tokens)]), use_cache=True, logits_to_keep=1, **past

@@ -94,6 +94,7 @@ class TransformersEngine:
         self.name, self.model, self.tokenizer = name, model, tokenizer
         self.context_tokens = context_tokens
         self.prefixes = PrefixCache(model, prefix_cache_tokens) if prefix_cache_tokens else None
+        self.cache_keyword = cache_keyword(model)
         stops = model.generation_config.eos_token_id
         self.stop_ids = set(stops if isinstance(stops, list) else [stops])
         self.stop_ids.add(tokenizer.eos_token_id)
@@ -165,7 +166,7 @@ class TransformersEngine:
             out = self.model.generate(
                 input_ids=torch.tensor(ids),
                 attention_mask=torch.tensor(mask),
-                **{cache_keyword(self.model): cache},
+                **{self.cache_keyword: cache},
                 max_new_tokens=new_tokens,
                 do_sample=False,
                 output_scores=True,

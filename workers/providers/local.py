@@ -53,12 +53,8 @@ class LocalProvider:
         )
         if len(run.generations) != len(requests):
             raise PermanentError(f"the engine gave {len(run.generations)} of {len(requests)}")
-        # Each answer pays for the engine time in proportion to its tokens.
-        tokens = [g.tokens_in + g.tokens_out for g in run.generations]
-        total = sum(tokens) or 1
         answers: list[Completion | Exception] = []
-        for g, n in zip(run.generations, tokens, strict=True):
-            engine_s = run.engine_s * n / total
+        for g, engine_s in zip(run.generations, run.engine_shares(), strict=True):
             answers.append(
                 Completion(
                     text=g.text,
