@@ -6,6 +6,7 @@ from another stage it can trust; what it receives unsealed is only ever a submis
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +25,14 @@ from queues.topology import (
     Stage,
     queue_for,
 )
+
+# Every message carries when it was sent: a worker group's /metrics reads the oldest
+# waiting message's header for the age of its queue (workers/metrics_export.py).
+SENT_AT = "tf_sent_at"
+
+
+def stamped() -> dict[str, dict[str, float]]:
+    return {"headers": {SENT_AT: time.time()}}
 
 
 def hop_id(env: Envelope, stage: Stage) -> str:
@@ -71,6 +80,7 @@ class CeleryBus:
             ignore_result=True,
             argsrepr=describe(step),
             kwargsrepr="{}",
+            **stamped(),
             **self._priority(step.lane),
             **options,
         )
@@ -100,6 +110,7 @@ class CeleryBus:
             ignore_result=True,
             argsrepr=describe(env.step),
             kwargsrepr="{}",
+            **stamped(),
             **self._priority(lane),
             **options,
         )
@@ -128,6 +139,7 @@ class CeleryBus:
             ignore_result=False,
             argsrepr=describe(env.step),
             kwargsrepr="{}",
+            **stamped(),
             countdown=countdown,
             **self._priority(env.step.lane),
         )
@@ -142,6 +154,7 @@ class CeleryBus:
             ignore_result=True,
             argsrepr=describe(env.step),
             kwargsrepr="{}",
+            **stamped(),
             countdown=countdown,
             **self._priority(env.step.lane),
         )

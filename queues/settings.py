@@ -18,6 +18,7 @@ from queues.config.batch_lane import BatchLaneConfig
 from queues.config.budgets import BudgetConfig
 from queues.config.compression import CompressionConfig
 from queues.config.delivery import DeliveryConfig
+from queues.config.observability import ObservabilityConfig
 from queues.config.providers import ProviderConfig
 from queues.config.routing import RoutingConfig
 from queues.config.semantic_cache import SemanticCacheConfig
@@ -34,6 +35,7 @@ class Settings(
     BatchLaneConfig,
     ProviderConfig,
     BudgetConfig,
+    ObservabilityConfig,
 ):
     model_config = SettingsConfigDict(
         env_prefix="TIERFLEET_",
@@ -77,6 +79,7 @@ class Settings(
             self.openai_compatible_api_key,
             self.qdrant_api_key,
             self.envelope_key,
+            self.flower_basic_auth,
         )
         values = [k.get_secret_value() for k in keys if k is not None and k.get_secret_value()]
         for url in (self.broker_url, self.result_backend, self.redis_url):

@@ -43,6 +43,8 @@ def economy_check(env: Envelope, rt: Runtime) -> Envelope:
     reason = economy_reason(rt.budgets.states(env))
     if reason is None:
         return env
+    if not env.economy:
+        rt.metrics.economy.inc()
     s = rt.settings
     tier_cap = s.economy_max_tier or rt.table.names[0]
     return env.decide(

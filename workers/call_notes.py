@@ -175,4 +175,15 @@ def record_call(
     )
     if refused:
         raise PermanentError(refused)
+    step = item.env.step
+    rt.metrics.call_billed(
+        item.model.name,
+        (step.tenant, step.agent, step.workflow, step.task_kind),
+        (answer.tokens_in, answer.tokens_cached, answer.tokens_out),
+        cost,
+        shadow=item.env.shadow_of is not None,
+    )
+    rt.metrics.call_seconds.labels(rt.metrics.cap("model", item.model.name)).observe(
+        latency_ms / 1000
+    )
     return cost

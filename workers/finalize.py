@@ -5,6 +5,7 @@ and parks dead letters, once per step even when the message is delivered twice."
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import structlog
@@ -99,7 +100,9 @@ def side_effects(
     """The ledger entry, the exact and semantic cache, the session summary, the budget's
     leftover reservations and the dead letter: done once per step (see ``handle``)."""
     step = env.step
-    rt.ledger.append(ledger_entry(env, result, now, rt.table.prices_version).to_record())
+    entry = ledger_entry(env, result, now, rt.table.prices_version)
+    rt.ledger.append(entry.to_record())
+    rt.metrics.step_finished(entry)
     if outcome.status is StepStatus.ok and not outcome.cache_hit and env.cache_key:
         rt.cache.put(env.cache_key, CachedAnswer.of(outcome, env.step.step_id).to_record())
         if rt.settings.semantic_cache and rt.settings.cache_verifier is not None:
@@ -109,6 +112,7 @@ def side_effects(
     rt.budgets.release_step(env)
     if outcome.status is StepStatus.dead_lettered:
         last_stage = env.decisions[-1].stage if env.decisions else "finalize"
+        rt.metrics.dead_lettered(last_stage, outcome.reason)
         rt.dead.put(
             dead_record(
                 step_id=env.step.step_id,
@@ -209,6 +213,7 @@ def failed(env: Envelope, outcome: Outcome, exc: Exception, rt: Runtime) -> dict
     reason = f"finalize failed, {exhausted}{error}"
     if outcome.reason:
         reason += f" (the step had ended {outcome.status.value}: {outcome.reason})"
+    rt.metrics.dead_lettered("finalize", reason)
     try:
         rt.dead.put(
             dead_record(
@@ -227,6 +232,7 @@ def register(app: Celery, runtime: LazyRuntime) -> Task:
     @app.task(name=TASK_NAMES[Stage.finalize], bind=True, ignore_result=False)
     def finalize_stage(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
         rt = runtime()
+        started = time.perf_counter()
         try:
             # Keywords are never sent: a message with any is malformed (an arity of 0).
             delivery = delivery_number(rt, self.request)
@@ -235,5 +241,7 @@ def register(app: Celery, runtime: LazyRuntime) -> Task:
             raise
         except Exception as exc:
             raise redeliver_later(rt, exc) from exc
+        finally:
+            rt.metrics.stage_seconds.labels("finalize").observe(time.perf_counter() - started)
 
     return finalize_stage

@@ -79,6 +79,7 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
         step.tenant, step.step_id, env.attempt, env.retries, env.first_answer is not None
     )
     refused = rt.budgets.reserve(env, rid, amount, tokens)
+    rt.metrics.budget.labels("reserved" if refused is None else "refused").inc()
     if refused is not None:
         state = next(s for s in rt.budgets.states(env) if s.scope == refused)
         reason = (
@@ -115,6 +116,7 @@ def call_provider(items: list[Admitted], rt: Runtime) -> list[Admitted]:
         if len(answers) != len(items):
             raise PermanentError(f"{provider.name} gave {len(answers)} answers to {len(items)}")
     except Exception as exc:  # every item takes the failure path on its own
+        rt.metrics.provider_failed(provider.name, exc)
         if isinstance(exc, FleetError):
             log.warning("provider_failed", provider=provider.name, error=str(exc), size=len(items))
         else:
@@ -242,9 +244,11 @@ def register(app: Celery, runtime: LazyRuntime) -> Task:
         """The ids of the requests left stranded: workers/batching.py puts them back."""
         log.debug("micro_batch", size=len(requests), ids=[r.id for r in requests])
         rt = runtime()
+        started = time.perf_counter()
         # Keywords are never sent: a request with any is malformed (an arity of 0).
         messages = [[] if r.kwargs else list(r.args or ()) for r in requests]
         stranded = handle_batch(messages, rt, [delivery_number(rt, r) for r in requests])
+        rt.metrics.stage_seconds.labels("infer").observe(time.perf_counter() - started)
         return [requests[i].id for i in stranded]
 
     return infer_stage

@@ -80,6 +80,7 @@ def conclude(
         env, item.reservation, to_nano(cost), answer.tokens_in + answer.tokens_out
     )
     if settled.overshoot_nano:
+        rt.metrics.overshoot.inc(settled.overshoot_nano / NANO)
         log.warning(
             "budget_overshoot",
             model=model.name,
@@ -111,6 +112,7 @@ def conclude(
             queue_wait_s=max(0.0, time.time() - latency_ms / 1000 - env.handed_over_at),
         )
     )
+    rt.metrics.queue_wait.labels(tier).observe(env.costs[-1].queue_wait_s)
     this = PriorAnswer(answer=answer.text, model=model.name, tier=tier, correct=answer.correct)
     carry_out(decide(rt.table, this, verdict, env.step.task_kind, env.first_answer), env, rt)
 
@@ -126,6 +128,7 @@ def carry_out(decision: Decision, env: Envelope, rt: Runtime) -> None:
             )
             rt.bus.send(Stage.infer, checking)
         case Escalate(tier=upper, why=why):
+            rt.metrics.escalated(env.tier or "none", upper, why)
             escalated = env.decide(
                 "infer",
                 f"escalate->{upper}",
@@ -183,4 +186,5 @@ def release_then(item: Admitted, exc: BaseException, rt: Runtime) -> None:
 def failed(item: Admitted, exc: BaseException, provider: str, rt: Runtime) -> None:
     """One request of a micro-batch failed: it retries or dead-letters on its own."""
     log.warning("provider_failed", provider=provider, error=str(exc))
+    rt.metrics.provider_failed(provider, exc)
     release_then(item, exc, rt)

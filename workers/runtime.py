@@ -24,6 +24,7 @@ from queues.topology import CLASSIFY, COMPRESS, DEAD, INFER_PREFIX, INGRESS, ser
 from workers.engines.transformers_engine import SHIPPED
 from workers.errors import PermanentError
 from workers.lazy import Lazy, LazyByKey
+from workers.metrics import FleetMetrics
 from workers.ml.tokenizer import BpeCounter
 from workers.ports import (
     BatchJobs,
@@ -77,6 +78,7 @@ class Runtime:
     sealer: Sealer  # checks the seal of every envelope a stage receives
     deliveries: Deliveries  # how often the broker has handed each message over
     clock: Callable[[], float] = time.time
+    metrics: FleetMetrics = field(default_factory=FleetMetrics)
     # Builds the semantic cache layer (only the cache worker calls it): (layer, or why not).
     semantic_factory: Callable[[], tuple[SemanticLayer | None, str]] = lambda: (None, "off")
     # The prompt compressor for long free text: None is the lexical default (no model).
@@ -189,6 +191,7 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         deliveries=RedisDeliveries(client),
         semantic_factory=lambda: build_semantic_layer(settings),
         text_compressor_factory=lambda: build_text_compressor(settings),
+        metrics=FleetMetrics(settings.metrics_label_values),
     )
 
 

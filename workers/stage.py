@@ -57,6 +57,7 @@ def dead_letter_raw(rt: Runtime, stage: str, raw: Any, reason: str) -> None:
     if len(text) > MAX_DEAD_RAW:
         text = text[:MAX_DEAD_RAW] + f" ... (cut: {len(text)} characters in all)"
     rt.dead.put(dead_record(step_id=step_id, stage=stage, reason=reason, envelope=None, raw=text))
+    rt.metrics.dead_lettered(stage, reason)
     if tenant and step_id:
         rt.results.store_if_absent(
             StepResult(
@@ -232,6 +233,7 @@ def register_stage(
         # Any arguments are taken (Celery would fail a wrong arity before we could answer):
         # a message that is not (envelope[, seal]) is dead-lettered with the reason.
         rt = runtime()
+        started = time.perf_counter()
         try:
             if not 1 <= len(args) <= 2 or kwargs:
                 dead_letter_raw(rt, stage.value, args[0] if args else None, arity(args, kwargs))
@@ -243,5 +245,7 @@ def register_stage(
             )
         except Exception as exc:
             raise redeliver_later(rt, exc) from exc
+        finally:
+            rt.metrics.stage_seconds.labels(stage.value).observe(time.perf_counter() - started)
 
     return stage_task

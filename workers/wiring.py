@@ -22,6 +22,7 @@ from queues.topology import NOOP, NOOP_TASK, TASK_NAMES, Stage, served_tiers
 from workers import batch_lane, cache, classify, compress, finalize, infer
 from workers.lease import LeaseKeeper, held_by
 from workers.logs import configure_logging, redact_handlers
+from workers.metrics_export import serve_metrics
 from workers.opening import Opener, open_envelope, open_ingress
 from workers.providers import provider_problems
 from workers.runtime import LazyRuntime, build_runtime, configuration_problem
@@ -138,6 +139,13 @@ def build_worker_app(settings: Settings) -> Celery:
         check_redis_policy(settings)
         refuse_bad_configuration(settings, consumed(app))
         tune_micro_batches(app, table, consumed(app))
+        # Before the pool forks: its children record into the folder this process serves.
+        serve_metrics(
+            settings,
+            consumed(app),
+            {m.provider for m in table.models.values()},
+            list(table.models),
+        )
 
     @worker_process_init.connect(weak=False)
     def _init_process(**_: Any) -> None:

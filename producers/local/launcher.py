@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,13 @@ from workers.providers import has_batch_api, provider_problems
 from workers.runtime import local_engine_problem
 
 NOOP_GROUP = WorkerGroup("noop", (NOOP,))
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (the OS's choice)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -62,6 +70,7 @@ class LocalFleet:
         self.redis: EmbeddedRedis | None = None
         self.settings = self.base_settings
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.metrics_ports: dict[str, int] = {}  # each worker group's /metrics, on loopback
         self._app: Lazy[Celery] = Lazy(self._create_app)
 
     @property
@@ -111,8 +120,8 @@ class LocalFleet:
             raise
         return self
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        env = {**os.environ, **settings_env(self.settings)}
+    def _spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, **settings_env(self.settings), **(extra_env or {})}
         with (self.log_dir / f"{name}.log").open("ab") as log:
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-m", *args, "--loglevel", "WARNING"],
@@ -132,8 +141,25 @@ class LocalFleet:
             args = group.celery_args()
             args[args.index("-n") + 1] = f"{group.name}@{tag}"
             pool_args = ["-P", pool] + (["-c", "1"] if pool == "prefork" else [])
-            self._spawn(group.name, [*args, *pool_args, "--without-gossip", "--without-mingle"])
+            extra = {}
+            if self.settings.metrics_port is not None:  # one port per group on this machine
+                self.metrics_ports[group.name] = free_port()
+                extra = {
+                    "TIERFLEET_METRICS_PORT": str(self.metrics_ports[group.name]),
+                    "TIERFLEET_METRICS_ADDRESS": "127.0.0.1",
+                }
+            self._spawn(
+                group.name, [*args, *pool_args, "--without-gossip", "--without-mingle"], extra
+            )
         self.wait_ready([f"{g.name}@{tag}" for g in groups], timeout_s)
+
+    def metrics_urls(self) -> dict[str, str]:
+        """Each running worker group's /metrics."""
+        return {
+            name: f"http://127.0.0.1:{port}/metrics"
+            for name, port in self.metrics_ports.items()
+            if name in self.processes
+        }
 
     def start_beat(self) -> None:
         """Celery beat: sends the batch lane's poll on schedule (it keeps no state that

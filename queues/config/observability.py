@@ -1,0 +1,29 @@
+"""What operators see: Prometheus metrics from every worker group, Flower's login, and the
+fleet's own alert rules (for an embedded fleet with no Prometheus)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+
+
+class ObservabilityConfig(BaseModel):
+    # Each worker group serves /metrics on this port (None: no endpoint, nothing recorded).
+    # Prefork children write to files under metrics_dir, which the group's main process
+    # reads at every scrape (prometheus-client's multiprocess mode); None: a fresh temporary
+    # folder per worker. The folder is emptied at start: what a stopped worker counted is
+    # gone, as Prometheus expects of a restarted process.
+    metrics_port: int | None = Field(default=9808, ge=0, le=65535)
+    metrics_address: str = "0.0.0.0"
+    metrics_dir: Path | None = None
+    # Label cardinality: past this many distinct values of one label (tenant, agent,
+    # workflow, task kind, model) in one process, further values are counted as "other".
+    metrics_label_values: int = Field(default=50, ge=1)
+    # Flower's login (user:password); `tierfleet flower` refuses to start without one unless
+    # it listens on loopback only.
+    flower_basic_auth: SecretStr | None = None
+    # The fleet's own alert evaluation (policies/alerts.py) over the ledger: the window it
+    # looks at and the trailing one it compares with.
+    alert_window_s: float = Field(default=300.0, gt=0)
+    alert_trailing_s: float = Field(default=3600.0, gt=0)
