@@ -131,6 +131,7 @@ class WorkerGroup:
             "-A",
             app_module,
             "worker",
+            "-E",  # task events, for Flower (also set in the app's configuration)
             "-Q",
             ",".join(self.queues),
             "-n",

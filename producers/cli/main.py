@@ -3,6 +3,8 @@ groups (bench, cache, train) have a module each."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -230,14 +232,44 @@ def chaos(
 
 @app.command()
 def workers() -> None:
-    """The celery command that starts each worker group (for your own process manager)."""
+    """The celery command that starts each worker group (for your own process manager).
+    On one machine each group serves /metrics on a port of its own."""
     settings = Settings()
     table = load_tier_table(settings.tier_table, settings.price_table)
     groups = worker_groups(
         table.names, settings.batch_flush_every, settings.lanes_by_priority, table.flush_sizes
     )
-    for group in groups:
-        console.print(f"[bold]{group.name}[/]: {' '.join(group.celery_args())}")
+    base = settings.metrics_port
+    for i, group in enumerate(groups):
+        port = "" if base is None else f"TIERFLEET_METRICS_PORT={base + i} "
+        console.print(
+            f"[bold]{group.name}[/]: {port}{' '.join(group.celery_args())}", soft_wrap=True
+        )
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+def flower(
+    port: Annotated[int, typer.Option(help="where Flower listens")] = 5555,
+    address: Annotated[str, typer.Option(help="the address Flower binds")] = "127.0.0.1",
+) -> None:
+    """Flower over the configured broker: every stage of every step, micro-batched
+    inference included, its arguments the step's names only. Its login comes from
+    TIERFLEET_FLOWER_BASIC_AUTH (user:password); without one it listens on loopback only."""
+    settings = Settings()
+    login = settings.flower_basic_auth
+    if login is None and address not in LOOPBACK:
+        console.print(
+            "[red]set TIERFLEET_FLOWER_BASIC_AUTH=user:password to listen beyond loopback[/]"
+        )
+        raise typer.Exit(2)
+    args = ["celery", "-A", "workers.app", "flower", f"--port={port}", f"--address={address}"]
+    if login is not None:
+        args.append(f"--basic-auth={login.get_secret_value()}")
+    console.print(f"Flower on http://{address}:{port} (Prometheus: /metrics)")
+    raise typer.Exit(subprocess.call([sys.executable, "-m", *args]))
 
 
 @app.command()

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -120,11 +121,18 @@ class LocalFleet:
             raise
         return self
 
-    def _spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> None:
+    def _spawn(
+        self,
+        name: str,
+        args: list[str],
+        extra_env: dict[str, str] | None = None,
+        loglevel: list[str] | None = None,
+    ) -> None:
         env = {**os.environ, **settings_env(self.settings), **(extra_env or {})}
+        quiet = ["--loglevel", "WARNING"] if loglevel is None else loglevel
         with (self.log_dir / f"{name}.log").open("ab") as log:
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", *args, "--loglevel", "WARNING"],
+                [sys.executable, "-m", *args, *quiet],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -152,6 +160,26 @@ class LocalFleet:
                 group.name, [*args, *pool_args, "--without-gossip", "--without-mingle"], extra
             )
         self.wait_ready([f"{g.name}@{tag}" for g in groups], timeout_s)
+
+    def start_flower(self, basic_auth: str, port: int | None = None) -> str:
+        """Flower on loopback, behind ``basic_auth`` (user:password), over this fleet's
+        broker; its URL once it answers."""
+        port = port or free_port()
+        args = ["celery", "-A", "workers.app", "flower", f"--port={port}", "--address=127.0.0.1"]
+        self._spawn("flower", [*args, f"--basic-auth={basic_auth}"], loglevel=["--logging=warning"])
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthcheck", timeout=1) as reply:
+                    if reply.status == 200:
+                        return url
+            except OSError:
+                if time.monotonic() > deadline or self.processes["flower"].poll() is not None:
+                    raise RuntimeError(
+                        f"Flower did not start; see {self.log_dir}/flower.log"
+                    ) from None
+                time.sleep(0.2)
 
     def metrics_urls(self) -> dict[str, str]:
         """Each running worker group's /metrics."""

@@ -94,8 +94,8 @@ def test_a_local_cheap_tier_has_a_cpu_service_and_a_gpu_profile():
     services = doc["services"]
     assert services["infer-cheap"]["deploy"]["replicas"] == "${INFER_CHEAP_REPLICAS:-1}"
     for name, profile, extras, table in (
-        ("infer-cheap-cpu", "local-cpu", "ops,local-cpu", "local"),
-        ("infer-cheap-gpu", "local-gpu", "ops,local-gpu", "local_gpu"),
+        ("infer-cheap-cpu", "local-cpu", "local-cpu", "local"),
+        ("infer-cheap-gpu", "local-gpu", "local-gpu", "local_gpu"),
     ):
         service = services[name]
         assert service["profiles"] == [profile]
