@@ -16,7 +16,8 @@ scopes (TTL, refreshed on use), ``tf:summaries:*`` and their claims (TTL), ``tf:
 the batch lane (TTL, refreshed on write), ``tf:gate:*`` fleet-wide provider slots and
 circuit breakers (TTL), the ledger and shadow streams and ``tf.dead`` (capped, exported
 to the archive before trimming; ``tf:archive:*`` the archivers' locks, TTL),
-``tf:deliveries:*`` redelivery counts (TTL).
+``tf:deliveries:*`` redelivery counts (TTL), ``tf:alerts`` (capped) and the hash of
+active alerts (as many fields as rules and subjects).
 """
 
 from __future__ import annotations
@@ -185,6 +186,15 @@ INFLIGHT_TTL_S = 7 * 24 * 3600
 def deliveries(message_id: str) -> str:
     """How many times a message was redelivered (its task id: stable across redeliveries)."""
     return join(PREFIX, "deliveries", part(message_id))
+
+
+# -- alerts ----------------------------------------------------------------------------------
+
+# The fleet's own alert evaluation (workers/alerting.py): a capped stream of what fired and
+# resolved, a hash of what fires now, and the evaluator's lock (TTL: one evaluator a round).
+ALERTS_STREAM = join(PREFIX, "alerts")
+ALERTS_ACTIVE = join(PREFIX, "alerts", "active")
+ALERTS_LOCK = join(PREFIX, "alerts", "lock")
 
 
 # -- the archive -----------------------------------------------------------------------------

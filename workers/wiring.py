@@ -18,8 +18,9 @@ from celery.signals import (
 from policies.tiers import TierTable, load_tier_table
 from queues.celery_app import create_app
 from queues.settings import Settings
-from queues.topology import NOOP, NOOP_TASK, TASK_NAMES, Stage, served_tiers
+from queues.topology import FINALIZE, NOOP, NOOP_TASK, TASK_NAMES, Stage, queue_names, served_tiers
 from workers import batch_lane, cache, classify, compress, finalize, infer
+from workers.alerting import AlertEvaluator
 from workers.lease import LeaseKeeper, held_by
 from workers.logs import configure_logging, redact_handlers
 from workers.metrics_export import serve_metrics
@@ -156,6 +157,8 @@ def build_worker_app(settings: Settings) -> Celery:
     def _ready(sender: Any = None, **_: Any) -> None:
         report_unavailable_providers(settings, table)
         keep_leases(settings, sender)
+        if FINALIZE in consumed(app) and settings.alert_interval_s > 0:
+            AlertEvaluator(settings, queue_names(table.names, settings.lanes_by_priority)).start()
         warm(runtime, consumed(app))  # the solo pool runs tasks in the main process
 
     return app

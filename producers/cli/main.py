@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -248,6 +249,43 @@ def workers() -> None:
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+def alerts(
+    limit: Annotated[int, typer.Option(help="recent events to list")] = 50,
+    rules: Annotated[
+        Path | None, typer.Option(help="write the rules as a Prometheus rules file and stop")
+    ] = None,
+) -> None:
+    """The fleet's own alerts: what fires now and what fired and resolved recently (one
+    finalize worker evaluates the rules every TIERFLEET_ALERT_INTERVAL_S). With --rules, the
+    same rules for Prometheus."""
+    from policies.alerts import prometheus_rules
+    from workers.alerting import AlertStore, thresholds_of
+
+    settings = Settings()
+    if rules is not None:
+        rules.write_text(prometheus_rules(thresholds_of(settings)))
+        console.print(f"wrote {rules}")
+        return
+    with Fleet(settings) as fleet:
+        store = AlertStore(fleet.redis)
+        active, events = store.active(), store.events(limit)
+    table = Table(title=f"alerts firing now: {len(active)}")
+    for col in ("alert", "value", "threshold", "summary"):
+        table.add_column(col)
+    for key, alert in sorted(active.items()):
+        table.add_row(key, f"{alert.value:.4g}", f"{alert.threshold:.4g}", alert.summary)
+    console.print(table)
+    recent = Table(title=f"recent alert events: {len(events)}")
+    for col in ("when", "state", "alert", "summary"):
+        recent.add_column(col)
+    for event in events:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event["ts"]))
+        key = event["rule"] + (f":{event['subject']}" if event["subject"] else "")
+        recent.add_row(when, event["state"], key, event["summary"])
+    console.print(recent)
 
 
 @app.command()

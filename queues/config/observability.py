@@ -25,5 +25,13 @@ class ObservabilityConfig(BaseModel):
     flower_basic_auth: SecretStr | None = None
     # The fleet's own alert evaluation (policies/alerts.py) over the ledger: the window it
     # looks at and the trailing one it compares with.
+    # Evaluated every alert_interval_s by one finalize worker (0: off).
+    alert_interval_s: float = Field(default=15.0, ge=0)
     alert_window_s: float = Field(default=300.0, gt=0)
     alert_trailing_s: float = Field(default=3600.0, gt=0)
+    # Thresholds (policies/alerts.py AlertThresholds): P95 step latency per lane, seconds;
+    # the oldest waiting message of a live lane's queue, seconds.
+    alert_latency_p95_s: dict[str, float] = Field(
+        default_factory=lambda: {"interactive": 10.0, "standard": 60.0, "batch": 86_400.0}
+    )
+    alert_queue_age_s: float = Field(default=60.0, gt=0)

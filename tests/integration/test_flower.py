@@ -46,9 +46,7 @@ def test_flower_lists_a_steps_inference_task_with_its_state(flower, fleet):
     mine: dict = {}
     while time.monotonic() < deadline:
         tasks = json.loads(get(f"{flower}/api/tasks?limit=1000"))
-        mine = {
-            tid: t for tid, t in tasks.items() if step.step_id in (t.get("args") or "")
-        }
+        mine = {tid: t for tid, t in tasks.items() if step.step_id in (t.get("args") or "")}
         inference = [t for t in mine.values() if t["name"] == infer]
         if inference and inference[0]["state"] == "SUCCESS":
             break

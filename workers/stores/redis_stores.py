@@ -68,7 +68,7 @@ class StreamLedger:
                 page: Any = self.client.xrange(self.stream, count=min(excess, self.CHUNK))
                 if not page:
                     break
-                self.archive.append([{"id": _text(i), "entry": _decode_fields(f)} for i, f in page])
+                self.archive.append([{"id": _text(i), "entry": decode_fields(f)} for i, f in page])
                 # Only what was written goes: every id up to and including the last one.
                 self.client.xtrim(
                     self.stream, minid=_next_id(_text(page[-1][0])), approximate=False
@@ -92,7 +92,7 @@ def _next_id(entry_id: str) -> str:
     return f"{ms}-{int(seq) + 1}"
 
 
-def _decode_fields(fields: dict[Any, Any]) -> dict[str, Any]:
+def decode_fields(fields: dict[Any, Any]) -> dict[str, Any]:
     return {_text(k): json.loads(v) for k, v in fields.items()}
 
 
@@ -112,7 +112,7 @@ def read_ledger(
         page: Any = client.xrange(stream, min=start, max="+", count=5000)
         for entry_id, fields in page:
             if _text(entry_id) not in seen:
-                entries.append(_decode_fields(fields))
+                entries.append(decode_fields(fields))
             start = "(" + _text(entry_id)  # exclusive: the next page starts after this id
         if len(page) < 5000:
             return entries
