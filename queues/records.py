@@ -60,6 +60,7 @@ class LedgerCall(Usage):
     call_id: str = ""  # its record on the bill (the calls stream); "" before call ids
     engine_s: float = 0.0  # a local model's share of its engine's time
     queue_wait_s: float = 0.0  # from hand-over to the tier to the call (queue and batching)
+    latency_ms: float = 0.0  # the call itself (a micro-batch's calls share one)
 
 
 class LedgerEntry(Attribution, Usage):
@@ -86,6 +87,10 @@ class LedgerEntry(Attribution, Usage):
     simulated: bool = False
     correct: bool | None = None
     reason: str = ""
+    # The step sent once, uncached and uncompressed, to the frontier model at its list
+    # price (policies/savings.py splits the difference by lever); 0 before this existed.
+    frontier_usd: float = 0.0
+    frontier_model: str = ""
 
     @property
     def key(self) -> tuple[str, str]:

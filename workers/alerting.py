@@ -16,7 +16,8 @@ from typing import Any
 import redis
 import structlog
 
-from policies.alerts import AlertThresholds, Facts, Firing, changes, evaluate
+from policies.alert_checks import AlertThresholds, Facts, Firing
+from policies.alerts import changes, evaluate
 from queues import keys
 from queues.records import LedgerEntry
 from queues.settings import Settings

@@ -12,6 +12,8 @@ import structlog
 from celery import Celery, Task
 from celery.exceptions import Ignore
 
+from policies.savings import frontier_price
+from policies.tokens import reservation_tokens
 from queues import keys
 from queues.base import Usage
 from queues.messages import Envelope, Outcome, StepResult, StepStatus
@@ -61,8 +63,28 @@ def result_of(env: Envelope, outcome: Outcome, now: float) -> StepResult:
 CALL_FIELDS = set(LedgerCall.model_fields)  # what a cost entry keeps on the ledger
 
 
+def frontier_estimate(env: Envelope, outcome: Outcome, rt: Runtime) -> tuple[str, float]:
+    """The frontier model and what the step would have cost sent to it once, uncached and
+    uncompressed: its whole prompt, and the answer's output tokens."""
+    frontier = rt.table.model_of(rt.table.top.name)
+    step = env.step
+    prompt = reservation_tokens(
+        rt.counter, step.messages, step.tools, image_tokens=frontier.counting.image_tokens
+    )
+    accepted = [c for c in env.costs if c.accepted]
+    if accepted:
+        output = accepted[-1].tokens_out
+    else:  # a cache hit's answer (or none): counted
+        output = rt.counter.count_many([outcome.answer])[0] if outcome.answer else 0
+    return frontier.name, frontier_price(frontier, prompt, output)
+
+
 def ledger_entry(
-    env: Envelope, result: StepResult, now: float, prices_version: str = ""
+    env: Envelope,
+    result: StepResult,
+    now: float,
+    prices_version: str = "",
+    frontier: tuple[str, float] = ("", 0.0),
 ) -> LedgerEntry:
     """The step's ledger line: who to charge, what it cost, and each model call it paid for
     (failed attempts included), so per-model totals reconcile with the providers' bills."""
@@ -91,6 +113,8 @@ def ledger_entry(
         simulated=result.simulated,
         correct=result.correct,
         reason=result.reason,
+        frontier_model=frontier[0],
+        frontier_usd=frontier[1],
     )
 
 
@@ -100,7 +124,8 @@ def side_effects(
     """The ledger entry, the exact and semantic cache, the session summary, the budget's
     leftover reservations and the dead letter: done once per step (see ``handle``)."""
     step = env.step
-    entry = ledger_entry(env, result, now, rt.table.prices_version)
+    frontier = frontier_estimate(env, outcome, rt)
+    entry = ledger_entry(env, result, now, rt.table.prices_version, frontier)
     rt.ledger.append(entry.to_record())
     rt.metrics.step_finished(entry)
     if outcome.status is StepStatus.ok and not outcome.cache_hit and env.cache_key:

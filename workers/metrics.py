@@ -43,7 +43,12 @@ class FleetMetrics:
 
     def __init__(self, label_values: int = 50) -> None:
         self.cap = LabelCap(label_values)
-        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._define_steps(self.registry)
+        self._define_bill(self.registry)
+        self._define_events(self.registry)
+
+    def _define_steps(self, r: CollectorRegistry) -> None:
         self.steps = Counter(
             "tierfleet_steps",
             "Finished steps by how they ended and who answered",
@@ -85,6 +90,8 @@ class FleetMetrics:
             buckets=STAGE_BUCKETS,
             registry=r,
         )
+
+    def _define_bill(self, r: CollectorRegistry) -> None:
         self.cost = Counter(
             "tierfleet_cost_usd",
             "Dollars billed by model and tenant, shadow calls marked",
@@ -109,6 +116,15 @@ class FleetMetrics:
             [*OWNER, "kind"],
             registry=r,
         )
+        self.frontier_cost = Counter(
+            "tierfleet_frontier_cost_usd",
+            "What the finished steps would have cost sent once, uncached and uncompressed, to "
+            "the frontier model (savings: this less tierfleet_cost_usd_total)",
+            ["tenant"],
+            registry=r,
+        )
+
+    def _define_events(self, r: CollectorRegistry) -> None:
         self.cache = Counter(
             "tierfleet_cache_lookups",
             "Finished steps by the cache layer that answered them (miss: none)",
@@ -159,6 +175,7 @@ class FleetMetrics:
         self.steps.labels(entry.status, entry.tier or "none", model, entry.lane, tenant).inc()
         self.step_seconds.labels(entry.lane, entry.status).observe(entry.latency_ms / 1000)
         self.step_cost.labels(entry.lane).observe(entry.cost_usd)
+        self.frontier_cost.labels(tenant).inc(entry.frontier_usd)
         layer = "semantic" if entry.semantic else "exact" if entry.cache_hit else "miss"
         self.cache.labels(layer).inc()
 

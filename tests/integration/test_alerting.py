@@ -43,7 +43,9 @@ def test_a_latency_spike_fires_an_alert_that_clears(redis_server):
             for i in range(20)
         ]
         for e in slow:  # as finalize writes them: one stream entry per step
-            client.xadd(settings.ledger_stream, {k: json.dumps(v) for k, v in e.to_record().items()})
+            client.xadd(
+                settings.ledger_stream, {k: json.dumps(v) for k, v in e.to_record().items()}
+            )
         store = AlertStore(client)
         fired = wait_for(lambda: store.active().get("StepLatencyP95High:standard"))
         assert fired.value == pytest.approx(9.0) and fired.threshold == 2.0
@@ -59,4 +61,3 @@ def test_a_latency_spike_fires_an_alert_that_clears(redis_server):
         local.stop()
         client.flushdb()
         client.close()
-

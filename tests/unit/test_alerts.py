@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from policies.alerts import RULES, AlertThresholds, Facts, changes, evaluate, prometheus_rules
+from policies.alert_checks import AlertThresholds, Facts
+from policies.alerts import RULES, changes, evaluate, prometheus_rules
 from queues.records import LedgerEntry
 
 RULES_FILE = Path(__file__).parents[2] / "monitoring" / "prometheus" / "alerts.yml"
