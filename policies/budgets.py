@@ -100,3 +100,39 @@ class Settlement:
         """What the call cost beyond its reservation: spent past the hard limit's guarantee,
         so it is reported (ledger, report), never hidden."""
         return max(0, self.actual_nano - self.reserved_nano) if self.settled else 0
+
+
+@dataclass(frozen=True)
+class BudgetAdvice:
+    """Per-session limits read off observed spend: soft at the P95 (the step past it runs in
+    economy mode), hard at the P99 with headroom (a session past it is a runaway)."""
+
+    sessions: int
+    p50_usd: float
+    p95_usd: float
+    p99_usd: float
+    max_usd: float
+    soft_usd: float
+    hard_usd: float
+
+
+def recommend_budgets(
+    session_spend: Sequence[float], headroom: float = 1.25
+) -> BudgetAdvice | None:
+    """None without sessions. Fewer than 100 make a P99 that is just the largest few."""
+    ordered = sorted(session_spend)
+    if not ordered:
+        return None
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+    return BudgetAdvice(
+        sessions=len(ordered),
+        p50_usd=at(0.5),
+        p95_usd=at(0.95),
+        p99_usd=at(0.99),
+        max_usd=ordered[-1],
+        soft_usd=at(0.95),
+        hard_usd=at(0.99) * headroom,
+    )

@@ -15,10 +15,13 @@ from producers.baseline import frontier_baseline
 from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
 from producers.recorded import routerbench_workload
-from producers.report import render, summarize
+from producers.report import render
+from producers.report_page import gather, write_html
+from producers.report_tables import render_facts
 from producers.runner import run_with_progress
-from producers.self_hosting_report import render_self_hosting, summarize_self_hosting
+from producers.self_hosting_report import render_self_hosting
 from producers.workloads import Workload, generate_workload
+from queues.messages import StepResult
 from queues.settings import Settings
 
 ROUTERBENCH_TABLE = TABLES / "routerbench.toml"
@@ -35,11 +38,23 @@ def demo_settings(base: Settings, replay: Path | None, local: bool = False) -> S
     return base.model_copy(update={"tier_table": ROUTERBENCH_TABLE, "replay_data": replay})
 
 
+def report_runs(fleet: Fleet, workload: Workload, results: list[StepResult]) -> None:
+    """As an agent would: each session is one run of its workflow, and it succeeded when
+    every step was answered and none was marked wrong."""
+    by_id = {r.step_id: r for r in results}
+    for session in workload.sessions:
+        mine = [by_id.get(step.step_id) for step in session]
+        succeeded = all(r is not None and r.status == "ok" and r.correct is not False for r in mine)
+        first = session[0]
+        fleet.record_execution(first.tenant, first.workflow, first.session_id, succeeded=succeeded)
+
+
 def run_demo(
     settings: Settings,
     workload: Workload,
     console: Console,
     out: Path | None = None,
+    html: Path | None = None,
 ) -> dict[str, Any]:
     table = load_tier_table(settings.tier_table, settings.price_table)
     console.print(
@@ -54,17 +69,21 @@ def run_demo(
         )
         with Fleet(local.settings, table) as fleet:
             results = run_with_progress(fleet, workload)
+            report_runs(fleet, workload, results)
             ids = {r.step_id for r in results}
             entries = [e for e in fleet.ledger() if e.step_id in ids]
-    console.print("fleet stopped; computing the all-frontier baseline ...")
-    baseline = frontier_baseline(workload.steps, table, settings)
-    summary = summarize(entries, baseline)
-    summary["self_hosting"] = summarize_self_hosting(entries, table)
+            console.print("computing the all-frontier baseline ...")
+            baseline = frontier_baseline(workload.steps, table, settings)
+            summary = gather(fleet, entries, table, baseline)
     render(summary, console, title="tierfleet demo")
+    render_facts(summary["facts"], console)
     render_self_hosting(summary["self_hosting"], console)
     if out is not None:
         out.write_text(json.dumps(summary, indent=2))
         console.print(f"report written to {out}")
+    if html is not None:
+        write_html(summary, html, "tierfleet demo")
+        console.print(f"page written to {html}")
     return summary
 
 

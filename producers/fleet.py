@@ -4,6 +4,7 @@ tenant and id (``queues.keys.result_id``), so two tenants' step ids never meet."
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -21,7 +22,7 @@ from queues import keys
 from queues.bus import CeleryBus
 from queues.celery_app import create_app
 from queues.messages import Envelope, StepResult
-from queues.records import DeadLetterRecord, LedgerEntry, ShadowRecord
+from queues.records import DeadLetterRecord, ExecutionRecord, LedgerEntry, ShadowRecord
 from queues.settings import Settings
 from queues.step import AgentStep, check_step_size
 from queues.topology import CACHE_INVALIDATE_TASK, DEAD, INGRESS
@@ -197,6 +198,33 @@ class Fleet:
 
     def agent_budget(self, tenant: str, agent: str) -> BudgetState:
         return self.budgets.agent_state(tenant, agent)
+
+    def record_execution(
+        self, tenant: str, workflow: str, session_id: str, *, succeeded: bool, note: str = ""
+    ) -> None:
+        """Say how a run of a workflow (its session) ended: the report's cost per successful
+        execution divides what its steps cost by the runs that succeeded."""
+        record = ExecutionRecord(
+            ts=time.time(),
+            tenant=tenant,
+            workflow=workflow,
+            session_id=session_id,
+            succeeded=succeeded,
+            note=note[:500],
+        )
+        self.redis.xadd(
+            keys.EXECUTIONS_STREAM,
+            {k: json.dumps(v) for k, v in record.to_record().items()},
+            maxlen=keys.EXECUTIONS_KEEP,
+            approximate=True,
+        )
+
+    def executions(self) -> list[ExecutionRecord]:
+        """Every execution outcome producers recorded, oldest first."""
+        return [
+            ExecutionRecord.model_validate(r)
+            for r in read_ledger(self.redis, keys.EXECUTIONS_STREAM)
+        ]
 
     def _read_stream(self, stream: str) -> list[dict[str, Any]]:
         """A capped stream, oldest first: its archived entries, then Redis's."""

@@ -197,6 +197,15 @@ ALERTS_ACTIVE = join(PREFIX, "alerts", "active")
 ALERTS_LOCK = join(PREFIX, "alerts", "lock")
 
 
+# Producers' word on how each workflow run ended (Fleet.record_execution): a capped stream.
+EXECUTIONS_STREAM = join(PREFIX, "executions")
+EXECUTIONS_KEEP = 1_000_000
+
+# Keys without a TTL that are bounded all the same: capped streams, and the active alerts
+# (one field per rule and subject).
+CAPPED = (ALERTS_STREAM, ALERTS_ACTIVE, EXECUTIONS_STREAM)
+
+
 # -- the archive -----------------------------------------------------------------------------
 
 

@@ -111,6 +111,18 @@ class ShadowRecord(Attribution, Usage):
     cost_usd: float = 0.0
 
 
+class ExecutionRecord(Record):
+    """A producer's word on how one run of a workflow (a session) ended: the report divides
+    what the run's steps cost by the runs that succeeded."""
+
+    ts: float = 0.0
+    tenant: str = ""
+    workflow: str = ""
+    session_id: str = ""
+    succeeded: bool = False
+    note: str = ""
+
+
 class DeadLetterRecord(Record):
     """A step (or a message that never became one) the fleet gave up on, and why; with its
     envelope when it can be replayed."""

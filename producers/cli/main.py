@@ -53,6 +53,9 @@ def demo(
         bool,
         typer.Option(help="the cheap tier runs SmolLM2-135M on the CPU (`make install-local-cpu`)"),
     ] = False,
+    html: Annotated[
+        Path | None, typer.Option(help="also write the report as one page with charts")
+    ] = None,
     write_workload: Annotated[
         Path | None,
         typer.Option(help="also write the generated workload as JSONL (for `tierfleet run`)"),
@@ -72,7 +75,7 @@ def demo(
     if write_workload:
         write_jsonl(workload.steps, write_workload)
     try:
-        run_demo(settings, workload, console, out)
+        run_demo(settings, workload, console, out, html)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: the fleet was shut down[/]")
         raise typer.Exit(130) from None
@@ -115,22 +118,33 @@ def run(
 
 
 @app.command()
-def report(out: OutOption = None, top: int = 10) -> None:
-    """The whole ledger: totals, quality, model mix, cost by tenant/agent/workflow/session,
-    and for each local model its cost per million tokens beside the API models'."""
-    from producers.self_hosting_report import render_self_hosting, summarize_self_hosting
+def report(
+    out: OutOption = None,
+    top: int = 10,
+    html: Annotated[
+        Path | None, typer.Option(help="also write the report as one page with charts")
+    ] = None,
+) -> None:
+    """The whole ledger: totals, quality, model mix, cost by tenant/agent/workflow/session/
+    task kind, cost per successful execution, latency per lane, savings by lever, budget
+    advice, alerts, and for each local model its cost per million tokens."""
+    from producers.report_page import gather, write_html
+    from producers.report_tables import render_facts
+    from producers.self_hosting_report import render_self_hosting
 
     settings = Settings()
+    table = load_tier_table(settings.tier_table, settings.price_table)
     with Fleet(settings) as fleet:
         entries = unique_steps(fleet.ledger())
-        calls = fleet.calls()
-    summary = summarize(entries, calls=calls)
-    table = load_tier_table(settings.tier_table, settings.price_table)
-    summary["self_hosting"] = summarize_self_hosting(entries, table)
+        summary = gather(fleet, entries, table)
     render(summary, console)
     render_attribution(entries, console, top=top)
+    render_facts(summary["facts"], console)
     render_self_hosting(summary["self_hosting"], console)
     write_figures(out, summary)
+    if html is not None:
+        write_html(summary, html, "tierfleet report")
+        console.print(f"page written to {html}")
 
 
 @app.command()

@@ -8,6 +8,7 @@ import pytest
 from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
 from producers.local.services import EmbeddedRedis
+from queues import keys
 from queues.bus import CeleryBus
 from queues.seal import sealer_for
 from queues.settings import Settings
@@ -45,7 +46,7 @@ def unbounded_keys(fleet: Fleet) -> list[str]:
     the ledger and shadow streams and tf.dead (archived past their caps). Work queues are
     bounded by the workers that drain them, so a queue's list (any priority) is fine."""
     s = fleet.settings
-    capped = {s.ledger_stream, s.shadow_stream, s.calls_stream, DEAD}
+    capped = {s.ledger_stream, s.shadow_stream, s.calls_stream, DEAD, *keys.CAPPED}
     table_tiers = list(fleet.table.names)
     queues = set(queue_names(table_tiers))
     found = []
