@@ -29,6 +29,8 @@ LOCAL_TABLE = TABLES / "local.toml"  # SmolLM2 on the CPU as the cheap tier
 
 
 def demo_settings(base: Settings, replay: Path | None, local: bool = False) -> Settings:
+    # A demo lasts seconds: the fleet's own alerts are evaluated every 2 s, not every 15.
+    base = base.model_copy(update={"alert_interval_s": min(base.alert_interval_s, 2.0)})
     if replay is not None and local:
         raise ValueError("--replay answers with recorded models; --local runs one: pick one")
     if local:

@@ -175,7 +175,7 @@ def serve_metrics(
 ) -> Path | None:
     """Start this worker group's /metrics (before the pool forks); the folder its processes
     record into, or None when metrics are off."""
-    if settings.metrics_port is None:
+    if not settings.metrics:
         return None
     folder = settings.metrics_dir or Path(tempfile.mkdtemp(prefix="tierfleet-metrics-"))
     use_multiprocess(folder)

@@ -4,7 +4,10 @@ on the same broker."""
 
 from __future__ import annotations
 
+import statistics
+import threading
 import time
+import urllib.request
 import uuid
 from typing import Any
 
@@ -45,6 +48,65 @@ def noop_rate(fleet: Fleet, n: int) -> float:
     for _ in app.backend.get_many([sentinel], timeout=300, interval=0.005):
         pass
     return (n + 1) / (time.perf_counter() - started)
+
+
+class Scraper:
+    """Reads every worker group's /metrics once a second, as a (busy) Prometheus would."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.urls, self.scrapes = urls, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            for url in self.urls:
+                with urllib.request.urlopen(url, timeout=5) as reply:
+                    reply.read()
+                self.scrapes += 1
+
+    def __enter__(self) -> Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def throughput(settings: Settings, steps: int, tag: str) -> tuple[float, int]:
+    """Steps/s of one fleet (metrics as ``settings`` say, scraped each second when on), and
+    how many scrapes it served."""
+    with LocalFleet(settings) as local, Fleet(local.settings) as fleet:
+        fleet.wait(fleet.submit_many(bench_steps(50, tag + "w")), timeout=120)  # warm-up
+        with Scraper(list(local.metrics_urls().values())) as scraper:
+            started = time.perf_counter()
+            fleet.wait(fleet.submit_many(bench_steps(steps, tag)), timeout=900)
+            elapsed = time.perf_counter() - started
+    return steps / elapsed, scraper.scrapes
+
+
+def metrics_overhead(settings: Settings, steps: int, rounds: int = 2) -> dict[str, Any]:
+    """Steps/s with metrics on (each group's endpoint scraped every second) and off (no
+    endpoint; values only in process memory), alternated, the median of each."""
+    on_settings = settings.model_copy(update={"metrics": True})
+    off_settings = settings.model_copy(update={"metrics": False})
+    on, off, scrapes = [], [], 0
+    for _ in range(rounds):
+        rate, served = throughput(on_settings, steps, uuid.uuid4().hex[:8])
+        on.append(rate)
+        scrapes += served
+        off.append(throughput(off_settings, steps, uuid.uuid4().hex[:8])[0])
+    on_rate, off_rate = statistics.median(on), statistics.median(off)
+    return {
+        "metrics_on_steps_per_s": round(on_rate, 1),
+        "metrics_off_steps_per_s": round(off_rate, 1),
+        "metrics_cost_pct": round(100 * (1 - on_rate / off_rate), 1),
+        "metrics_rounds": rounds,
+        "metrics_runs_on": [round(x, 1) for x in on],
+        "metrics_runs_off": [round(x, 1) for x in off],
+        "scrapes": scrapes,
+    }
 
 
 def bench_fleet(steps: int, settings: Settings, latency_samples: int = 200) -> dict[str, Any]:

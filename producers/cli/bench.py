@@ -23,12 +23,18 @@ bench_app = typer.Typer(help="Benchmarks that print figures and write JSON.", no
 @bench_app.command("fleet")
 def bench_fleet_cmd(
     steps: Annotated[int, typer.Option(help="steps for the throughput run")] = 2000,
+    metrics_rounds: Annotated[
+        int, typer.Option(help="rounds of metrics on and off, alternated (0: skip)")
+    ] = 2,
     out: OutOption = None,
 ) -> None:
-    """Steps/s end to end and per-step overhead, beside Celery's no-op floor."""
-    from producers.bench.throughput import bench_fleet
+    """Steps/s end to end and per-step overhead, beside Celery's no-op floor; then steps/s
+    with metrics on (scraped every second) and off, alternated."""
+    from producers.bench.throughput import bench_fleet, metrics_overhead
 
     figures = bench_fleet(steps, Settings())
+    if metrics_rounds:
+        figures.update(metrics_overhead(Settings(), steps, metrics_rounds))
     console.print_json(json.dumps(figures))
     write_figures(out, figures)
 

@@ -29,9 +29,8 @@ def workers() -> None:
     groups = worker_groups(
         table.names, settings.batch_flush_every, settings.lanes_by_priority, table.flush_sizes
     )
-    base = settings.metrics_port
     for i, group in enumerate(groups):
-        port = "" if base is None else f"TIERFLEET_METRICS_PORT={base + i} "
+        port = f"TIERFLEET_METRICS_PORT={settings.metrics_port + i} " if settings.metrics else ""
         console.print(
             f"[bold]{group.name}[/]: {port}{' '.join(group.celery_args())}", soft_wrap=True
         )
@@ -97,3 +96,32 @@ def flower(
         args.append(f"--basic-auth={login.get_secret_value()}")
     console.print(f"Flower on http://{address}:{port} (Prometheus: /metrics)")
     raise typer.Exit(subprocess.call([sys.executable, "-m", *args]))
+
+
+@ops_app.command()
+def batch() -> None:
+    """The batch lane: provider batch jobs with their state and age, and the steps parked
+    for the next job of each model."""
+    from workers.stores.batch_jobs import RedisBatchJobs
+
+    settings = Settings()
+    table = load_tier_table(settings.tier_table, settings.price_table)
+    with Fleet(settings) as fleet:
+        store = RedisBatchJobs(fleet.redis)
+        jobs = sorted(store.jobs(), key=lambda j: j.created_at)
+        parked = {m: store.pending(m) for m in table.models}
+    now = time.time()
+    listing = Table(title=f"batch jobs: {len(jobs)}")
+    for col in ("job", "model", "provider", "state", "age", "provider batch id"):
+        listing.add_column(col)
+    for job in jobs:
+        age = f"{now - job.created_at:.0f} s"
+        listing.add_row(
+            job.job_id, job.model, job.provider, job.state, age, job.provider_batch_id or ""
+        )
+    console.print(listing)
+    waiting = {m: n for m, n in parked.items() if n}
+    console.print(
+        "parked for the next job: "
+        + (", ".join(f"{m} {n}" for m, n in waiting.items()) if waiting else "none")
+    )

@@ -150,7 +150,7 @@ class LocalFleet:
             args[args.index("-n") + 1] = f"{group.name}@{tag}"
             pool_args = ["-P", pool] + (["-c", "1"] if pool == "prefork" else [])
             extra = {}
-            if self.settings.metrics_port is not None:  # one port per group on this machine
+            if self.settings.metrics:  # one port per group on this machine
                 self.metrics_ports[group.name] = free_port()
                 extra = {
                     "TIERFLEET_METRICS_PORT": str(self.metrics_ports[group.name]),

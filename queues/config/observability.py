@@ -9,12 +9,14 @@ from pydantic import BaseModel, Field, SecretStr
 
 
 class ObservabilityConfig(BaseModel):
-    # Each worker group serves /metrics on this port (None: no endpoint, nothing recorded).
+    # Each worker group serves /metrics on metrics_port (metrics off: no endpoint; values
+    # stay in each process's memory).
     # Prefork children write to files under metrics_dir, which the group's main process
     # reads at every scrape (prometheus-client's multiprocess mode); None: a fresh temporary
     # folder per worker. The folder is emptied at start: what a stopped worker counted is
     # gone, as Prometheus expects of a restarted process.
-    metrics_port: int | None = Field(default=9808, ge=0, le=65535)
+    metrics: bool = True
+    metrics_port: int = Field(default=9808, ge=1, le=65535)
     metrics_address: str = "0.0.0.0"
     metrics_dir: Path | None = None
     # Label cardinality: past this many distinct values of one label (tenant, agent,

@@ -8,13 +8,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from producers.cli.main import app
 from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
 from producers.report import by_model
 from queues.messages import StepStatus
 from queues.topology import worker_groups
 from tests.integration.conftest import settings_for, unbounded_keys
+from tests.integration.test_metrics import scrape, total
 from tests.provider_handle import ServerHandle
 
 pytestmark = pytest.mark.integration
@@ -78,6 +81,12 @@ def test_200_batch_lane_steps_survive_a_poller_and_beat_restart(
                 lambda: stats().get("openai.batches", 0) and stats().get("anthropic.batches", 0),
                 "both providers' batch jobs",
             )
+            # What an operator sees of them: `tierfleet batch` and the batch group's metrics.
+            env = {"TIERFLEET_BROKER_URL": settings.broker_url, "TIERFLEET_TIER_TABLE": str(TABLE)}
+            listed = CliRunner().invoke(app, ["batch"], env=env)
+            assert listed.exit_code == 0 and "submitted" in listed.output, listed.output
+            metrics = scrape(local.metrics_urls()["batch"])
+            assert total(metrics, "tierfleet_batch_jobs", state="submitted") >= 1
             local.stop_group("batch", kill=True)
             local.stop_group("beat", kill=True)
             time.sleep(1.0)

@@ -27,9 +27,21 @@ def test_workload_run_report_and_dead_list(local_fleet, tmp_path, monkeypatch):
     figures = json.loads((tmp_path / "run.json").read_text())
     assert figures["steps"] == len(lines) and figures["cost"] > 0 and figures["simulated"]
 
-    reported = runner.invoke(app, ["report", "--out", str(tmp_path / "report.json")])
+    page = tmp_path / "report.html"
+    reported = runner.invoke(
+        app, ["report", "--out", str(tmp_path / "report.json"), "--html", str(page)]
+    )
     assert reported.exit_code == 0 and "cost by tenant" in reported.output
-    assert json.loads((tmp_path / "report.json").read_text())["steps"] >= len(lines)
+    assert "cost by task kind" in reported.output and "latency per lane" in reported.output
+    assert "savings by lever" in reported.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["steps"] >= len(lines) and report["facts"]["frontier_usd"] > report["cost"]
+    assert page.read_text().count("<svg") >= 6
+
+    alerts = runner.invoke(app, ["alerts"])
+    assert alerts.exit_code == 0 and "alerts firing now" in alerts.output
+    batch = runner.invoke(app, ["batch"])
+    assert batch.exit_code == 0 and "batch jobs" in batch.output
 
     dead = runner.invoke(app, ["dead", "list"])
     assert dead.exit_code == 0 and "tf.dead" in dead.output
