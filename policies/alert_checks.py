@@ -108,7 +108,8 @@ def escalation_rate(entries: Sequence[LedgerEntry]) -> float:
 
 
 def escalation_rise(facts: Facts, t: AlertThresholds) -> list[Firing]:
-    if len(facts.recent) < t.min_steps:
+    # Rising against what: a fleet with no trailing history has no rate to rise from.
+    if len(facts.recent) < t.min_steps or len(facts.trailing) < t.min_steps:
         return []
     now, before = escalation_rate(facts.recent), escalation_rate(facts.trailing)
     limit = max(t.escalation_floor, t.escalation_factor * before)

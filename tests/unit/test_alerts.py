@@ -77,3 +77,8 @@ def test_promtool_accepts_the_rules_file():
         ["promtool", "check", "rules", str(RULES_FILE)], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_rise_needs_a_trailing_rate_to_rise_from():
+    escalating = [entry(i, escalations=1) for i in range(40)]
+    assert evaluate(Facts(escalating, []), AlertThresholds()) == []
