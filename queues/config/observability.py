@@ -25,9 +25,9 @@ class ObservabilityConfig(BaseModel):
     # Flower's login (user:password); `tierfleet flower` refuses to start without one unless
     # it listens on loopback only.
     flower_basic_auth: SecretStr | None = None
-    # The fleet's own alert evaluation (policies/alerts.py) over the ledger: the window it
-    # looks at and the trailing one it compares with.
-    # Evaluated every alert_interval_s by one finalize worker (0: off).
+    # The fleet's own alert evaluation (workers/alerting.py, policies/alerts.py): every
+    # alert_interval_s (0: off) one finalize worker judges the ledger's last alert_window_s
+    # against the alert_trailing_s before it.
     alert_interval_s: float = Field(default=15.0, ge=0)
     alert_window_s: float = Field(default=300.0, gt=0)
     alert_trailing_s: float = Field(default=3600.0, gt=0)
