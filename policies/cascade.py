@@ -95,6 +95,13 @@ def check_schema(answer: str, schema: dict[str, Any]) -> str | None:
     return None
 
 
+# An answer that did not end on its own is never accepted as complete.
+UNFINISHED = {
+    "length": "answer cut off at max_tokens",
+    "filtered": "answer withheld by the provider's filter",
+}
+
+
 def judge(
     answer: str,
     *,
@@ -102,7 +109,10 @@ def judge(
     schema: dict[str, Any] | None,
     confidence: float | None,
     min_confidence: float,
+    finish: str = "stop",
 ) -> Verdict:
+    if finish in UNFINISHED:
+        return Verdict(False, UNFINISHED[finish])
     if not answer.strip():
         return Verdict(False, "empty answer")
     if schema is not None:

@@ -21,6 +21,8 @@ REASON_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("over_context", r"holds \d+ tokens"),
         ("schema", r"schema|not JSON"),
         ("empty", r"empty answer"),
+        ("truncated", r"cut off at max_tokens"),
+        ("filtered", r"withheld by the provider"),
         ("format", r"choice letter|function definition"),
         ("confidence", r"confidence"),
         ("disagreement", r"disagrees"),

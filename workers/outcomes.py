@@ -93,6 +93,7 @@ def conclude(
         schema=env.step.response_schema,
         confidence=confidence_of(env, model.name, answer, rt),
         min_confidence=rt.table.tier(tier).accept_min_confidence,
+        finish=answer.finish,
     )
     env = env.charge(
         CostEntry(

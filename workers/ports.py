@@ -75,6 +75,9 @@ class Completion:
     correct: bool | None = None  # ground truth, known to simulated and replay only
     simulated: bool = False
     engine_s: float = 0.0  # a local model's share of its engine's time for the batch
+    # Why the answer ended: "stop" (the model finished), "length" (max_tokens cut it) or
+    # "filtered" (the provider's content filter or a refusal). Only "stop" is complete.
+    finish: str = "stop"
 
 
 class Provider(Protocol):

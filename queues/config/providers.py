@@ -38,9 +38,10 @@ class ProviderConfig(BaseModel):
     # dead-lettered (at the default cooldown, about 20 minutes of a provider down).
     max_gate_waits: int = Field(default=40, ge=1)
     prompt_cache_breakpoints: bool = True  # Anthropic cache_control on the static prefix
-    # Ask OpenAI-style providers for token log-probabilities; their geometric-mean token
-    # probability becomes the answer's confidence (judged against accept_min_confidence).
-    request_logprobs: bool = False
+    # Ask OpenAI-style providers for token log-probabilities (on by default: they cost
+    # nothing); their geometric-mean token probability becomes the answer's confidence,
+    # judged against the tier's accept_min_confidence.
+    request_logprobs: bool = True
 
     simulated_latency_ms: float = 0.0  # per provider call, for the simulated provider
     # Where a local model given as a GGUF file is kept as a plain copy (made once).

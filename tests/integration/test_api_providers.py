@@ -103,6 +103,30 @@ def test_a_schema_failure_escalates_to_the_next_tier(api_fleet, provider_server)
     assert any(d.what == "escalate->mid" for d in result.decisions)
 
 
+def test_a_closed_schema_goes_strict_through_the_fleet(api_fleet, provider_server):
+    fleet, _ = api_fleet
+    before = provider_server.stats().get("openai.strict", 0)
+    closed = {**SCHEMA, "additionalProperties": False}
+    result = ask(fleet, "Refund or rebook, strictly?", response_schema=closed)
+    assert result.status is StepStatus.ok and result.provider == "openai"
+    assert json.loads(result.answer or "")["action"] in ("refund", "rebook")
+    assert provider_server.stats().get("openai.strict", 0) == before + 1
+
+
+def test_an_answer_cut_at_max_tokens_is_never_accepted(api_fleet):
+    fleet, _ = api_fleet
+    result = ask(fleet, "Explain the whole rebooking policy.", max_output_tokens=4)
+    # Cut at every tier (each was asked for 4 tokens): escalated twice, then dead-lettered
+    # with the reason, never answered with a fragment.
+    assert result.status is StepStatus.dead_lettered and result.escalations == 2
+    assert [d.what for d in result.decisions if d.what.startswith("escalate")] == [
+        "escalate->mid",
+        "escalate->frontier",
+    ]
+    assert "cut off at max_tokens" in result.reason
+    assert result.cost_usd > 0  # the cut answers were paid for, and stay on the bill
+
+
 def test_a_429_is_retried_then_answered(api_fleet, provider_server):
     fleet, _ = api_fleet
     provider_server.faults({"contains": "BUSY-HOUR", "status": 429, "retry_after": 0.2})

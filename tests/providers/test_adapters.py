@@ -245,7 +245,9 @@ def test_logprobs_become_the_answers_confidence(api):
     api.faults({"malformed": True})
     unsure = one("openai", api, request("cheap"), request_logprobs=True)
     assert isinstance(unsure, Completion) and unsure.confidence == pytest.approx(0.301, abs=1e-3)
-    assert one("openai", api, request("cheap")).confidence is None  # not asked, none reported
+    assert one("openai", api, request("cheap")).confidence is not None  # asked by default
+    quiet = one("openai", api, request("cheap"), request_logprobs=False)
+    assert isinstance(quiet, Completion) and quiet.confidence is None  # not asked, none given
 
 
 def test_an_openai_job_is_found_by_the_job_id_it_carries(api):
@@ -254,3 +256,24 @@ def test_an_openai_job_is_found_by_the_job_id_it_carries(api):
     provider.submit_batch("job-8", [("c1", request("cheap"))])  # type: ignore[attr-defined]
     assert provider.find_batch("job-7") == created  # type: ignore[attr-defined]
     assert provider.find_batch("job-9") is None  # type: ignore[attr-defined]
+
+
+STRICT_SCHEMA = {**SCHEMA, "additionalProperties": False}
+
+
+def test_a_closed_schema_is_sent_strict_and_an_open_one_is_not(api):
+    before = api.stats().get("openai.strict", 0)
+    strict = one("openai", api, request("cheap", response_schema=STRICT_SCHEMA))
+    assert isinstance(strict, Completion) and json.loads(strict.text)["action"]
+    assert api.stats().get("openai.strict", 0) == before + 1
+    loose = one("openai", api, request("cheap", response_schema=SCHEMA))  # the server would
+    assert isinstance(loose, Completion)  # refuse it strict: it went without
+    assert api.stats().get("openai.strict", 0) == before + 1
+
+
+@pytest.mark.parametrize(("provider", "tier"), [("openai", "cheap"), ("anthropic", "mid")])
+def test_an_answer_cut_at_max_tokens_says_so(api, provider, tier):
+    cut = one(provider, api, request(tier, max_output_tokens=3))
+    assert isinstance(cut, Completion) and cut.finish == "length" and cut.tokens_out <= 3
+    whole = one(provider, api, request(tier))
+    assert isinstance(whole, Completion) and whole.finish == "stop"

@@ -103,6 +103,10 @@ def message_params(request: CompletionRequest, *, breakpoints: bool) -> dict[str
     return params
 
 
+# Anthropic's stop_reason as a Completion's finish (end_turn, stop_sequence, tool_use: done).
+STOP = {"max_tokens": "length", "refusal": "filtered", "model_context_window_exceeded": "length"}
+
+
 def completion_of(message: Any) -> Completion:
     """A Completion from a Message (the SDK's object, or a batch result's dict)."""
     body = message if isinstance(message, dict) else message.model_dump()
@@ -128,6 +132,7 @@ def completion_of(message: Any) -> Completion:
         tokens_out=int(usage.get("output_tokens") or 0),
         tokens_cached=read,
         tokens_cache_write=written,
+        finish=STOP.get(str(body.get("stop_reason") or "end_turn"), "stop"),
     )
 
 

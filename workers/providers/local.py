@@ -62,6 +62,7 @@ class LocalProvider:
                     tokens_out=g.tokens_out,
                     tokens_cached=g.tokens_cached,
                     confidence=g.confidence,
+                    finish=g.finish_reason,
                     billed_usd=self.hourly_usd * engine_s / 3600,
                     engine_s=engine_s,
                 )

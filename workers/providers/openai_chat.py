@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import openai
 
+from policies.strict_schema import strict_allowed
 from queues.settings import Settings
 from workers.errors import PermanentError, TransientError
 from workers.ports import BatchPoll, Completion, CompletionRequest, ProviderGate
@@ -25,6 +26,8 @@ from workers.providers.calls import CallPool, error_for_status
 SCHEMA_NAME = "step_answer"
 ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 RUNNING = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
+# OpenAI's finish_reason as a Completion's finish (tool_calls and function_call end a turn).
+FINISH = {"length": "length", "content_filter": "filtered"}
 
 
 def chat_messages(request: CompletionRequest) -> list[dict[str, Any]]:
@@ -49,10 +52,11 @@ def chat_params(request: CompletionRequest, *, compatible: bool) -> dict[str, An
     if request.tools:
         params["tools"] = list(request.tools)
     if request.response_schema is not None:
-        params["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": SCHEMA_NAME, "schema": request.response_schema},
-        }
+        # Strict where the schema allows it: the answer is constrained, not only asked for.
+        json_schema: dict[str, Any] = {"name": SCHEMA_NAME, "schema": request.response_schema}
+        if strict_allowed(request.response_schema):
+            json_schema["strict"] = True
+        params["response_format"] = {"type": "json_schema", "json_schema": json_schema}
     if request.cache_key and not compatible:
         params["prompt_cache_key"] = request.cache_key
     return params
@@ -81,6 +85,7 @@ def completion_of(response: Any) -> Completion:
         # input price for OpenAI's models, which charge nothing extra for writing).
         tokens_cache_write=int(details.get("cache_write_tokens") or 0),
         confidence=confidence_from_logprobs(choice),
+        finish=FINISH.get(str(choice.get("finish_reason") or "stop"), "stop"),
     )
 
 

@@ -70,10 +70,13 @@ class Account:
         counts = self.counter.count_many([t for t, _ in texts]) if texts else []
         return [Block(t, n, mark) for (t, mark), n in zip(texts, counts, strict=True)]
 
-    def out_tokens(self, text: str, cap: int | None) -> tuple[str, int]:
-        if cap is not None:
-            text = self.counter.head(text, cap)
-        return text, self.counter.count_many([text])[0]
+    def out_tokens(self, text: str, cap: int | None) -> tuple[str, int, bool]:
+        """The answer as sent, its output tokens, and whether max_tokens cut it."""
+        full = self.counter.count_many([text])[0]
+        if cap is None or full <= cap:
+            return text, full, False
+        text = self.counter.head(text, cap)
+        return text, self.counter.count_many([text])[0], True
 
     def take_fault(self, body: dict[str, Any]) -> Fault | None:
         return self.faults.take(str(body.get("model", "")), json.dumps(body.get("messages")))

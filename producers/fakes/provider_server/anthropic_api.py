@@ -77,10 +77,10 @@ class AnthropicApi:
             stop = "tool_use"
         else:
             text = text_answer(model, prompt, acct.answer_words)
-            text, out = acct.out_tokens(
+            text, out, cut = acct.out_tokens(
                 malformed(text) if broken else text, int(body["max_tokens"])
             )
-            content, stop = [{"type": "text", "text": text}], "end_turn"
+            content, stop = [{"type": "text", "text": text}], "max_tokens" if cut else "end_turn"
         fresh = total - read - written
         acct.bill.charge(model, fresh=fresh, cached=read, written=written, output=out, batch=batch)
         acct.stats["anthropic.messages"] += 1
@@ -94,7 +94,7 @@ class AnthropicApi:
         answer: dict[str, Any] = json.loads(json_answer(model, prompt, tool["input_schema"]))
         if broken:
             answer = {}
-        _, out = self.account.out_tokens(json.dumps(answer), None)
+        _, out, _ = self.account.out_tokens(json.dumps(answer), None)
         use_id = f"toolu_{uuid.uuid4().hex[:12]}"
         return [{"type": "tool_use", "id": use_id, "name": tool["name"], "input": answer}], out
 

@@ -40,6 +40,39 @@ def _logprobs(text: str, unsure: bool) -> dict[str, Any]:
     }
 
 
+def _closed(node: Any, where: str) -> str | None:
+    """What OpenAI says of a strict schema whose objects are not closed and fully required."""
+    if not isinstance(node, dict):
+        return None
+    if node.get("type") == "object":
+        if node.get("additionalProperties") is not False:
+            return (
+                f"In context={where}, 'additionalProperties' is required to be supplied "
+                "and to be false."
+            )
+        missing = set(node.get("properties", {})) - set(node.get("required", []))
+        if missing:
+            return (
+                f"In context={where}, 'required' is required to include every key in "
+                f"properties; missing {sorted(missing)}."
+            )
+        for name, child in node.get("properties", {}).items():
+            if problem := _closed(child, f"{where}.{name}"):
+                return problem
+    return _closed(node.get("items"), f"{where}.items") if "items" in node else None
+
+
+def strict_problem(fmt: dict[str, Any]) -> str | None:
+    """OpenAI refuses a strict json_schema it cannot enforce (400, naming the place)."""
+    spec = fmt.get("json_schema") or {}
+    if fmt.get("type") != "json_schema" or not spec.get("strict"):
+        return None
+    problem = _closed(spec.get("schema") or {}, "()")
+    return (
+        f"Invalid schema for response_format '{spec.get('name')}': {problem}" if problem else None
+    )
+
+
 @dataclass
 class OpenAIApi:
     account: Account
@@ -63,6 +96,11 @@ class OpenAIApi:
         cached = acct.cache("openai").openai(model, blocks)
         prompt = text_of(messages[-1].get("content"))
         fmt = body.get("response_format") or {}
+        refused = strict_problem(fmt)
+        if refused:
+            return Answered(400, {"error": {"message": refused, "type": "invalid_request_error"}})
+        if fmt.get("json_schema", {}).get("strict"):
+            acct.stats["openai.strict"] += 1
         if fmt.get("type") == "json_schema":
             text = json_answer(model, prompt, fmt["json_schema"].get("schema", {}))
         else:
@@ -71,13 +109,16 @@ class OpenAIApi:
         if unsure:
             text = malformed(text)
         cap = body.get("max_completion_tokens") or body.get("max_tokens")
-        text, out = acct.out_tokens(text, int(cap) if cap else None)
+        text, out, cut = acct.out_tokens(text, int(cap) if cap else None)
         logprobs = _logprobs(text, unsure) if body.get("logprobs") else None
+        finish = "length" if cut else "stop"
         acct.bill.charge(
             model, fresh=prompt_tokens - cached, cached=cached, written=0, output=out, batch=batch
         )
         acct.stats["openai.chat"] += 1
-        return Answered(200, chat_completion(model, text, prompt_tokens, cached, out, logprobs))
+        return Answered(
+            200, chat_completion(model, text, prompt_tokens, cached, out, logprobs, finish)
+        )
 
     async def chat_completions(self, request: Request) -> Response:
         return await self.account.live(request, self.chat)

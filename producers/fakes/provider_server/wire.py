@@ -61,6 +61,7 @@ def chat_completion(
     cached: int,
     out: int,
     logprobs: dict[str, Any] | None,
+    finish: str = "stop",
 ) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
@@ -71,7 +72,7 @@ def chat_completion(
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": text, "refusal": None},
-                "finish_reason": "stop",
+                "finish_reason": finish,
                 "logprobs": logprobs,
             }
         ],
