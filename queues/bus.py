@@ -18,8 +18,6 @@ from queues.seal import Sealer
 from queues.step import AgentStep, Lane
 from queues.topology import (
     CACHE_STORE_TASK,
-    FINALIZE,
-    INGRESS,
     LANE_PRIORITY,
     TASK_NAMES,
     Stage,
@@ -75,7 +73,7 @@ class CeleryBus:
         self.app.send_task(
             TASK_NAMES[Stage.cache],
             args=[Submission(step=step).model_dump_json()],
-            queue=INGRESS,
+            queue=queue_for(Stage.cache, lane=step.lane, by_priority=self.lanes_by_priority),
             task_id=keys.hop_id(step.tenant, step.step_id, Stage.cache.value, 0, 0),
             ignore_result=True,
             argsrepr=describe(step),
@@ -134,7 +132,7 @@ class CeleryBus:
         self.app.send_task(
             task,
             args=self._seal(task, env.to_wire(), outcome.model_dump_json()),
-            queue=FINALIZE,
+            queue=queue_for(Stage.finalize, lane=env.step.lane, by_priority=self.lanes_by_priority),
             task_id=keys.result_id(env.step.tenant, env.step.step_id),
             ignore_result=False,
             argsrepr=describe(env.step),
@@ -149,7 +147,7 @@ class CeleryBus:
         self.app.send_task(
             CACHE_STORE_TASK,
             args=self._seal(CACHE_STORE_TASK, env.to_wire(), outcome.model_dump_json()),
-            queue=INGRESS,
+            queue=queue_for(Stage.cache, lane=env.step.lane, by_priority=self.lanes_by_priority),
             task_id=f"{keys.step_ref(env.step.tenant, env.step.step_id)}:cache_store",
             ignore_result=True,
             argsrepr=describe(env.step),

@@ -3,9 +3,13 @@
 Every stage has its own queue, and inference one per tier, so tiers scale and fail
 separately. Lanes (interactive before standard before batch) depend on the broker:
 
-- Redis: one queue per tier and lane (``tf.infer.<tier>.<lane>``), which a worker polls in
-  the order of its ``-Q`` (kombu's ``queue_order_strategy``); Redis's priority emulation is
-  fragile, separate queues are not.
+- Redis: one queue per stage and lane, which a worker polls in the order of its ``-Q``
+  (kombu's ``queue_order_strategy``); Redis's priority emulation is fragile, separate
+  queues are not. Inference: ``tf.infer.<tier>.<lane>``. The other stages keep their own
+  name for the standard lane (what a producer of an older version sends still arrives)
+  beside ``<stage>.interactive`` and ``<stage>.batch``. A message that waits past its
+  lane's bound in a lower lane is moved to the front of the lane above
+  (``workers/lane_guard.py``): strict order, but no lane starves.
 - RabbitMQ serves a worker's queues round-robin, so there the order of ``-Q`` means nothing:
   one queue per tier (``tf.infer.<tier>``), the lane the message's priority (interactive 9,
   standard 5, batch 1), which the broker honours on delivery. There every stage's queue
@@ -82,6 +86,44 @@ def tier_queues(tier: str, by_priority: bool = False) -> tuple[str, ...]:
     return tuple(infer_queue(tier, lane) for lane in LANE_ORDER)
 
 
+def stage_queue(base: str, lane: Lane | str, by_priority: bool = False) -> str:
+    """A (non-inference) stage's queue for a lane: the stage's own name for standard."""
+    lane = Lane(lane)
+    return base if by_priority or lane is Lane.standard else f"{base}.{lane.value}"
+
+
+def stage_queues(base: str, by_priority: bool = False) -> tuple[str, ...]:
+    """A stage's queues, in the order its workers drain them."""
+    if by_priority:
+        return (base,)
+    return tuple(stage_queue(base, lane) for lane in LANE_ORDER)
+
+
+def lane_ladders(queues: Sequence[str]) -> list[tuple[str, str, Lane]]:
+    """(lower queue, the queue of the lane above, the lower lane) for every lane of
+    ``queues`` that has a lane above it among them: where a starved message moves."""
+    ladders = []
+    for base in (INGRESS, COMPRESS, CLASSIFY, FINALIZE):
+        ladders += _ladder([stage_queue(base, lane) for lane in LANE_ORDER], queues)
+    for tier in served_tiers(queues):
+        ladders += _ladder([infer_queue(tier, lane) for lane in LANE_ORDER], queues)
+    return ladders
+
+
+def _ladder(order: list[str], queues: Sequence[str]) -> list[tuple[str, str, Lane]]:
+    if not set(order) <= set(queues):
+        return []
+    return [(order[i + 1], order[i], LANE_ORDER[i + 1]) for i in range(len(order) - 1)]
+
+
+def stage_of_queue(queue: str) -> Stage:
+    """The stage whose task a queue's messages are for."""
+    if queue.startswith(INFER_PREFIX):
+        return Stage.infer
+    base = queue.removesuffix(".interactive").removesuffix(".batch")
+    return next(stage for stage, name in _STAGE_QUEUES.items() if name == base)
+
+
 def queue_for(
     stage: Stage,
     tier: str | None = None,
@@ -92,13 +134,13 @@ def queue_for(
         if tier is None or lane is None:
             raise ValueError("the infer stage is addressed by tier and lane")
         return infer_queue(tier, lane, by_priority)
-    return _STAGE_QUEUES[stage]
+    return stage_queue(_STAGE_QUEUES[stage], lane or Lane.standard, by_priority)
 
 
 def queue_names(tiers: Sequence[str], by_priority: bool = False) -> list[str]:
-    names = [INGRESS, COMPRESS, CLASSIFY]
+    names = [q for base in (INGRESS, COMPRESS, CLASSIFY) for q in stage_queues(base, by_priority)]
     names += [q for tier in tiers for q in tier_queues(tier, by_priority)]
-    return [*names, FINALIZE, BATCH, NOOP]
+    return [*names, *stage_queues(FINALIZE, by_priority), BATCH, NOOP]
 
 
 def declare_queues(tiers: Sequence[str], by_priority: bool = False) -> list[Queue]:
@@ -151,9 +193,9 @@ def worker_groups(
     tier's own size where ``tier_flush`` (the tier table's) gives one, else ``flush_every``."""
     sizes = tier_flush or {}
     groups = [
-        WorkerGroup("cache", (INGRESS,)),
-        WorkerGroup("compress", (COMPRESS,)),
-        WorkerGroup("classify", (CLASSIFY,)),
+        WorkerGroup("cache", stage_queues(INGRESS, by_priority)),
+        WorkerGroup("compress", stage_queues(COMPRESS, by_priority)),
+        WorkerGroup("classify", stage_queues(CLASSIFY, by_priority)),
     ]
     groups += [
         WorkerGroup(
@@ -163,6 +205,6 @@ def worker_groups(
         )
         for tier in tiers
     ]
-    groups.append(WorkerGroup("finalize", (FINALIZE,)))
+    groups.append(WorkerGroup("finalize", stage_queues(FINALIZE, by_priority)))
     groups.append(WorkerGroup("batch", (BATCH,)))
     return groups

@@ -21,6 +21,7 @@ from queues.settings import Settings
 from queues.topology import FINALIZE, NOOP, NOOP_TASK, TASK_NAMES, Stage, queue_names, served_tiers
 from workers import batch_lane, cache, classify, compress, finalize, infer
 from workers.alerting import AlertEvaluator
+from workers.lane_guard import LaneGuard
 from workers.lease import LeaseKeeper, held_by
 from workers.logs import configure_logging, redact_handlers
 from workers.metrics_export import serve_metrics
@@ -157,6 +158,12 @@ def build_worker_app(settings: Settings) -> Celery:
     def _ready(sender: Any = None, **_: Any) -> None:
         report_unavailable_providers(settings, table)
         keep_leases(settings, sender)
+        if settings.broker_is_redis:
+            client = redis.Redis.from_url(settings.broker_url, socket_timeout=5)
+            queues = sorted(consumed(app))
+            LaneGuard(
+                client, queues, settings.lane_max_wait_s, settings.lane_guard_interval_s
+            ).start()
         if FINALIZE in consumed(app) and settings.alert_interval_s > 0:
             AlertEvaluator(settings, queue_names(table.names, settings.lanes_by_priority)).start()
         warm(runtime, consumed(app))  # the solo pool runs tasks in the main process

@@ -40,7 +40,7 @@ from producers.local.launcher import LocalFleet
 from producers.local.services import EmbeddedRedis, rabbitmq_vhost
 from queues.messages import StepResult
 from queues.settings import Settings
-from queues.topology import TASK_NAMES, Stage, queue_names
+from queues.topology import TASK_NAMES, queue_names, stage_of_queue
 
 SCENARIOS = [
     "kill -9 of every worker group (prefork pool, the pool's children with it) in turn, "
@@ -144,15 +144,7 @@ def fuzz_messages(
 
 
 def _task_for(queue: str) -> str:
-    if queue.startswith("tf.infer"):
-        return TASK_NAMES[Stage.infer]
-    stage = {
-        "tf.ingress": Stage.cache,
-        "tf.compress": Stage.compress,
-        "tf.classify": Stage.classify,
-        "tf.finalize": Stage.finalize,
-    }
-    return TASK_NAMES[stage[queue]]
+    return TASK_NAMES[stage_of_queue(queue)]
 
 
 def _nested(depth: int) -> Any:

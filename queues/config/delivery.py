@@ -13,6 +13,14 @@ class DeliveryConfig(BaseModel):
     # workers/batching.py); off saves a broker publish per task state.
     task_events: bool = True
 
+    # The lanes' starvation bound (Redis broker, workers/lane_guard.py): a message waiting
+    # longer than its lane's bound moves to the front of the lane above; checked every
+    # lane_guard_interval_s.
+    lane_max_wait_s: dict[str, float] = Field(
+        default_factory=lambda: {"standard": 30.0, "batch": 300.0}
+    )
+    lane_guard_interval_s: float = Field(default=1.0, gt=0)
+
     max_transient_retries: int = 4
     retry_backoff_s: float = 0.5
     # A countdown (a retry's wait, a provider's Retry-After) is never longer than this.

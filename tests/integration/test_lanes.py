@@ -86,3 +86,50 @@ def overtakes_a_backlog(settings: Settings) -> None:
         last_standard = max(position[s] for s in standard_ids)
         batch_before = sum(1 for s in batch_ids if position[s] < last_standard)
         assert batch_before <= 16, f"{batch_before} batch steps ran before standard finished"
+
+
+def test_interactive_overtakes_a_batch_backlog_at_every_stage(redis_server):
+    """Submitted behind 300 batch steps, an interactive step is answered among the first:
+    every stage drains its interactive lane first, not only inference."""
+    settings = settings_for(redis_server, db=10)
+    local = LocalFleet(settings)
+    with Fleet(settings) as fleet:
+        fleet.redis.flushdb()
+        backlog = [make_step(lane="batch", labels={"difficulty": 0.0}) for _ in range(300)]
+        urgent = make_step(lane="interactive", labels={"difficulty": 0.0})
+        handles = fleet.submit_many(backlog)
+        handles.append(fleet.submit(urgent))
+        try:
+            local.start(own_redis=False)
+            fleet.wait(handles, timeout=180)
+        finally:
+            local.stop()
+        order = finish_order(fleet, {s.step_id for s in backlog} | {urgent.step_id})
+    assert len(order) == 301
+    assert order.index(urgent.step_id) < 40, f"answered {order.index(urgent.step_id)}th"
+
+
+def test_a_batch_step_is_not_starved_by_a_stream_of_interactive_ones(redis_server):
+    """Strict lane order, bounded: a batch step that waited past its bound is moved up and
+    served while interactive steps still wait (without the bound it would be last)."""
+    settings = settings_for(
+        redis_server,
+        db=11,
+        lane_max_wait_s={"standard": 0.5, "batch": 0.5},
+        lane_guard_interval_s=0.1,
+    )
+    local = LocalFleet(settings, groups=["cache"])  # the cache stage alone: what it passes on
+    with Fleet(settings) as fleet:  # waits in the compress queues
+        fleet.redis.flushdb()
+        fleet.submit(make_step(lane="batch"))
+        fleet.submit_many([make_step(lane="interactive") for _ in range(1500)])
+        try:
+            local.start(own_redis=False)
+            deadline = time.monotonic() + 60
+            while not fleet.redis.llen("tf.compress.batch"):
+                assert time.monotonic() < deadline, "the batch step never left ingress"
+                time.sleep(0.01)
+            still_waiting = fleet.redis.llen("tf.ingress.interactive")
+        finally:
+            local.stop()
+    assert still_waiting > 0, "the batch step was served only after every interactive step"

@@ -35,7 +35,9 @@ def test_infer_workers_drain_lanes_in_strict_order_and_prefetch_a_batch():
     assert groups["infer-cheap"].prefetch_multiplier == 16
     assert groups["cache"].prefetch_multiplier == 1
     args = groups["cache"].celery_args()
-    assert args[:4] == ["celery", "-A", "workers.app", "worker"] and "tf.ingress" in args
+    assert args[:4] == ["celery", "-A", "workers.app", "worker"]
+    # Every stage has lanes: drained interactive first, its own name for standard.
+    assert args[args.index("-Q") + 1] == "tf.ingress.interactive,tf.ingress,tf.ingress.batch"
     assert DEAD not in {q for g in groups.values() for q in g.queues}  # parked, never drained
 
 
