@@ -150,12 +150,6 @@ def next_after(table: TierTable, this: PriorAnswer, verdict: Verdict) -> Decisio
     return Escalate(upper, f"{this.tier} rejected ({verdict.why}) -> {upper}")
 
 
-def over_context(table: TierTable, tier: str, model: str, needed: int, limit: int) -> Decision:
-    """A prompt its model cannot hold is never sent to fail: the next tier takes it."""
-    why = f"{model} holds {limit} tokens; this call needs {needed}"
-    return next_after(table, PriorAnswer(answer="", model=model, tier=tier), Verdict(False, why))
-
-
 def decide(
     table: TierTable,
     this: PriorAnswer,

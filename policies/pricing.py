@@ -32,6 +32,7 @@ class Price:
     cached_input_per_mtok: float
     cache_write_per_mtok: float
     batch_discount: float = 0.0
+    context_tokens: int = 0  # the model's context window, prompt and answer; 0: not listed
 
     def cost(self, usage: Usage, *, batch: bool = False) -> float:
         if usage.tokens_cached + usage.tokens_cache_write > usage.tokens_in:
@@ -66,6 +67,7 @@ def parse_price(spec: dict[str, Any], base: Price | None = None) -> Price:
             "cache_write_per_mtok", base.cache_write_per_mtok if base else inp
         ),
         batch_discount=pick("batch_discount", base.batch_discount if base else 0.0),
+        context_tokens=int(pick("context_tokens", base.context_tokens if base else 0.0)),
     )
     if not 0.0 <= price.batch_discount < 1.0:
         raise ValueError(f"batch_discount must be in [0, 1): {price.batch_discount}")

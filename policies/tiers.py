@@ -52,6 +52,11 @@ class ModelSpec:
     def model_id(self) -> str:
         return self.api_model or self.name
 
+    @property
+    def context_tokens(self) -> int | None:
+        """The context window the price table lists (a local model's engine says its own)."""
+        return self.price.context_tokens or None
+
     def cost(
         self,
         tokens_in: int,

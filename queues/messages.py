@@ -89,6 +89,9 @@ class Envelope(Frozen):
     prompt: tuple[ChatMessage, ...] | None = None  # the compressed request, once compressed
     economy: bool = False  # past a soft budget: lower tier cap, tighter compression
     max_output_tokens: int | None = None  # the cap the compress stage set (task kind, economy)
+    # Set when no model the step may reach holds its prompt: compress it to fit this many
+    # tokens, prompt and answer (policies/context_fit.py).
+    fit_tokens: int | None = Field(default=None, ge=1)
     # Set on a summarize step the compress stage asked for: the key of the dropped exchange
     # it summarizes. Finalize stores its answer there for the session's later calls.
     summary_of: str | None = None

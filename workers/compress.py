@@ -6,13 +6,14 @@ writes replace the dropped exchanges in the session's later calls."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from policies.budgets import output_cap
-from policies.compression import compress
+from policies.compression import CompressionPlan, CompressionReport, compress
 from policies.history import Unit, summary_request, unit_key
+from policies.tokens import reservation_tokens
 from queues.messages import Envelope
-from queues.step import AgentStep, Lane
+from queues.step import AgentStep, ChatMessage, Lane
 from queues.topology import Stage
 from workers.runtime import Runtime
 
@@ -29,8 +30,11 @@ def handle(env: Envelope, rt: Runtime) -> None:
     step = env.step
     known = rt.summaries.get(step.tenant, step.session_id) if plan.summarize_dropped else None
     prompt, report = compress(rt.counter, step.messages, plan, rt.text_compressor, known)
+    fit = ""
+    if env.fit_tokens is not None:  # no model the step may reach holds it as it is
+        prompt, report, fit = fitted(env, plan, cap, known, rt)
     what = "compressed" if report.changed else "unchanged"
-    why = f"{report.describe()}; max_tokens {cap}"
+    why = f"{report.describe()}; max_tokens {cap}{fit}"
     asked = ask_for_summaries(env, report.to_summarize, rt)
     if asked:
         why += f"; asked the cheap tier to summarize {asked} dropped exchanges"
@@ -38,6 +42,28 @@ def handle(env: Envelope, rt: Runtime) -> None:
         Stage.classify,
         env.decide("compress", what, why, prompt=prompt, max_output_tokens=cap),
     )
+
+
+def fitted(
+    env: Envelope,
+    plan: CompressionPlan,
+    cap: int,
+    known: Mapping[str, str] | None,
+    rt: Runtime,
+) -> tuple[tuple[ChatMessage, ...], CompressionReport, str]:
+    """The prompt compressed harder, the history budget halved (and the rest of the plan
+    tightened as in economy mode) until it and its answer fit ``env.fit_tokens``."""
+    assert env.fit_tokens is not None
+    step = env.step
+    budget = plan.history_budget_tokens or rt.settings.economy_history_tokens
+    for _ in range(8):
+        prompt, report = compress(rt.counter, step.messages, plan, rt.text_compressor, known)
+        needed = reservation_tokens(rt.counter, prompt, step.tools) + cap
+        if needed <= env.fit_tokens:
+            break
+        budget = max(1, budget // 2)
+        plan = plan.economy(budget)
+    return prompt, report, f"; compressed to fit {env.fit_tokens} tokens: {needed}"
 
 
 def ask_for_summaries(env: Envelope, dropped: Sequence[Unit], rt: Runtime) -> int:

@@ -19,7 +19,7 @@ import structlog
 from celery import Celery, Task
 from celery_batches import SimpleRequest
 
-from policies.cascade import over_context
+from policies.context_fit import Refit, fit_context
 from policies.tiers import NANO, reservation_usd, to_nano_up
 from policies.tokens import reservation_tokens
 from queues import keys
@@ -46,6 +46,24 @@ from workers.stage import (
 log = structlog.get_logger("tierfleet.infer")
 
 
+def fit_into(env: Envelope, model: str, needed: int, rt: Runtime) -> None:
+    """A prompt its model cannot hold: a tier whose model holds it, else compressed harder
+    (once), else dead-lettered; never sent to fail."""
+    assert env.tier is not None
+    limits = {name: m.context_tokens for name, m in rt.table.models.items()}
+    if model in rt.table.models and rt.table.models[model].local is not None:
+        limits[model] = getattr(rt.provider_for(rt.table.models[model]), "context_tokens", None)
+    refitted = env.fit_tokens is not None
+    decision = fit_context(rt.table, env.tier, model, needed, env.output_tokens, limits, refitted)
+    if isinstance(decision, Refit):
+        rt.bus.send(
+            Stage.compress,
+            env.decide("infer", "refit", decision.why, fit_tokens=decision.fit_tokens, retries=0),
+        )
+        return
+    carry_out(decision, env, rt)
+
+
 def admit(env: Envelope, rt: Runtime) -> Admitted | None:
     """Reserve the call's worst case; a refusal ends the step as budget_exceeded. A batch-lane
     step for a provider with a batch API reserves at the batch price."""
@@ -59,10 +77,9 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
         factor=model.counting.factor,
         image_tokens=model.counting.image_tokens,
     )
-    limit = getattr(rt.provider_for(model), "context_tokens", None)
+    limit = model.context_tokens or getattr(rt.provider_for(model), "context_tokens", None)
     if limit and tokens_in + env.output_tokens > limit:
-        needed = tokens_in + env.output_tokens
-        carry_out(over_context(rt.table, env.tier, model.name, needed, limit), env, rt)
+        fit_into(env, model.name, tokens_in + env.output_tokens, rt)
         return None
     if env.shadow_of is not None:  # the operator's check, not the session's spend
         worst = reservation_usd(model, tokens_in, env.output_tokens, batch=False)
