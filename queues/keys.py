@@ -131,6 +131,11 @@ def summaries(tenant: str, session_id: str) -> str:
     return join(SUMMARIES, part(tenant), part(session_id))
 
 
+def session_steps(tenant: str, session_id: str) -> str:
+    """Set of a session's step ids (the step cap), with a TTL refreshed at each step."""
+    return join(PREFIX, "steps", part(tenant), part(session_id))
+
+
 def summary_claim(tenant: str, session_id: str, unit: str) -> str:
     return join(SUMMARIES, "claim", part(tenant), part(session_id), part(unit))
 

@@ -92,6 +92,7 @@ class Envelope(Frozen):
     # Set when no model the step may reach holds its prompt: compress it to fit this many
     # tokens, prompt and answer (policies/context_fit.py).
     fit_tokens: int | None = Field(default=None, ge=1)
+    closing: bool = False  # a best-effort close after a hard budget refused the step
     # Set on a summarize step the compress stage asked for: the key of the dropped exchange
     # it summarizes. Finalize stores its answer there for the session's later calls.
     summary_of: str | None = None

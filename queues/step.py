@@ -142,6 +142,9 @@ class AgentStep(Frozen):
     response_schema: dict[str, Any] | None = None
     max_output_tokens: int = Field(default=512, ge=1, le=65536)
     lane: Lane = Lane.standard
+    # When a hard budget refuses its call: end with no answer ("stop"), or with a short
+    # best-effort answer from the cheapest tier within the close allowance ("close").
+    on_budget: Literal["stop", "close"] = "stop"
     prompt_version: str = Field(default="", max_length=128)
     # Evaluation labels (e.g. a simulated difficulty, a replay prompt id). Only simulated and
     # replay providers and the benchmark scorers read them; no routing or acceptance policy may.

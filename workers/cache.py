@@ -56,7 +56,26 @@ def economy_check(env: Envelope, rt: Runtime) -> Envelope:
     )
 
 
+def over_step_cap(env: Envelope, rt: Runtime) -> bool:
+    """A session past its step cap is an agent in a loop: the step ends budget_exceeded."""
+    cap = rt.settings.session_max_steps
+    if cap is None:
+        return False
+    step = env.step
+    count = rt.session_steps.count(step.tenant, step.session_id, step.step_id)
+    if count <= cap:
+        return False
+    reason = f"session step cap: this is step {count} of session {step.session_id} (cap {cap})"
+    rt.bus.finalize(
+        env.decide("budget", "budget_exceeded", reason),
+        Outcome(status=StepStatus.budget_exceeded, reason=reason),
+    )
+    return True
+
+
 def handle(env: Envelope, rt: Runtime) -> None:
+    if over_step_cap(env, rt):
+        return
     env = economy_check(env, rt)
     key = exact_key(env.step, economy=env.economy)
     stored = rt.cache.get(key)

@@ -19,21 +19,17 @@ import structlog
 from celery import Celery, Task
 from celery_batches import SimpleRequest
 
-from policies.context_fit import Refit, fit_context
-from policies.tiers import NANO, reservation_usd, to_nano_up
-from policies.tokens import reservation_tokens
-from queues import keys
-from queues.messages import Envelope, Outcome, StepStatus
-from queues.step import Lane
+from queues.messages import Envelope
 from queues.topology import TASK_NAMES, Stage
+from workers.admission import admit
 from workers.batch_lane import park
 from workers.batching import RequeueingBatches
 from workers.call_notes import Admitted, record_start, record_unanswered, try_notes
 from workers.errors import FleetError, MalformedMessage, PermanentError
 from workers.logs import bound_step
 from workers.opening import open_envelope
-from workers.outcomes import carry_out, conclude_or_release, failed, release_then
-from workers.ports import Completion, CompletionRequest, supports_batch
+from workers.outcomes import conclude_or_release, failed, release_then
+from workers.ports import Completion, CompletionRequest
 from workers.runtime import LazyRuntime, Runtime
 from workers.stage import (
     dead_letter_raw,
@@ -44,71 +40,6 @@ from workers.stage import (
 )
 
 log = structlog.get_logger("tierfleet.infer")
-
-
-def fit_into(env: Envelope, model: str, needed: int, rt: Runtime) -> None:
-    """A prompt its model cannot hold: a tier whose model holds it, else compressed harder
-    (once), else dead-lettered; never sent to fail."""
-    assert env.tier is not None
-    limits = {name: m.context_tokens for name, m in rt.table.models.items()}
-    if model in rt.table.models and rt.table.models[model].local is not None:
-        limits[model] = getattr(rt.provider_for(rt.table.models[model]), "context_tokens", None)
-    refitted = env.fit_tokens is not None
-    decision = fit_context(rt.table, env.tier, model, needed, env.output_tokens, limits, refitted)
-    if isinstance(decision, Refit):
-        rt.bus.send(
-            Stage.compress,
-            env.decide("infer", "refit", decision.why, fit_tokens=decision.fit_tokens, retries=0),
-        )
-        return
-    carry_out(decision, env, rt)
-
-
-def admit(env: Envelope, rt: Runtime) -> Admitted | None:
-    """Reserve the call's worst case; a refusal ends the step as budget_exceeded. A batch-lane
-    step for a provider with a batch API reserves at the batch price."""
-    if env.tier is None:
-        raise PermanentError("envelope reached inference without a tier")
-    model = rt.table.pick(env.tier, env.model)
-    tokens_in = reservation_tokens(
-        rt.counter,
-        env.request,
-        env.step.tools,
-        factor=model.counting.factor,
-        image_tokens=model.counting.image_tokens,
-    )
-    limit = model.context_tokens or getattr(rt.provider_for(model), "context_tokens", None)
-    if limit and tokens_in + env.output_tokens > limit:
-        fit_into(env, model.name, tokens_in + env.output_tokens, rt)
-        return None
-    if env.shadow_of is not None:  # the operator's check, not the session's spend
-        worst = reservation_usd(model, tokens_in, env.output_tokens, batch=False)
-        return Admitted(env, model, reservation="", worst_usd=worst)
-    batch = env.step.lane is Lane.batch and supports_batch(rt.provider_for(model))
-    # The call's max_tokens is exactly the output the reservation covers (Admitted carries
-    # it to the request): the provider cannot be asked for more than was reserved.
-    output_tokens = env.output_tokens
-    tokens = tokens_in + output_tokens
-    worst = reservation_usd(model, tokens_in, output_tokens, batch=batch)
-    amount = to_nano_up(worst)
-    step = env.step
-    rid = keys.reservation(
-        step.tenant, step.step_id, env.attempt, env.retries, env.first_answer is not None
-    )
-    refused = rt.budgets.reserve(env, rid, amount, tokens)
-    rt.metrics.budget.labels("reserved" if refused is None else "refused").inc()
-    if refused is not None:
-        state = next(s for s in rt.budgets.states(env) if s.scope == refused)
-        reason = (
-            f"hard {refused} budget refuses ${amount / NANO:.6f} ({tokens} tokens) on "
-            f"{model.name}: {state.describe()}"
-        )
-        rt.bus.finalize(
-            env.decide("infer", "budget_exceeded", reason),
-            Outcome(status=StepStatus.budget_exceeded, tier=env.tier, reason=reason),
-        )
-        return None
-    return Admitted(env, model, rid, batch, output_tokens, worst)
 
 
 def call_provider(items: list[Admitted], rt: Runtime) -> list[Admitted]:

@@ -115,7 +115,36 @@ def conclude(
     )
     rt.metrics.queue_wait.labels(tier).observe(env.costs[-1].queue_wait_s)
     this = PriorAnswer(answer=answer.text, model=model.name, tier=tier, correct=answer.correct)
+    if env.closing:  # the budget is spent: this answer or none, never a dearer one
+        close(env, this, verdict.accepted, verdict.why, rt)
+        return
     carry_out(decide(rt.table, this, verdict, env.step.task_kind, env.first_answer), env, rt)
+
+
+def close(env: Envelope, this: PriorAnswer, accepted: bool, why: str, rt: Runtime) -> None:
+    """A best-effort close ends the step: with its answer (status ok, the budget's reason
+    kept), or, if the answer does not pass, budget_exceeded with no answer."""
+    refusal = next(d.why for d in reversed(env.decisions) if d.what == "close")
+    if not accepted:
+        reason = f"{refusal}; the close was rejected: {why}"
+        rt.bus.finalize(
+            env.decide("infer", "budget_exceeded", reason),
+            Outcome(status=StepStatus.budget_exceeded, tier=env.tier, reason=reason),
+        )
+        return
+    model = rt.table.models[this.model]
+    rt.bus.finalize(
+        env.decide("infer", "accept", f"best-effort close: {why}"),
+        Outcome(
+            status=StepStatus.ok,
+            answer=this.answer,
+            tier=this.tier,
+            model=model.name,
+            provider=model.provider,
+            correct=this.correct,
+            reason=f"best-effort close: {refusal}",
+        ),
+    )
 
 
 def carry_out(decision: Decision, env: Envelope, rt: Runtime) -> None:

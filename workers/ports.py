@@ -119,9 +119,15 @@ class Bus(Protocol):
 
 class BudgetStore(Protocol):
     def reserve(
-        self, env: Envelope, reservation: str, amount_nano: int, tokens: int = 0
+        self,
+        env: Envelope,
+        reservation: str,
+        amount_nano: int,
+        tokens: int = 0,
+        allowance: tuple[int, int] = (0, 0),
     ) -> str | None:
-        """Hold the amount in each of the step's scopes; the scope that refuses, or None."""
+        """Hold the amount in each of the step's scopes; the scope that refuses, or None.
+        ``allowance``: nano-dollars and tokens admitted beyond the limits."""
         ...
 
     def settle(
@@ -155,6 +161,15 @@ class Summaries(Protocol):
         ...
 
     def put(self, tenant: str, session: str, key: str, text: str) -> None: ...
+
+
+class SessionSteps(Protocol):
+    """How many distinct steps each session has submitted (the runaway-loop cap)."""
+
+    def count(self, tenant: str, session: str, step_id: str) -> int:
+        """Count the step (once, however often its message comes) and return the session's
+        count so far."""
+        ...
 
 
 class Ledger(Protocol):

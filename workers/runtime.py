@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -14,14 +13,13 @@ from celery import Celery
 
 from policies.compression import CompressionPlan, TextCompressor, plan_for
 from policies.learned_router import RouterArtifact, load_router
-from policies.tiers import ModelSpec, TierTable, load_tier_table
+from policies.tiers import ModelSpec, TierTable
 from policies.tokens import TokenCounter
 from queues.bus import CeleryBus
 from queues.config.compression import CompressionConfig
 from queues.seal import Sealer, sealer_for
 from queues.settings import Settings
 from queues.topology import CLASSIFY, COMPRESS, DEAD, INFER_PREFIX, INGRESS, served_tiers
-from workers.engines.transformers_engine import SHIPPED
 from workers.errors import PermanentError
 from workers.lazy import Lazy, LazyByKey
 from workers.metrics import FleetMetrics
@@ -37,6 +35,7 @@ from workers.ports import (
     Ledger,
     Provider,
     Results,
+    SessionSteps,
     Summaries,
 )
 from workers.providers import build_provider, provider_key
@@ -53,6 +52,7 @@ from workers.stores.redis_stores import (
     RedisFinalizeGuard,
     StreamLedger,
 )
+from workers.stores.session_steps import RedisSessionSteps
 from workers.stores.summaries import RedisSummaries
 
 log = structlog.get_logger("tierfleet.runtime")
@@ -75,6 +75,7 @@ class Runtime:
     shadow: Ledger  # shadow evaluation records
     calls: Ledger  # every provider call, as it returns: the bill
     summaries: Summaries  # the cheap tier's summaries of dropped exchanges
+    session_steps: SessionSteps  # each session's distinct steps (the runaway-loop cap)
     sealer: Sealer  # checks the seal of every envelope a stage receives
     deliveries: Deliveries  # how often the broker has handed each message over
     clock: Callable[[], float] = time.time
@@ -187,6 +188,7 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         calls=archived_stream(settings.calls_stream),
         shadow=archived_stream(settings.shadow_stream),
         summaries=RedisSummaries(client, settings.summary_ttl_s),
+        session_steps=RedisSessionSteps(client, settings.session_steps_ttl_s),
         sealer=sealer,
         deliveries=RedisDeliveries(client),
         semantic_factory=lambda: build_semantic_layer(settings),
@@ -235,28 +237,6 @@ def _load_artifact(kind: str, path: Path) -> RouterArtifact:
         raise PermanentError(f"cannot load the {kind} artifact {path}: {exc}") from exc
 
 
-def configuration_problem(settings: Settings, queues: Collection[str]) -> str | None:
-    """Why the stages on ``queues`` could not run with these settings, or None. Only the
-    small things are loaded to check (artifacts); a compressor model is looked for."""
-    try:
-        if settings.router == "learned" and CLASSIFY in queues:
-            router_artifact(settings)
-        if any(q.startswith(INFER_PREFIX) for q in queues):
-            acceptance_artifact(settings)
-    except PermanentError as exc:
-        return str(exc)
-    problem = local_engine_problem(settings, queues)
-    if problem:
-        return problem
-    path = settings.compressor_model_path
-    if COMPRESS in queues and path is not None:
-        if not path.exists():
-            return f"TIERFLEET_COMPRESSOR_MODEL_PATH {path} does not exist"
-        if importlib.util.find_spec("llmlingua") is None:
-            return "TIERFLEET_COMPRESSOR_MODEL_PATH needs the `llmlingua` extra"
-    return None
-
-
 def local_models(table: TierTable, queues: Collection[str]) -> list[ModelSpec]:
     """The models a worker on ``queues`` runs itself: the local models of its tiers."""
     tiers = served_tiers(queues)
@@ -267,23 +247,6 @@ def local_models(table: TierTable, queues: Collection[str]) -> list[ModelSpec]:
         for name in tier.members
         if table.models[name].local is not None
     ]
-
-
-def local_engine_problem(settings: Settings, queues: Collection[str]) -> str | None:
-    """Why the local models of the tiers on ``queues`` could not load, or None."""
-    table = load_tier_table(settings.tier_table, settings.price_table)
-    for model in local_models(table, queues):
-        assert model.local is not None
-        path = model.local.path
-        gpu = model.local.engine == "vllm"
-        needs = ("vllm",) if gpu else ("torch", "transformers")
-        missing = [m for m in needs if importlib.util.find_spec(m) is None]
-        if missing:
-            how = "pip install 'tierfleet[local-gpu]'" if gpu else "`make install-local-cpu`"
-            return f"{model.name} needs {', '.join(missing)}: {how}"
-        if path != SHIPPED and not Path(path).exists():
-            return f"{model.name}: the model {path} does not exist"
-    return None
 
 
 class LazyRuntime(Lazy[Runtime]):

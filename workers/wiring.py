@@ -21,13 +21,14 @@ from queues.settings import Settings
 from queues.topology import FINALIZE, NOOP, NOOP_TASK, TASK_NAMES, Stage, queue_names, served_tiers
 from workers import batch_lane, cache, classify, compress, finalize, infer
 from workers.alerting import AlertEvaluator
+from workers.configuration import configuration_problem
 from workers.lane_guard import LaneGuard
 from workers.lease import LeaseKeeper, held_by
 from workers.logs import configure_logging, redact_handlers
 from workers.metrics_export import serve_metrics
 from workers.opening import Opener, open_envelope, open_ingress
 from workers.providers import provider_problems
-from workers.runtime import LazyRuntime, build_runtime, configuration_problem
+from workers.runtime import LazyRuntime, build_runtime
 from workers.stage import Handler, register_stage
 from workers.stores.redis_policy import eviction_problem, where
 

@@ -24,10 +24,10 @@ from producers.local.services import EmbeddedRedis
 from queues.celery_app import create_app
 from queues.settings import Settings
 from queues.topology import NOOP, WorkerGroup, queue_names, worker_groups
+from workers.configuration import local_engine_problem
 from workers.errors import ProviderUnavailable
 from workers.lazy import Lazy
 from workers.providers import has_batch_api, provider_problems
-from workers.runtime import local_engine_problem
 
 NOOP_GROUP = WorkerGroup("noop", (NOOP,))
 

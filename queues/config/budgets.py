@@ -29,6 +29,15 @@ class BudgetConfig(BaseModel):
     # and this factor on the window, tool-result and max_tokens allowances.
     economy_max_tier: str | None = None
     economy_history_tokens: int = 1000
+    # A session that has submitted this many steps is stopped (budget_exceeded): an agent
+    # stuck in a loop; its count is forgotten after session_steps_ttl_s without a step.
+    session_max_steps: int | None = Field(default=500, ge=1)
+    # A step with on_budget="close" that a hard budget refuses gets one call on the cheapest
+    # tier, at most close_max_tokens long, admitted up to close_allowance_usd beyond the
+    # limit that refused it (reserved and settled like any call: never unseen).
+    close_allowance_usd: float = Field(default=0.002, ge=0)
+    close_max_tokens: int = Field(default=150, ge=1)
+    session_steps_ttl_s: int = Field(default=24 * 3600, ge=60)
     economy_factor: float = Field(default=0.5, gt=0.0, le=1.0)
     # max_tokens per task kind: a step asking more gets this much.
     output_tokens_by_kind: dict[str, int] = Field(

@@ -11,9 +11,9 @@ from queues.settings import Settings
 from queues.topology import CLASSIFY, COMPRESS, INGRESS, TASK_NAMES, Stage
 from tests.unit.test_learned_router import CHEAP, MID, TOP, outcome_table
 from workers.classify import handle
+from workers.configuration import configuration_problem
 from workers.infer import handle_batch
 from workers.ports import Completion
-from workers.runtime import configuration_problem
 from workers.stage import run_stage
 from workers.testing import TEST_SEALER, FunctionProvider, envelope, infer_hops, make_runtime
 from workers.wiring import refuse_bad_configuration

@@ -107,7 +107,7 @@ def test_malformed_items_do_not_sink_the_rest_of_the_batch():
 
 
 class BlinkingBudgets(MemoryBudgets):
-    def reserve(self, env, reservation, amount_nano, tokens=0):
+    def reserve(self, env, reservation, amount_nano, tokens=0, allowance=(0, 0)):
         raise redis.exceptions.ConnectionError("connection reset")
 
 

@@ -31,17 +31,20 @@ local function release(key, rid)
 end
 
 if op == 'reserve' then
-  -- ARGV: reservation id, amount, tokens, ttl, then per key: default limit, default tlimit.
+  -- ARGV: reservation id, amount, tokens, ttl, allowance (nano-dollars) and token allowance
+  -- beyond the limits (a best-effort close; 0 for any other call), then per key: default
+  -- limit, default tlimit.
   -- Returns 0 when all scopes admit it, else the 1-based index of the first that refuses.
   local rid, amount, tokens, ttl = 'r:' .. ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+  local allowance, tallowance = tonumber(ARGV[6]), tonumber(ARGV[7])
   if held(KEYS[1], rid) then return 0 end  -- a redelivered call keeps its reservation
   for i, key in ipairs(KEYS) do
-    local limit = num(key, 'limit', tonumber(ARGV[4 + 2 * i]))
-    local tlimit = num(key, 'tlimit', tonumber(ARGV[5 + 2 * i]))
-    if limit >= 0 and num(key, 'spent', 0) + num(key, 'reserved', 0) + amount > limit then
+    local limit = num(key, 'limit', tonumber(ARGV[6 + 2 * i]))
+    local tlimit = num(key, 'tlimit', tonumber(ARGV[7 + 2 * i]))
+    if limit >= 0 and num(key, 'spent', 0) + num(key, 'reserved', 0) + amount > limit + allowance then
       return i
     end
-    if tlimit >= 0 and num(key, 'tspent', 0) + num(key, 'treserved', 0) + tokens > tlimit then
+    if tlimit >= 0 and num(key, 'tspent', 0) + num(key, 'treserved', 0) + tokens > tlimit + tallowance then
       return i
     end
   end

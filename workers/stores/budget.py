@@ -84,17 +84,31 @@ class RedisBudgetStore:
         self.script = client.register_script(source)
 
     def reserve(
-        self, env: Envelope, reservation: str, amount_nano: int, tokens: int = 0
+        self,
+        env: Envelope,
+        reservation: str,
+        amount_nano: int,
+        tokens: int = 0,
+        allowance: tuple[int, int] = (0, 0),
     ) -> str | None:
         """Hold ``amount_nano`` and ``tokens`` in every scope; the scope that refuses, or None
-        when all admit it (a redelivered call keeps its reservation)."""
+        when all admit it (a redelivered call keeps its reservation). ``allowance``: nano-
+        dollars and tokens admitted beyond the limits (a best-effort close)."""
         defaults = [
             v for s in SCOPES for v in (self.defaults[s]["limit"], self.defaults[s]["tlimit"])
         ]
         refused = int(
             self.script(
                 keys=step_keys(env.step),
-                args=["reserve", reservation, amount_nano, tokens, BUDGET_TTL_S, *defaults],
+                args=[
+                    "reserve",
+                    reservation,
+                    amount_nano,
+                    tokens,
+                    BUDGET_TTL_S,
+                    *allowance,
+                    *defaults,
+                ],
             )
         )
         return SCOPES[refused - 1] if refused else None

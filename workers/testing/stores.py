@@ -41,11 +41,16 @@ class MemoryBudgets:
         )
 
     def reserve(
-        self, env: Envelope, reservation: str, amount_nano: int, tokens: int = 0
+        self,
+        env: Envelope,
+        reservation: str,
+        amount_nano: int,
+        tokens: int = 0,
+        allowance: tuple[int, int] = (0, 0),
     ) -> str | None:
         if reservation in self.held:
             return None
-        if not self._state().admits(amount_nano, tokens):
+        if not self._state().admits(amount_nano - allowance[0], tokens - allowance[1]):
             return "session"
         self.held[reservation] = amount_nano
         self.held_tokens[reservation] = tokens
@@ -87,6 +92,18 @@ class MemoryStores:
     calls: list[dict[str, Any]] = field(default_factory=list)
     summaries: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     claims: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+@dataclass
+class MemorySessionSteps:
+    """The step cap's counts in memory (the Redis one is tested against Redis)."""
+
+    seen: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+
+    def count(self, tenant: str, session: str, step_id: str) -> int:
+        steps = self.seen.setdefault((tenant, session), set())
+        steps.add(step_id)
+        return len(steps)
 
 
 @dataclass

@@ -1,0 +1,123 @@
+"""Admission to a model call: the prompt must fit the model (``policies.context_fit``), and
+the call's worst case is reserved in every budget scope before it is made. A refused step
+ends budget_exceeded, or, when it asked for it, with a best-effort close."""
+
+from __future__ import annotations
+
+from policies.context_fit import Refit, fit_context
+from policies.tiers import NANO, reservation_usd, to_nano_up
+from policies.tokens import reservation_tokens
+from queues import keys
+from queues.messages import Envelope, Outcome, StepStatus
+from queues.step import ChatMessage, Lane
+from queues.topology import Stage
+from workers.call_notes import Admitted
+from workers.errors import PermanentError
+from workers.outcomes import carry_out
+from workers.ports import supports_batch
+from workers.runtime import Runtime
+
+
+def fit_into(env: Envelope, model: str, needed: int, rt: Runtime) -> None:
+    """A prompt its model cannot hold: a tier whose model holds it, else compressed harder
+    (once), else dead-lettered; never sent to fail."""
+    assert env.tier is not None
+    limits = {name: m.context_tokens for name, m in rt.table.models.items()}
+    if model in rt.table.models and rt.table.models[model].local is not None:
+        limits[model] = getattr(rt.provider_for(rt.table.models[model]), "context_tokens", None)
+    refitted = env.fit_tokens is not None
+    decision = fit_context(rt.table, env.tier, model, needed, env.output_tokens, limits, refitted)
+    if isinstance(decision, Refit):
+        rt.bus.send(
+            Stage.compress,
+            env.decide("infer", "refit", decision.why, fit_tokens=decision.fit_tokens, retries=0),
+        )
+        return
+    carry_out(decision, env, rt)
+
+
+CLOSE_NOTE = (
+    "The budget for this task is spent: this is your last reply. In at most {words} words, "
+    "give the best final answer you can from what is known so far, and say what is left "
+    "undone."
+)
+
+
+def closing(env: Envelope, reason: str, rt: Runtime) -> Envelope:
+    """The step's best-effort close: one short call on the cheapest tier, the request with
+    a closing note, admitted within the close allowance (``close_allowance``)."""
+    s = rt.settings
+    cheapest = rt.table.names[0]
+    note = ChatMessage(role="user", content=CLOSE_NOTE.format(words=s.close_max_tokens * 3 // 4))
+    why = f"{reason}; a best-effort close on {cheapest} within ${s.close_allowance_usd:g}"
+    return env.decide(
+        "budget",
+        "close",
+        why,
+        tier=cheapest,
+        model=None,
+        prompt=(*env.request, note),
+        max_output_tokens=s.close_max_tokens,
+        closing=True,
+        first_answer=None,
+        retries=0,
+    )
+
+
+def close_allowance(env: Envelope, tokens: int, rt: Runtime) -> tuple[int, int]:
+    """What a closing call may spend beyond the limits: the allowance in nano-dollars, and
+    the close's own ``tokens``; nothing for any other call."""
+    if not env.closing:
+        return (0, 0)
+    return (to_nano_up(rt.settings.close_allowance_usd), tokens)
+
+
+def admit(env: Envelope, rt: Runtime) -> Admitted | None:
+    """Reserve the call's worst case; a refusal ends the step as budget_exceeded. A batch-lane
+    step for a provider with a batch API reserves at the batch price."""
+    if env.tier is None:
+        raise PermanentError("envelope reached inference without a tier")
+    model = rt.table.pick(env.tier, env.model)
+    tokens_in = reservation_tokens(
+        rt.counter,
+        env.request,
+        env.step.tools,
+        factor=model.counting.factor,
+        image_tokens=model.counting.image_tokens,
+    )
+    limit = model.context_tokens or getattr(rt.provider_for(model), "context_tokens", None)
+    if limit and tokens_in + env.output_tokens > limit:
+        fit_into(env, model.name, tokens_in + env.output_tokens, rt)
+        return None
+    if env.shadow_of is not None:  # the operator's check, not the session's spend
+        worst = reservation_usd(model, tokens_in, env.output_tokens, batch=False)
+        return Admitted(env, model, reservation="", worst_usd=worst)
+    batch = env.step.lane is Lane.batch and supports_batch(rt.provider_for(model))
+    # The call's max_tokens is exactly the output the reservation covers (Admitted carries
+    # it to the request): the provider cannot be asked for more than was reserved.
+    output_tokens = env.output_tokens
+    tokens = tokens_in + output_tokens
+    worst = reservation_usd(model, tokens_in, output_tokens, batch=batch)
+    amount = to_nano_up(worst)
+    step = env.step
+    rid = keys.reservation(
+        step.tenant, step.step_id, env.attempt, env.retries, env.first_answer is not None
+    )
+    allowance = close_allowance(env, tokens, rt)
+    refused = rt.budgets.reserve(env, rid, amount, tokens, allowance)
+    rt.metrics.budget.labels("reserved" if refused is None else "refused").inc()
+    if refused is not None:
+        state = next(s for s in rt.budgets.states(env) if s.scope == refused)
+        reason = (
+            f"hard {refused} budget refuses ${amount / NANO:.6f} ({tokens} tokens) on "
+            f"{model.name}: {state.describe()}"
+        )
+        if step.on_budget == "close" and not env.closing:
+            rt.bus.send(Stage.infer, closing(env, reason, rt))
+            return None
+        rt.bus.finalize(
+            env.decide("infer", "budget_exceeded", reason),
+            Outcome(status=StepStatus.budget_exceeded, tier=env.tier, reason=reason),
+        )
+        return None
+    return Admitted(env, model, rid, batch, output_tokens, worst)
