@@ -1,16 +1,21 @@
 """The all-frontier baseline: the same steps, uncompressed and uncached, each sent once to the
-top tier's model through the same provider adapter. Savings are always shown beside it."""
+top tier's model through the same provider adapter. Savings are always shown beside it.
+
+Its quality is judged as the fleet's is: an answer is acceptable when it is right (the
+provider's label) and passes the same checks the cascade applies (finished, not empty,
+its schema or its task kind's format), never on a looser rule than the fleet's."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from policies.cascade import judge
 from policies.tiers import TierTable
 from queues.settings import Settings
 from queues.step import AgentStep
 from workers.ml.tokenizer import BpeCounter
-from workers.ports import CompletionRequest
+from workers.ports import Completion, CompletionRequest
 from workers.providers import build_provider
 
 
@@ -27,6 +32,18 @@ class Baseline:
         return self.correct / self.known if self.known else None
 
 
+def passes_checks(step: AgentStep, answer: Completion) -> bool:
+    """The cascade's own checks, confidence aside (the top tier is not held to one)."""
+    return judge(
+        answer.text,
+        task_kind=step.task_kind,
+        schema=step.response_schema,
+        confidence=None,
+        min_confidence=0.0,
+        finish=answer.finish,
+    ).accepted
+
+
 def frontier_baseline(
     steps: Sequence[AgentStep], table: TierTable, settings: Settings, chunk: int = 64
 ) -> Baseline:
@@ -38,7 +55,7 @@ def frontier_baseline(
     for start in range(0, len(steps), chunk):
         batch = steps[start : start + chunk]
         requests = [CompletionRequest.for_step(s, model, s.messages) for s in batch]
-        for answer in provider.complete(requests):
+        for step, answer in zip(batch, provider.complete(requests), strict=True):
             if isinstance(answer, Exception):
                 raise answer
             billed = answer.billed_usd
@@ -54,5 +71,5 @@ def frontier_baseline(
             )
             if answer.correct is not None:
                 known += 1
-                correct += int(answer.correct)
+                correct += int(answer.correct and passes_checks(step, answer))
     return Baseline(model.name, len(steps), cost, correct, known)

@@ -102,7 +102,13 @@ def summarize(
     steps = unique_steps(entries)
     n = len(steps)
     cost = sum(e.cost_usd for e in steps)
-    known = [e for e in steps if e.correct is not None or e.status != "ok"]
+    # Quality is over the steps that were answered or failed; a budget stop is the budget's
+    # doing, not the answer's, and is counted apart (budget_stops), as the baseline has none.
+    known = [
+        e
+        for e in steps
+        if e.status != "budget_exceeded" and (e.correct is not None or e.status != "ok")
+    ]
     good = sum(1 for e in known if e.status == "ok" and e.correct)
     latencies = [e.latency_ms for e in steps]
     used = Usage.total(steps)
