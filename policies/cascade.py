@@ -102,6 +102,14 @@ UNFINISHED = {
 }
 
 
+def accept_threshold(table: TierTable, tier: str, quality: float | None) -> float:
+    """The confidence an answer at ``tier`` needs: the quality knob below the top tier when
+    it is set, else the tier's own ``accept_min_confidence``."""
+    if quality is None or tier == table.top.name:
+        return table.tier(tier).accept_min_confidence
+    return quality
+
+
 def judge(
     answer: str,
     *,

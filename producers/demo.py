@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 from policies.tables import TABLES
-from policies.tiers import load_tier_table
+from policies.tiers import TierTable, load_tier_table
 from producers.baseline import frontier_baseline
 from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
+from producers.quality_curve import quality_curve
 from producers.recorded import routerbench_workload
 from producers.report import render
 from producers.report_page import gather, write_html
@@ -38,6 +40,31 @@ def demo_settings(base: Settings, replay: Path | None, local: bool = False) -> S
     if replay is None:
         return base
     return base.model_copy(update={"tier_table": ROUTERBENCH_TABLE, "replay_data": replay})
+
+
+def render_curve(
+    points: list[dict[str, Any]] | None, table: TierTable, settings: Settings, console: Console
+) -> None:
+    """What each TIERFLEET_QUALITY setting buys, the one this run used marked."""
+    if not points:
+        return
+    used = settings.quality
+    if used is None:
+        used = table.tier(table.names[0]).accept_min_confidence
+    curve = Table(title="the quality knob (TIERFLEET_QUALITY): what each setting buys")
+    for col in ("setting", "savings", "quality", "all-frontier", "gap (points)"):
+        curve.add_column(col, justify="right")
+    for p in points:
+        mark = " (this run)" if abs(p["quality_knob"] - used) < 1e-9 else ""
+        curve.add_row(
+            f"{p['quality_knob']:.2f}{mark}",
+            f"{p['savings_pct']:.1f}%",
+            f"{p['quality']:.1%}",
+            f"{p['frontier_quality']:.1%}",
+            f"{p['gap_points']:.1f}",
+        )
+    console.print(curve)
+    console.print("(each point: the same steps through the stages in one process, without budgets)")
 
 
 def report_runs(fleet: Fleet, workload: Workload, results: list[StepResult]) -> None:
@@ -77,7 +104,10 @@ def run_demo(
             console.print("computing the all-frontier baseline ...")
             baseline = frontier_baseline(workload.steps, table, settings)
             summary = gather(fleet, entries, table, baseline)
+    console.print("tracing the quality knob's curve on the same workload ...")
+    summary["quality_curve"] = quality_curve(workload, table, settings, baseline)
     render(summary, console, title="tierfleet demo")
+    render_curve(summary["quality_curve"], table, settings, console)
     render_facts(summary["facts"], console)
     render_self_hosting(summary["self_hosting"], console)
     if out is not None:

@@ -180,7 +180,10 @@ def render(summary: dict[str, Any], console: Console, title: str = "tierfleet re
         table.add_row("cost", f"${summary['cost']:.4f}  quality {quality}")
     table.add_row("cache hit rate", f"{summary['cache_hit_rate']:.1%}")
     table.add_row("escalations", f"{summary['escalations']} ({summary['escalated_steps']} steps)")
-    table.add_row("budget stops", str(summary["budget_stops"]))
+    table.add_row(
+        "budget stops",
+        f"{summary['budget_stops']} (apart from quality: the baseline runs without budgets)",
+    )
     table.add_row(
         "budget overshoot",
         f"${summary.get('overshoot_usd', 0.0):.6f} over reservations "

@@ -9,7 +9,16 @@ import time
 
 import structlog
 
-from policies.cascade import Accept, CrossCheck, DeadLetter, Decision, Escalate, decide, judge
+from policies.cascade import (
+    Accept,
+    CrossCheck,
+    DeadLetter,
+    Decision,
+    Escalate,
+    accept_threshold,
+    decide,
+    judge,
+)
 from policies.learned_router import acceptance_text
 from policies.shadow import agree, shadowed
 from policies.text import user_text
@@ -92,7 +101,7 @@ def conclude(
         task_kind=env.step.task_kind,
         schema=env.step.response_schema,
         confidence=confidence_of(env, model.name, answer, rt),
-        min_confidence=rt.table.tier(tier).accept_min_confidence,
+        min_confidence=accept_threshold(rt.table, tier, rt.settings.quality),
         finish=answer.finish,
     )
     env = env.charge(

@@ -29,6 +29,10 @@ class RoutingConfig(BaseModel):
     # no confidence, P(answer right | prompt, answer) stands in, judged against each tier's
     # accept_min_confidence.
     acceptance_artifact: Path | None = None
+    # The quality knob: the confidence an answer below the top tier needs to be accepted,
+    # for every such tier (unset: each tier's accept_min_confidence from the table). Higher
+    # buys quality with cost; `tierfleet demo` prints what each setting buys.
+    quality: float | None = Field(default=None, ge=0.0, le=1.0)
     # Shadow evaluation: this share of answers accepted below the top tier is also put to
     # the top tier's model; agreement goes to the shadow stream (`tierfleet shadow`).
     shadow_fraction: float = Field(default=0.0, ge=0.0, le=1.0)

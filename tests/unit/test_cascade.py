@@ -101,3 +101,14 @@ def test_a_disagreeing_or_failing_second_opinion_escalates():
     failed = decide(AGREEMENT, other, Verdict(False, "no letter"), "multiple_choice", first)
     assert isinstance(failed, Escalate)
     assert "no letter" in failed.why
+
+
+def test_the_quality_knob_sets_the_bar_below_the_top_tier_only():
+    from policies.cascade import accept_threshold
+    from policies.tables import DEFAULT_TIER_TABLE
+    from policies.tiers import load_tier_table
+
+    table = load_tier_table(DEFAULT_TIER_TABLE)
+    assert accept_threshold(table, "cheap", None) == table.tier("cheap").accept_min_confidence
+    assert accept_threshold(table, "cheap", 0.9) == accept_threshold(table, "mid", 0.9) == 0.9
+    assert accept_threshold(table, "frontier", 0.9) == table.top.accept_min_confidence

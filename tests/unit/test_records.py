@@ -1,5 +1,7 @@
 """The records kept beyond a step's life read back whatever fleet version wrote them."""
 
+import pytest
+
 from producers.bill import calls_of
 from producers.report import summarize, unique_steps
 from queues.records import (
@@ -85,3 +87,17 @@ def test_dead_letters_shadow_records_and_cached_answers_read_old_shapes():
     assert shadow.agree and shadow.tokens_cached == 0
     exact = CachedAnswer.model_validate({"answer": "B", "step_id": "s", "tier": "cheap"})
     assert exact.question == "" and exact.model is None
+
+
+def test_budget_stops_are_counted_apart_from_answer_quality():
+    from producers.report import summarize
+    from queues.records import LedgerEntry
+
+    entries = [
+        LedgerEntry(step_id="a", status="ok", correct=True),
+        LedgerEntry(step_id="b", status="ok", correct=False),
+        LedgerEntry(step_id="c", status="dead_lettered"),
+        LedgerEntry(step_id="d", status="budget_exceeded"),
+    ]
+    summary = summarize(entries)
+    assert summary["quality"] == pytest.approx(1 / 3, abs=1e-4) and summary["budget_stops"] == 1
