@@ -63,7 +63,16 @@ class DeadLetter:
     why: str
 
 
-Decision = Accept | CrossCheck | Escalate | DeadLetter
+@dataclass(frozen=True)
+class Judge:
+    """The tier accepts on a judge's word: ``model`` scores ``first``, which is kept."""
+
+    model: str
+    first: PriorAnswer
+    why: str
+
+
+Decision = Accept | CrossCheck | Judge | Escalate | DeadLetter
 
 
 def _multiple_choice(answer: str) -> str | None:
@@ -158,6 +167,17 @@ def next_after(table: TierTable, this: PriorAnswer, verdict: Verdict) -> Decisio
     return Escalate(upper, f"{this.tier} rejected ({verdict.why}) -> {upper}")
 
 
+def judged(
+    table: TierTable, first: PriorAnswer, judge_model: str, score: float | None, needed: float
+) -> Decision:
+    """The judge's word on ``first``: accepted when its score clears ``needed``, else the
+    tier's rejection (the next tier up, or a dead letter at the top)."""
+    if score is not None and score >= needed:
+        return Accept(first, f"{judge_model} scores it {score:.2f} >= {needed:.2f}")
+    said = "no score" if score is None else f"{score:.2f} < {needed:.2f}"
+    return next_after(table, first, Verdict(False, f"judge {judge_model} gave {said}"))
+
+
 def decide(
     table: TierTable,
     this: PriorAnswer,
@@ -173,7 +193,12 @@ def decide(
             return Accept(first, f"{this.model} agrees with {first.model}")
         if verdict.accepted:
             verdict = Verdict(False, f"{this.model} disagrees with {first.model}")
-    elif verdict.accepted and (cross := second_opinion(table, this.tier, this.model)):
-        why = f"{this.tier} accepts on agreement: {verdict.why}; {cross} answers too"
-        return CrossCheck(cross, this, why)
+    elif verdict.accepted:
+        spec = table.tier(this.tier)
+        if spec.acceptance == "judge" and spec.judge:
+            why = f"{this.tier} accepts on {spec.judge}'s word: {verdict.why}"
+            return Judge(spec.judge, this, why)
+        if cross := second_opinion(table, this.tier, this.model):
+            why = f"{this.tier} accepts on agreement: {verdict.why}; {cross} answers too"
+            return CrossCheck(cross, this, why)
     return next_after(table, this, verdict)

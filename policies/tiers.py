@@ -91,6 +91,8 @@ class Tier:
     # call): steps per batch and the longest a step waits for company. None: the settings'.
     flush_every: int | None = None
     flush_interval_s: float | None = None
+    # "judge": a passing answer is also put to the ``judge`` model (policies/judge.py).
+    judge: str | None = None
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -143,7 +145,7 @@ class TierTable:
         if model is None:
             return self.model_of(tier)
         spec = self.tier(tier)
-        if model not in spec.members and model != spec.cross_check:
+        if model not in spec.members and model not in (spec.cross_check, spec.judge):
             raise KeyError(f"model {model!r} is not in tier {tier!r}")
         return self.models[model]
 
@@ -202,11 +204,14 @@ def _tier(name: str, spec: dict[str, Any]) -> Tier:
         raise ValueError(f"tier {name!r} names no model")
     members = (default, *(m for m in listed if m != default))
     acceptance = str(spec.get("acceptance", "checks"))
-    if acceptance not in ("checks", "agreement"):
-        raise ValueError(f"tier {name!r}: acceptance must be checks or agreement")
+    if acceptance not in ("checks", "agreement", "judge"):
+        raise ValueError(f"tier {name!r}: acceptance must be checks, agreement or judge")
     cross = spec.get("cross_check")
     if acceptance == "agreement" and not cross:
         raise ValueError(f"tier {name!r}: acceptance = agreement needs cross_check = <model>")
+    judge = spec.get("judge")
+    if acceptance == "judge" and not judge:
+        raise ValueError(f"tier {name!r}: acceptance = judge needs judge = <model>")
     return Tier(
         name,
         int(spec["rank"]),
@@ -217,6 +222,7 @@ def _tier(name: str, spec: dict[str, Any]) -> Tier:
         str(cross) if cross else None,
         int(spec["flush_every"]) if "flush_every" in spec else None,
         float(spec["flush_interval_s"]) if "flush_interval_s" in spec else None,
+        str(judge) if judge else None,
     )
 
 
@@ -226,7 +232,8 @@ def parse_tier_table(data: dict[str, Any], prices: PriceTable | None = None) -> 
         sorted((_tier(name, t) for name, t in data["tiers"].items()), key=lambda t: t.rank)
     )
     for tier in tiers:
-        for model in (*tier.members, *([tier.cross_check] if tier.cross_check else [])):
+        helpers = [m for m in (tier.cross_check, tier.judge) if m]
+        for model in (*tier.members, *helpers):
             if model not in models:
                 raise ValueError(f"tier {tier.name!r} names model {model!r}, not in [models]")
     r = data.get("routing", {})

@@ -93,6 +93,7 @@ class Envelope(Frozen):
     # tokens, prompt and answer (policies/context_fit.py).
     fit_tokens: int | None = Field(default=None, ge=1)
     closing: bool = False  # a best-effort close after a hard budget refused the step
+    judging: bool = False  # this call is a judge's, scoring first_answer (policies/judge.py)
     # Set on a summarize step the compress stage asked for: the key of the dropped exchange
     # it summarizes. Finalize stores its answer there for the session's later calls.
     summary_of: str | None = None

@@ -5,6 +5,7 @@ ends budget_exceeded, or, when it asked for it, with a best-effort close."""
 from __future__ import annotations
 
 from policies.context_fit import Refit, fit_context
+from policies.judge import JUDGE_MAX_TOKENS, judge_messages
 from policies.tiers import NANO, reservation_usd, to_nano_up
 from policies.tokens import reservation_tokens
 from queues import keys
@@ -16,6 +17,13 @@ from workers.errors import PermanentError
 from workers.outcomes import carry_out
 from workers.ports import supports_batch
 from workers.runtime import Runtime
+
+
+def call_messages(env: Envelope) -> tuple[ChatMessage, ...]:
+    """What the call sends: the step's request, or a judge's view of it and its answer."""
+    if env.judging and env.first_answer is not None:
+        return judge_messages(env.request, env.first_answer.answer)
+    return env.request
 
 
 def fit_into(env: Envelope, model: str, needed: int, rt: Runtime) -> None:
@@ -80,22 +88,24 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
     model = rt.table.pick(env.tier, env.model)
     tokens_in = reservation_tokens(
         rt.counter,
-        env.request,
-        env.step.tools,
+        call_messages(env),
+        () if env.judging else env.step.tools,
         factor=model.counting.factor,
         image_tokens=model.counting.image_tokens,
     )
-    limit = model.context_tokens or getattr(rt.provider_for(model), "context_tokens", None)
-    if limit and tokens_in + env.output_tokens > limit:
-        fit_into(env, model.name, tokens_in + env.output_tokens, rt)
-        return None
-    if env.shadow_of is not None:  # the operator's check, not the session's spend
-        worst = reservation_usd(model, tokens_in, env.output_tokens, batch=False)
-        return Admitted(env, model, reservation="", worst_usd=worst)
-    batch = env.step.lane is Lane.batch and supports_batch(rt.provider_for(model))
     # The call's max_tokens is exactly the output the reservation covers (Admitted carries
     # it to the request): the provider cannot be asked for more than was reserved.
-    output_tokens = env.output_tokens
+    output_tokens = JUDGE_MAX_TOKENS if env.judging else env.output_tokens
+    limit = model.context_tokens or getattr(rt.provider_for(model), "context_tokens", None)
+    if limit and tokens_in + output_tokens > limit:
+        fit_into(env, model.name, tokens_in + output_tokens, rt)
+        return None
+    if env.shadow_of is not None:  # the operator's check, not the session's spend
+        worst = reservation_usd(model, tokens_in, output_tokens, batch=False)
+        return Admitted(env, model, reservation="", worst_usd=worst)
+    batch = (
+        env.step.lane is Lane.batch and not env.judging and supports_batch(rt.provider_for(model))
+    )
     tokens = tokens_in + output_tokens
     worst = reservation_usd(model, tokens_in, output_tokens, batch=batch)
     amount = to_nano_up(worst)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -21,7 +22,7 @@ from celery_batches import SimpleRequest
 
 from queues.messages import Envelope
 from queues.topology import TASK_NAMES, Stage
-from workers.admission import admit
+from workers.admission import admit, call_messages
 from workers.batch_lane import park
 from workers.batching import RequeueingBatches
 from workers.call_notes import Admitted, record_start, record_unanswered, try_notes
@@ -42,6 +43,17 @@ from workers.stage import (
 log = structlog.get_logger("tierfleet.infer")
 
 
+def request_of(item: Admitted, notes: Any) -> CompletionRequest:
+    """The provider request of an admitted call (a judge's carries no tools or schema)."""
+    env = item.env
+    request = CompletionRequest.for_step(
+        env.step, item.model, call_messages(env), item.max_tokens, notes
+    )
+    if env.judging:
+        return replace(request, tools=(), response_schema=None, task_kind="judge")
+    return request
+
+
 def call_provider(items: list[Admitted], rt: Runtime) -> list[Admitted]:
     """One provider call for items that share a model; failures retry or dead-letter each.
     The call is on the bill before it is made (``record_start``): no start record, no call.
@@ -53,14 +65,7 @@ def call_provider(items: list[Admitted], rt: Runtime) -> list[Admitted]:
     started = time.perf_counter()
     try:
         record_start(items, call_try, rt, provider.notes_tries)
-        answers = provider.complete(
-            [
-                CompletionRequest.for_step(
-                    i.env.step, i.model, i.env.request, i.max_tokens, try_notes(i, call_try, rt)
-                )
-                for i in items
-            ]
-        )
+        answers = provider.complete([request_of(i, try_notes(i, call_try, rt)) for i in items])
         if len(answers) != len(items):
             raise PermanentError(f"{provider.name} gave {len(answers)} answers to {len(items)}")
     except Exception as exc:  # every item takes the failure path on its own

@@ -15,10 +15,14 @@ from policies.cascade import (
     DeadLetter,
     Decision,
     Escalate,
+    Judge,
+    Verdict,
     accept_threshold,
     decide,
     judge,
+    judged,
 )
+from policies.judge import judge_score
 from policies.learned_router import acceptance_text
 from policies.shadow import agree, shadowed
 from policies.text import user_text
@@ -65,6 +69,8 @@ def maybe_shadow(env: Envelope, answer: str, model: str, tier: str, rt: Runtime)
         tier=top,
         model=None,
         shadow_of=PriorAnswer(answer=answer, model=model, tier=tier),
+        first_answer=None,
+        judging=False,
     )
     rt.bus.send(Stage.infer, copy)
 
@@ -96,14 +102,18 @@ def conclude(
             reserved_usd=settled.reserved_nano / NANO,
             cost_usd=cost,
         )
-    verdict = judge(
-        answer.text,
-        task_kind=env.step.task_kind,
-        schema=env.step.response_schema,
-        confidence=confidence_of(env, model.name, answer, rt),
-        min_confidence=accept_threshold(rt.table, tier, rt.settings.quality),
-        finish=answer.finish,
-    )
+    needed = accept_threshold(rt.table, tier, rt.settings.quality)
+    if env.judging:  # the judge's reply is a score, not an answer of the step
+        verdict = Verdict(False, "a judge's call")
+    else:
+        verdict = judge(
+            answer.text,
+            task_kind=env.step.task_kind,
+            schema=env.step.response_schema,
+            confidence=confidence_of(env, model.name, answer, rt),
+            min_confidence=needed,
+            finish=answer.finish,
+        )
     env = env.charge(
         CostEntry(
             tier=tier,
@@ -124,6 +134,10 @@ def conclude(
     )
     rt.metrics.queue_wait.labels(tier).observe(env.costs[-1].queue_wait_s)
     this = PriorAnswer(answer=answer.text, model=model.name, tier=tier, correct=answer.correct)
+    if env.judging and env.first_answer is not None:
+        score = judge_score(answer.text) if answer.finish == "stop" else None
+        carry_out(judged(rt.table, env.first_answer, model.name, score, needed), env, rt)
+        return
     if env.closing:  # the budget is spent: this answer or none, never a dearer one
         close(env, this, verdict.accepted, verdict.why, rt)
         return
@@ -161,6 +175,17 @@ def carry_out(decision: Decision, env: Envelope, rt: Runtime) -> None:
     match decision:
         case Accept(answer=accepted, why=why):
             _accept(env, accepted, why, rt)
+        case Judge(model=judge_model, first=first, why=why):
+            judging = env.decide(
+                "infer",
+                f"judge->{judge_model}",
+                why,
+                model=judge_model,
+                first_answer=first,
+                judging=True,
+                retries=0,
+            )
+            rt.bus.send(Stage.infer, judging)
         case CrossCheck(model=cross, first=first, why=why):
             checking = env.decide(
                 "infer", f"cross-check->{cross}", why, model=cross, first_answer=first, retries=0
@@ -175,6 +200,7 @@ def carry_out(decision: Decision, env: Envelope, rt: Runtime) -> None:
                 tier=upper,
                 model=None,  # the next tier's default model
                 first_answer=None,
+                judging=False,
                 attempt=env.attempt + 1,
                 retries=0,
             )

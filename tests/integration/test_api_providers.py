@@ -127,6 +127,59 @@ def test_an_answer_cut_at_max_tokens_is_never_accepted(api_fleet):
     assert result.cost_usd > 0  # the cut answers were paid for, and stay on the bill
 
 
+@pytest.fixture(scope="module")
+def judged_fleet(redis_server, provider_server: ServerHandle, tmp_path_factory):
+    """The provider tables with the mid tier (Anthropic, no log-probabilities) accepting on
+    a judge's word: gpt-4o-mini scores each passing answer, 0.5 needed."""
+    text = TABLE.read_text()
+    text = text.replace(
+        "[tiers.mid]", '[tiers.mid]\nacceptance = "judge"\njudge = "gpt-4o-mini"', 1
+    )
+    path = tmp_path_factory.mktemp("judged") / "judged.toml"
+    path.write_text(text)
+    settings = settings_for(
+        redis_server,
+        db=13,
+        tier_table=path,
+        quality=0.5,
+        **provider_server.settings_fields(KEY),
+    )
+    local = LocalFleet(
+        settings,
+        groups=[
+            "cache",
+            "compress",
+            "classify",
+            "infer-cheap",
+            "infer-mid",
+            "infer-frontier",
+            "finalize",
+        ],
+    )
+    with Fleet(settings) as fleet:
+        fleet.redis.flushdb()
+        local.start(own_redis=False)
+        try:
+            yield fleet
+        finally:
+            local.stop()
+
+
+def test_a_judge_scores_an_answer_from_a_provider_without_logprobs(judged_fleet, provider_server):
+    accepted = ask(judged_fleet, "Plan my rebooking, judged.", task_kind="plan")
+    assert accepted.status is StepStatus.ok and accepted.model == "claude-haiku-4-5"
+    assert [d.what for d in accepted.decisions][-2:] == ["judge->gpt-4o-mini", "accept"]
+    assert "scores it 0.90" in accepted.decisions[-1].why
+    # The judge's call is the step's: two calls on its bill.
+    [entry] = [e for e in judged_fleet.ledger() if e.step_id == accepted.step_id]
+    assert [c.model for c in entry.calls] == ["claude-haiku-4-5", "gpt-4o-mini"]
+
+    provider_server.faults({"model": "gpt-4o-mini", "contains": "DOUBTFUL", "malformed": True})
+    doubted = ask(judged_fleet, "Plan my rebooking, DOUBTFUL.", task_kind="plan")
+    assert doubted.status is StepStatus.ok and doubted.tier == "frontier"
+    assert any("judge gpt-4o-mini gave 0.15 < 0.50" in d.why for d in doubted.decisions)
+
+
 def test_a_429_is_retried_then_answered(api_fleet, provider_server):
     fleet, _ = api_fleet
     provider_server.faults({"contains": "BUSY-HOUR", "status": 429, "retry_after": 0.2})

@@ -35,7 +35,7 @@ def test_rejected_answer_is_reenqueued_to_the_next_tier_with_its_cost_kept():
     [(stage, env, _)] = bus.sent
     assert (stage, env.tier, env.attempt) == (Stage.infer, "mid", 1)
     assert env.decisions[-1].what == "escalate->mid"
-    assert "confidence 0.20 < 0.60" in env.decisions[-1].why
+    assert "confidence 0.20 < 0.70" in env.decisions[-1].why
     assert [c.accepted for c in env.costs] == [False]
 
 

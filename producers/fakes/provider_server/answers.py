@@ -45,6 +45,15 @@ def rng_for(*parts: str) -> random.Random:
     return random.Random(int.from_bytes(hashlib.sha256("|".join(parts).encode()).digest()[:8]))
 
 
+# A request for a probability (a judge's call): answered with a number, as a model would.
+ASKS_FOR_A_NUMBER = "one number between 0 and 1"
+
+
+def number_answer(unsure: bool) -> str:
+    """A judge's reply: confident, or (a scripted fault) doubtful."""
+    return "0.15" if unsure else "0.9"
+
+
 def text_answer(model: str, prompt: str, words: int) -> str:
     rng = rng_for("text", model, prompt)
     return " ".join(rng.choice(_WORDS) for _ in range(max(1, words)))

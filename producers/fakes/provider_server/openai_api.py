@@ -14,7 +14,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from producers.fakes.provider_server.account import Account, BatchJob, scripted_error
-from producers.fakes.provider_server.answers import json_answer, malformed, text_answer
+from producers.fakes.provider_server.answers import (
+    ASKS_FOR_A_NUMBER,
+    json_answer,
+    malformed,
+    number_answer,
+    text_answer,
+)
 from producers.fakes.provider_server.faults import Fault
 from producers.fakes.provider_server.wire import (
     OPENAI_ERROR_TYPES,
@@ -101,12 +107,15 @@ class OpenAIApi:
             return Answered(400, {"error": {"message": refused, "type": "invalid_request_error"}})
         if fmt.get("json_schema", {}).get("strict"):
             acct.stats["openai.strict"] += 1
+        unsure = fault is not None and fault.malformed
+        judging = ASKS_FOR_A_NUMBER in json.dumps(messages)
         if fmt.get("type") == "json_schema":
             text = json_answer(model, prompt, fmt["json_schema"].get("schema", {}))
+        elif judging:
+            text = number_answer(unsure)
         else:
             text = text_answer(model, prompt, acct.answer_words)
-        unsure = fault is not None and fault.malformed
-        if unsure:
+        if unsure and not judging:
             text = malformed(text)
         cap = body.get("max_completion_tokens") or body.get("max_tokens")
         text, out, cut = acct.out_tokens(text, int(cap) if cap else None)
