@@ -93,6 +93,9 @@ class Tier:
     flush_interval_s: float | None = None
     # "judge": a passing answer is also put to the ``judge`` model (policies/judge.py).
     judge: str | None = None
+    # Where an answer's confidence comes from: "provider" (log-probabilities, else the
+    # learned acceptance check) or "self_report" (the model's own, policies/self_report.py).
+    confidence: str = "provider"
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -196,6 +199,13 @@ def _model(name: str, spec: dict[str, Any], prices: PriceTable | None) -> ModelS
     )
 
 
+def confidence_source(name: str, spec: dict[str, Any]) -> str:
+    source = str(spec.get("confidence", "provider"))
+    if source not in ("provider", "self_report"):
+        raise ValueError(f"tier {name!r}: confidence must be provider or self_report")
+    return source
+
+
 def _tier(name: str, spec: dict[str, Any]) -> Tier:
     """A tier names one model (``model``) or several (``models``, the default first)."""
     listed = [str(m) for m in spec.get("models", [])]
@@ -223,6 +233,7 @@ def _tier(name: str, spec: dict[str, Any]) -> Tier:
         int(spec["flush_every"]) if "flush_every" in spec else None,
         float(spec["flush_interval_s"]) if "flush_interval_s" in spec else None,
         str(judge) if judge else None,
+        confidence_source(name, spec),
     )
 
 

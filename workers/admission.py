@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from policies.context_fit import Refit, fit_context
 from policies.judge import JUDGE_MAX_TOKENS, judge_messages
-from policies.tiers import NANO, reservation_usd, to_nano_up
+from policies.self_report import ask_for_confidence
+from policies.tiers import NANO, TierTable, reservation_usd, to_nano_up
 from policies.tokens import reservation_tokens
 from queues import keys
 from queues.messages import Envelope, Outcome, StepStatus
@@ -19,10 +20,13 @@ from workers.ports import supports_batch
 from workers.runtime import Runtime
 
 
-def call_messages(env: Envelope) -> tuple[ChatMessage, ...]:
-    """What the call sends: the step's request, or a judge's view of it and its answer."""
+def call_messages(env: Envelope, table: TierTable) -> tuple[ChatMessage, ...]:
+    """What the call sends: the step's request (asking for a confidence line where the tier
+    takes the model's own word), or a judge's view of the request and its answer."""
     if env.judging and env.first_answer is not None:
         return judge_messages(env.request, env.first_answer.answer)
+    if env.tier is not None and table.tier(env.tier).confidence == "self_report":
+        return ask_for_confidence(env.request)
     return env.request
 
 
@@ -88,7 +92,7 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
     model = rt.table.pick(env.tier, env.model)
     tokens_in = reservation_tokens(
         rt.counter,
-        call_messages(env),
+        call_messages(env, rt.table),
         () if env.judging else env.step.tools,
         factor=model.counting.factor,
         image_tokens=model.counting.image_tokens,

@@ -20,6 +20,7 @@ import structlog
 from celery import Celery, Task
 from celery_batches import SimpleRequest
 
+from policies.tiers import TierTable
 from queues.messages import Envelope
 from queues.topology import TASK_NAMES, Stage
 from workers.admission import admit, call_messages
@@ -43,11 +44,11 @@ from workers.stage import (
 log = structlog.get_logger("tierfleet.infer")
 
 
-def request_of(item: Admitted, notes: Any) -> CompletionRequest:
+def request_of(item: Admitted, notes: Any, table: TierTable) -> CompletionRequest:
     """The provider request of an admitted call (a judge's carries no tools or schema)."""
     env = item.env
     request = CompletionRequest.for_step(
-        env.step, item.model, call_messages(env), item.max_tokens, notes
+        env.step, item.model, call_messages(env, table), item.max_tokens, notes
     )
     if env.judging:
         return replace(request, tools=(), response_schema=None, task_kind="judge")
@@ -65,7 +66,9 @@ def call_provider(items: list[Admitted], rt: Runtime) -> list[Admitted]:
     started = time.perf_counter()
     try:
         record_start(items, call_try, rt, provider.notes_tries)
-        answers = provider.complete([request_of(i, try_notes(i, call_try, rt)) for i in items])
+        answers = provider.complete(
+            [request_of(i, try_notes(i, call_try, rt), rt.table) for i in items]
+        )
         if len(answers) != len(items):
             raise PermanentError(f"{provider.name} gave {len(answers)} answers to {len(items)}")
     except Exception as exc:  # every item takes the failure path on its own

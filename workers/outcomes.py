@@ -6,6 +6,7 @@ A rejected answer is still paid: its cost stays on the step's bill."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import structlog
 
@@ -24,6 +25,7 @@ from policies.cascade import (
 )
 from policies.judge import judge_score
 from policies.learned_router import acceptance_text
+from policies.self_report import read_confidence
 from policies.shadow import agree, shadowed
 from policies.text import user_text
 from policies.tiers import NANO, to_nano
@@ -103,6 +105,9 @@ def conclude(
             cost_usd=cost,
         )
     needed = accept_threshold(rt.table, tier, rt.settings.quality)
+    if not env.judging and rt.table.tier(tier).confidence == "self_report":
+        text, said = read_confidence(answer.text)  # no line: no word on itself, counted 0
+        answer = replace(answer, text=text, confidence=said if said is not None else 0.0)
     if env.judging:  # the judge's reply is a score, not an answer of the step
         verdict = Verdict(False, "a judge's call")
     else:

@@ -130,11 +130,13 @@ def test_an_answer_cut_at_max_tokens_is_never_accepted(api_fleet):
 @pytest.fixture(scope="module")
 def judged_fleet(redis_server, provider_server: ServerHandle, tmp_path_factory):
     """The provider tables with the mid tier (Anthropic, no log-probabilities) accepting on
-    a judge's word: gpt-4o-mini scores each passing answer, 0.5 needed."""
+    a judge's word (gpt-4o-mini scores each passing answer) and the cheap tier on its own
+    word (self-reported confidence); 0.5 needed."""
     text = TABLE.read_text()
     text = text.replace(
         "[tiers.mid]", '[tiers.mid]\nacceptance = "judge"\njudge = "gpt-4o-mini"', 1
     )
+    text = text.replace("[tiers.cheap]", '[tiers.cheap]\nconfidence = "self_report"', 1)
     path = tmp_path_factory.mktemp("judged") / "judged.toml"
     path.write_text(text)
     settings = settings_for(
@@ -178,6 +180,20 @@ def test_a_judge_scores_an_answer_from_a_provider_without_logprobs(judged_fleet,
     doubted = ask(judged_fleet, "Plan my rebooking, DOUBTFUL.", task_kind="plan")
     assert doubted.status is StepStatus.ok and doubted.tier == "frontier"
     assert any("judge gpt-4o-mini gave 0.15 < 0.50" in d.why for d in doubted.decisions)
+
+
+def test_a_self_reported_confidence_is_read_off_the_answer_and_judged(
+    judged_fleet, provider_server
+):
+    sure = ask(judged_fleet, "Can I change my flight, rated?")
+    assert sure.status is StepStatus.ok and sure.tier == "cheap"
+    assert "Confidence" not in (sure.answer or "")  # the line is taken off the answer
+    assert "confidence 0.90" in sure.decisions[-1].why
+
+    provider_server.faults({"model": "gpt-4o-mini", "contains": "UNSURE", "malformed": True})
+    unsure = ask(judged_fleet, "Can I change my flight, UNSURE?")
+    assert unsure.escalations >= 1
+    assert any("confidence 0.15 < 0.50" in d.why for d in unsure.decisions)
 
 
 def test_a_429_is_retried_then_answered(api_fleet, provider_server):

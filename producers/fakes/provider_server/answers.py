@@ -49,6 +49,14 @@ def rng_for(*parts: str) -> random.Random:
 ASKS_FOR_A_NUMBER = "one number between 0 and 1"
 
 
+# A request that asks the model to rate itself on a last line (self-reported confidence).
+ASKS_FOR_A_RATING = "write 'Confidence: '"
+
+
+def rated(text: str, unsure: bool) -> str:
+    return f"{text}\nConfidence: {0.15 if unsure else 0.9}"
+
+
 def number_answer(unsure: bool) -> str:
     """A judge's reply: confident, or (a scripted fault) doubtful."""
     return "0.15" if unsure else "0.9"

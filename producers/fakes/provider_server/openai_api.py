@@ -16,9 +16,11 @@ from starlette.routing import Route
 from producers.fakes.provider_server.account import Account, BatchJob, scripted_error
 from producers.fakes.provider_server.answers import (
     ASKS_FOR_A_NUMBER,
+    ASKS_FOR_A_RATING,
     json_answer,
     malformed,
     number_answer,
+    rated,
     text_answer,
 )
 from producers.fakes.provider_server.faults import Fault
@@ -117,6 +119,8 @@ class OpenAIApi:
             text = text_answer(model, prompt, acct.answer_words)
         if unsure and not judging:
             text = malformed(text)
+        if ASKS_FOR_A_RATING in json.dumps(messages):
+            text = rated(text, unsure)
         cap = body.get("max_completion_tokens") or body.get("max_tokens")
         text, out, cut = acct.out_tokens(text, int(cap) if cap else None)
         logprobs = _logprobs(text, unsure) if body.get("logprobs") else None
