@@ -63,6 +63,8 @@ class CostEntry(Usage):
     # From the step's hand-over to this tier (or its retry) to the call: broker queue and
     # micro-batch wait together.
     queue_wait_s: float = Field(default=0.0, ge=0.0)
+    # The model's raw confidence in this answer (before calibration), when it gave one.
+    confidence: float | None = None
 
 
 class PriorAnswer(Frozen):
@@ -72,6 +74,7 @@ class PriorAnswer(Frozen):
     model: str
     tier: str
     correct: bool | None = None  # evaluation label (simulated and replay only): for scorers
+    confidence: float | None = None  # the model's raw confidence in it, as reported
 
 
 class Envelope(Frozen):

@@ -61,6 +61,7 @@ class LedgerCall(Usage):
     engine_s: float = 0.0  # a local model's share of its engine's time
     queue_wait_s: float = 0.0  # from hand-over to the tier to the call (queue and batching)
     latency_ms: float = 0.0  # the call itself (a micro-batch's calls share one)
+    confidence: float | None = None  # the model's raw confidence (what calibration is fit on)
 
 
 class LedgerEntry(Attribution, Usage):
@@ -108,6 +109,7 @@ class ShadowRecord(Attribution, Usage):
     accepted_tier: str = ""
     shadow_model: str = ""
     agree: bool = False
+    accepted_confidence: float | None = None  # the accepted answer's raw confidence
     cost_usd: float = 0.0
 
 

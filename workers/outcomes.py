@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import structlog
 
+from policies.calibration import calibrate
 from policies.cascade import (
     Accept,
     CrossCheck,
@@ -53,16 +54,17 @@ def record_shadow(item: Admitted, answer: Completion, cost: float, rt: Runtime) 
         accepted_tier=shadow.tier,
         shadow_model=item.model.name,
         agree=agree(shadow.answer, answer.text, step.task_kind),
+        accepted_confidence=shadow.confidence,
         cost_usd=cost,
         **usage_of(answer),
     )
     rt.shadow.append(record.to_record())
 
 
-def maybe_shadow(env: Envelope, answer: str, model: str, tier: str, rt: Runtime) -> None:
+def maybe_shadow(env: Envelope, accepted: PriorAnswer, rt: Runtime) -> None:
     top = rt.table.top.name
     fraction = rt.settings.shadow_fraction
-    if tier == top or not shadowed(env.step.step_id, fraction):
+    if accepted.tier == top or not shadowed(env.step.step_id, fraction):
         return
     copy = env.decide(
         "infer",
@@ -70,7 +72,7 @@ def maybe_shadow(env: Envelope, answer: str, model: str, tier: str, rt: Runtime)
         f"{fraction:.0%} of answers accepted below {top} are compared with {top}'s",
         tier=top,
         model=None,
-        shadow_of=PriorAnswer(answer=answer, model=model, tier=tier),
+        shadow_of=accepted.model_copy(update={"correct": None}),
         first_answer=None,
         judging=False,
     )
@@ -83,6 +85,12 @@ def confidence_of(env: Envelope, model: str, answer: Completion, rt: Runtime) ->
         return answer.confidence
     text = acceptance_text(user_text(env.step.messages), answer.text)
     return rt.acceptance.success_of(model, text)
+
+
+def calibrated(model: str, raw: float | None, rt: Runtime) -> float | None:
+    """A raw confidence made P(right) by the model's fitted points, where there are any."""
+    points = rt.calibration.get(model)
+    return raw if raw is None or not points else calibrate(points, raw)
 
 
 def conclude(
@@ -105,9 +113,12 @@ def conclude(
             cost_usd=cost,
         )
     needed = accept_threshold(rt.table, tier, rt.settings.quality)
+    raw = None
     if not env.judging and rt.table.tier(tier).confidence == "self_report":
         text, said = read_confidence(answer.text)  # no line: no word on itself, counted 0
         answer = replace(answer, text=text, confidence=said if said is not None else 0.0)
+    if not env.judging:
+        raw = confidence_of(env, model.name, answer, rt)
     if env.judging:  # the judge's reply is a score, not an answer of the step
         verdict = Verdict(False, "a judge's call")
     else:
@@ -115,7 +126,7 @@ def conclude(
             answer.text,
             task_kind=env.step.task_kind,
             schema=env.step.response_schema,
-            confidence=confidence_of(env, model.name, answer, rt),
+            confidence=calibrated(model.name, raw, rt),
             min_confidence=needed,
             finish=answer.finish,
         )
@@ -134,11 +145,14 @@ def conclude(
             batch=item.batch,
             call_id=call_id_of(env),
             engine_s=answer.engine_s,
+            confidence=raw,
             queue_wait_s=max(0.0, time.time() - latency_ms / 1000 - env.handed_over_at),
         )
     )
     rt.metrics.queue_wait.labels(tier).observe(env.costs[-1].queue_wait_s)
-    this = PriorAnswer(answer=answer.text, model=model.name, tier=tier, correct=answer.correct)
+    this = PriorAnswer(
+        answer=answer.text, model=model.name, tier=tier, correct=answer.correct, confidence=raw
+    )
     if env.judging and env.first_answer is not None:
         score = judge_score(answer.text) if answer.finish == "stop" else None
         carry_out(judged(rt.table, env.first_answer, model.name, score, needed), env, rt)
@@ -227,7 +241,7 @@ def _accept(env: Envelope, answer: PriorAnswer, why: str, rt: Runtime) -> None:
             correct=answer.correct,
         ),
     )
-    maybe_shadow(env, answer.answer, model.name, answer.tier, rt)
+    maybe_shadow(env, answer, rt)
 
 
 def conclude_or_release(

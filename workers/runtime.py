@@ -11,6 +11,7 @@ import redis
 import structlog
 from celery import Celery
 
+from policies.calibration import load_calibration
 from policies.compression import CompressionPlan, TextCompressor, plan_for
 from policies.learned_router import RouterArtifact, load_router
 from policies.tiers import ModelSpec, TierTable
@@ -90,6 +91,7 @@ class Runtime:
     _providers: LazyByKey[str, Provider] = field(init=False)
     _router: Lazy[RouterArtifact] = field(init=False)
     _acceptance: Lazy[RouterArtifact | None] = field(init=False)
+    _calibration: Lazy[dict[str, list[tuple[float, float]]]] = field(init=False)
 
     def __post_init__(self) -> None:
         self._semantic = Lazy(self._open_semantic)
@@ -97,6 +99,7 @@ class Runtime:
         self._providers = LazyByKey()
         self._router = Lazy(lambda: router_artifact(self.settings))
         self._acceptance = Lazy(lambda: acceptance_artifact(self.settings))
+        self._calibration = Lazy(lambda: calibration_points(self.settings))
 
     def provider_for(self, model: ModelSpec) -> Provider:
         """One client per provider; one engine per model the worker runs itself."""
@@ -111,6 +114,11 @@ class Runtime:
     def acceptance(self) -> RouterArtifact | None:
         """The learned acceptance check, when one is configured (loaded once)."""
         return self._acceptance.get()
+
+    @property
+    def calibration(self) -> dict[str, list[tuple[float, float]]]:
+        """Per model, the points that make its raw confidence calibrated (loaded once)."""
+        return self._calibration.get()
 
     def _open_semantic(self) -> tuple[SemanticLayer | None, str]:
         layer, why = self.semantic_factory()
@@ -223,6 +231,16 @@ def router_artifact(settings: Settings) -> RouterArtifact:
             "(written by `tierfleet train router`)"
         )
     return _load_artifact("router", settings.router_artifact)
+
+
+def calibration_points(settings: Settings) -> dict[str, list[tuple[float, float]]]:
+    path = settings.calibration_artifact
+    if path is None:
+        return {}
+    try:
+        return load_calibration(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise PermanentError(f"cannot load the calibration artifact {path}: {exc}") from exc
 
 
 def acceptance_artifact(settings: Settings) -> RouterArtifact | None:

@@ -166,7 +166,29 @@ def train_router_cmd(
     )
 
 
+def train_calibration_cmd(
+    out: Annotated[Path, typer.Option(help="where to write the calibration (JSON)")] = Path(
+        "calibration.json"
+    ),
+) -> None:
+    """Fit each model's confidence calibration on the fleet's recorded outcomes (labelled
+    steps in the ledger, and shadow evaluation's agreement); set
+    TIERFLEET_CALIBRATION_ARTIFACT to the file it writes."""
+    from producers.fleet import Fleet
+    from producers.report import unique_steps
+    from producers.training.calibration import write_calibration
+    from queues.settings import Settings
+
+    with Fleet(Settings()) as fleet:
+        doc = write_calibration(unique_steps(fleet.ledger()), fleet.shadow_records(), out)
+    for model, n in doc["outcomes"].items():
+        fitted = "fitted" if model in doc["models"] else f"too few (< {doc['min_outcomes']})"
+        console.print(f"{model}: {n} recorded outcomes, {fitted}")
+    console.print(f"calibration for {len(doc['models'])} models -> {out}")
+
+
 train_app.command("router")(train_router_cmd)
+train_app.command("calibration")(train_calibration_cmd)
 train_app.command("acceptance")(train_acceptance_cmd)
 train_app.command("cache")(train_cache)
 train_app.command("cross-encoder")(train_cross_encoder)

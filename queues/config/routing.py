@@ -29,6 +29,9 @@ class RoutingConfig(BaseModel):
     # no confidence, P(answer right | prompt, answer) stands in, judged against each tier's
     # accept_min_confidence.
     acceptance_artifact: Path | None = None
+    # Raw confidences made calibrated per model (`tierfleet train calibration` writes it
+    # from recorded outcomes); a model it does not list keeps its raw confidence.
+    calibration_artifact: Path | None = None
     # The quality knob: the confidence an answer below the top tier needs to be accepted,
     # for every such tier (unset: each tier's accept_min_confidence from the table). Higher
     # buys quality with cost; `tierfleet demo` prints what each setting buys.

@@ -43,6 +43,11 @@ def test_workload_run_report_and_dead_list(local_fleet, tmp_path, monkeypatch):
     batch = runner.invoke(app, ["batch"])
     assert batch.exit_code == 0 and "batch jobs" in batch.output
 
+    calibration = tmp_path / "calibration.json"
+    trained = runner.invoke(app, ["train", "calibration", "--out", str(calibration)])
+    assert trained.exit_code == 0 and "recorded outcomes" in trained.output, trained.output
+    assert json.loads(calibration.read_text())["outcomes"]  # labelled simulated steps
+
     dead = runner.invoke(app, ["dead", "list"])
     assert dead.exit_code == 0 and "tf.dead" in dead.output
 
