@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from policies.acceptance_rule import acceptance_rule
 from policies.local_models import LocalModel, parse_local
 from policies.pricing import Price, PriceTable, load_price_table, parse_price
 from policies.tables import DEFAULT_TIER_TABLE, TABLES
@@ -199,13 +200,6 @@ def _model(name: str, spec: dict[str, Any], prices: PriceTable | None) -> ModelS
     )
 
 
-def confidence_source(name: str, spec: dict[str, Any]) -> str:
-    source = str(spec.get("confidence", "provider"))
-    if source not in ("provider", "self_report"):
-        raise ValueError(f"tier {name!r}: confidence must be provider or self_report")
-    return source
-
-
 def _tier(name: str, spec: dict[str, Any]) -> Tier:
     """A tier names one model (``model``) or several (``models``, the default first)."""
     listed = [str(m) for m in spec.get("models", [])]
@@ -213,27 +207,19 @@ def _tier(name: str, spec: dict[str, Any]) -> Tier:
     if not default:
         raise ValueError(f"tier {name!r} names no model")
     members = (default, *(m for m in listed if m != default))
-    acceptance = str(spec.get("acceptance", "checks"))
-    if acceptance not in ("checks", "agreement", "judge"):
-        raise ValueError(f"tier {name!r}: acceptance must be checks, agreement or judge")
-    cross = spec.get("cross_check")
-    if acceptance == "agreement" and not cross:
-        raise ValueError(f"tier {name!r}: acceptance = agreement needs cross_check = <model>")
-    judge = spec.get("judge")
-    if acceptance == "judge" and not judge:
-        raise ValueError(f"tier {name!r}: acceptance = judge needs judge = <model>")
+    rule = acceptance_rule(name, spec)
     return Tier(
         name,
         int(spec["rank"]),
         default,
         float(spec.get("accept_min_confidence", 0)),
         members,
-        acceptance,
-        str(cross) if cross else None,
+        rule.acceptance,
+        rule.cross_check,
         int(spec["flush_every"]) if "flush_every" in spec else None,
         float(spec["flush_interval_s"]) if "flush_interval_s" in spec else None,
-        str(judge) if judge else None,
-        confidence_source(name, spec),
+        rule.judge,
+        rule.confidence,
     )
 
 

@@ -72,6 +72,7 @@ def closing(env: Envelope, reason: str, rt: Runtime) -> Envelope:
         max_output_tokens=s.close_max_tokens,
         closing=True,
         first_answer=None,
+        judging=False,  # a judge's call refused: the step closes on its own request
         retries=0,
     )
 

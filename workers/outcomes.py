@@ -93,6 +93,29 @@ def calibrated(model: str, raw: float | None, rt: Runtime) -> float | None:
     return raw if raw is None or not points else calibrate(points, raw)
 
 
+def weigh(
+    env: Envelope, model: str, answer: Completion, needed: float, rt: Runtime
+) -> tuple[Completion, float | None, Verdict]:
+    """The answer as the step sees it (a self-reported confidence line taken off), its raw
+    confidence, and the cascade's verdict on it (calibrated confidence against ``needed``).
+    A judge's reply is a score, not an answer of the step: never accepted as one."""
+    if env.judging:
+        return answer, None, Verdict(False, "a judge's call")
+    if rt.table.tier(env.tier or "").confidence == "self_report":
+        text, said = read_confidence(answer.text)  # no line: no word on itself, counted 0
+        answer = replace(answer, text=text, confidence=said if said is not None else 0.0)
+    raw = confidence_of(env, model, answer, rt)
+    verdict = judge(
+        answer.text,
+        task_kind=env.step.task_kind,
+        schema=env.step.response_schema,
+        confidence=calibrated(model, raw, rt),
+        min_confidence=needed,
+        finish=answer.finish,
+    )
+    return answer, raw, verdict
+
+
 def conclude(
     item: Admitted, answer: Completion, latency_ms: float, rt: Runtime, call_try: str
 ) -> None:
@@ -113,23 +136,7 @@ def conclude(
             cost_usd=cost,
         )
     needed = accept_threshold(rt.table, tier, rt.settings.quality)
-    raw = None
-    if not env.judging and rt.table.tier(tier).confidence == "self_report":
-        text, said = read_confidence(answer.text)  # no line: no word on itself, counted 0
-        answer = replace(answer, text=text, confidence=said if said is not None else 0.0)
-    if not env.judging:
-        raw = confidence_of(env, model.name, answer, rt)
-    if env.judging:  # the judge's reply is a score, not an answer of the step
-        verdict = Verdict(False, "a judge's call")
-    else:
-        verdict = judge(
-            answer.text,
-            task_kind=env.step.task_kind,
-            schema=env.step.response_schema,
-            confidence=calibrated(model.name, raw, rt),
-            min_confidence=needed,
-            finish=answer.finish,
-        )
+    answer, raw, verdict = weigh(env, model.name, answer, needed, rt)
     env = env.charge(
         CostEntry(
             tier=tier,
