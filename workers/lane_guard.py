@@ -8,7 +8,8 @@ line above: it is served before everything waiting there, which it has outwaited
 
 The age is the ``tf_sent_at`` header every message carries (``queues/bus.py``); a message
 without one (sent by an older version) is left where it is. RabbitMQ orders by priority
-within one queue per stage and has no such guard (see README, "Lanes")."""
+within one queue per stage and has no such guard (README, "Running the worker groups
+yourself")."""
 
 from __future__ import annotations
 
