@@ -10,7 +10,7 @@ from policies.self_report import ask_for_confidence
 from policies.tiers import NANO, TierTable, reservation_usd, to_nano_up
 from policies.tokens import reservation_tokens
 from queues import keys
-from queues.messages import Envelope, Outcome, StepStatus
+from queues.messages import Envelope
 from queues.step import ChatMessage, Lane
 from queues.topology import Stage
 from workers.call_notes import Admitted
@@ -18,6 +18,7 @@ from workers.errors import PermanentError
 from workers.outcomes import carry_out
 from workers.ports import supports_batch
 from workers.runtime import Runtime
+from workers.stage import budget_stop
 
 
 def call_messages(env: Envelope, table: TierTable) -> tuple[ChatMessage, ...]:
@@ -130,9 +131,6 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
         if step.on_budget == "close" and not env.closing:
             rt.bus.send(Stage.infer, closing(env, reason, rt))
             return None
-        rt.bus.finalize(
-            env.decide("infer", "budget_exceeded", reason),
-            Outcome(status=StepStatus.budget_exceeded, tier=env.tier, reason=reason),
-        )
+        budget_stop(rt, env, "infer", reason)
         return None
     return Admitted(env, model, rid, batch, output_tokens, worst)

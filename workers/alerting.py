@@ -24,7 +24,7 @@ from queues.settings import Settings
 from workers.metrics_export import RedisQueues
 from workers.ports import BatchJobs
 from workers.stores.batch_jobs import RedisBatchJobs
-from workers.stores.redis_stores import decode_fields
+from workers.stores.redis_stores import as_text, decode_fields
 
 log = structlog.get_logger("tierfleet.alerts")
 
@@ -44,7 +44,7 @@ class AlertStore:
 
     def active(self) -> dict[str, Firing]:
         raw = self.client.hgetall(keys.ALERTS_ACTIVE)
-        return {_text(k): Firing(**json.loads(v)) for k, v in raw.items()}
+        return {as_text(k): Firing(**json.loads(v)) for k, v in raw.items()}
 
     def record(self, fired: list[Firing], resolved: list[Firing], now: float) -> None:
         with self.client.pipeline(transaction=True) as pipe:
@@ -67,10 +67,6 @@ class AlertStore:
         """The newest ``limit`` events, oldest first."""
         page: Any = self.client.xrevrange(keys.ALERTS_STREAM, count=limit)
         return [json.loads(fields[b"event"]) for _, fields in reversed(page)]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def ledger_window(client: redis.Redis, stream: str, start: float, end: float) -> list[LedgerEntry]:

@@ -18,7 +18,7 @@ from queues.topology import CACHE_INVALIDATE_TASK, CACHE_STORE_TASK, INGRESS, St
 from workers.errors import MalformedMessage, TransientError, as_fleet_error
 from workers.opening import open_sealed, parse_envelope
 from workers.runtime import LazyRuntime, Runtime
-from workers.stage import dead_letter_raw, no_results, redeliver_later, retry_delay
+from workers.stage import budget_stop, dead_letter_raw, no_results, redeliver_later, retry_delay
 
 log = structlog.get_logger("tierfleet.cache")
 
@@ -66,10 +66,7 @@ def over_step_cap(env: Envelope, rt: Runtime) -> bool:
     if count <= cap:
         return False
     reason = f"session step cap: this is step {count} of session {step.session_id} (cap {cap})"
-    rt.bus.finalize(
-        env.decide("budget", "budget_exceeded", reason),
-        Outcome(status=StepStatus.budget_exceeded, reason=reason),
-    )
+    budget_stop(rt, env, "budget", reason)
     return True
 
 

@@ -37,7 +37,7 @@ from queues.topology import Stage
 from workers.call_notes import Admitted, call_id_of, record_call
 from workers.ports import Completion
 from workers.runtime import Runtime
-from workers.stage import dead_letter, fail
+from workers.stage import budget_stop, dead_letter, fail
 
 log = structlog.get_logger("tierfleet.infer")
 
@@ -176,23 +176,11 @@ def close(env: Envelope, this: PriorAnswer, accepted: bool, why: str, rt: Runtim
     refusal = next(d.why for d in reversed(env.decisions) if d.what == "close")
     if not accepted:
         reason = f"{refusal}; the close was rejected: {why}"
-        rt.bus.finalize(
-            env.decide("infer", "budget_exceeded", reason),
-            Outcome(status=StepStatus.budget_exceeded, tier=env.tier, reason=reason),
-        )
+        budget_stop(rt, env, "infer", reason)
         return
-    model = rt.table.models[this.model]
     rt.bus.finalize(
         env.decide("infer", "accept", f"best-effort close: {why}"),
-        Outcome(
-            status=StepStatus.ok,
-            answer=this.answer,
-            tier=this.tier,
-            model=model.name,
-            provider=model.provider,
-            correct=this.correct,
-            reason=f"best-effort close: {refusal}",
-        ),
+        answered(this, rt, reason=f"best-effort close: {refusal}"),
     )
 
 
@@ -235,19 +223,22 @@ def carry_out(decision: Decision, env: Envelope, rt: Runtime) -> None:
             dead_letter(rt, env, "infer", why)
 
 
-def _accept(env: Envelope, answer: PriorAnswer, why: str, rt: Runtime) -> None:
+def answered(answer: PriorAnswer, rt: Runtime, reason: str = "") -> Outcome:
+    """The step's outcome when ``answer`` stands."""
     model = rt.table.models[answer.model]
-    rt.bus.finalize(
-        env.decide("infer", "accept", why),
-        Outcome(
-            status=StepStatus.ok,
-            answer=answer.answer,
-            tier=answer.tier,
-            model=model.name,
-            provider=model.provider,
-            correct=answer.correct,
-        ),
+    return Outcome(
+        status=StepStatus.ok,
+        answer=answer.answer,
+        tier=answer.tier,
+        model=model.name,
+        provider=model.provider,
+        correct=answer.correct,
+        reason=reason,
     )
+
+
+def _accept(env: Envelope, answer: PriorAnswer, why: str, rt: Runtime) -> None:
+    rt.bus.finalize(env.decide("infer", "accept", why), answered(answer, rt))
     maybe_shadow(env, answer, rt)
 
 

@@ -80,6 +80,14 @@ def dead_letter(rt: Runtime, env: Envelope, stage: str, reason: str) -> None:
     )
 
 
+def budget_stop(rt: Runtime, env: Envelope, stage: str, reason: str) -> None:
+    """End the step as budget_exceeded, with no answer and the reason."""
+    rt.bus.finalize(
+        env.decide(stage, "budget_exceeded", reason),
+        Outcome(status=StepStatus.budget_exceeded, tier=env.tier, reason=reason),
+    )
+
+
 def retry_delay(rt: Runtime, retries: int, retry_after_s: float | None = None) -> float:
     """Backoff with jitter, at least what the provider asked for, never past
     ``max_countdown_s`` (a worker holds a message waiting out its countdown unacknowledged,

@@ -1,6 +1,7 @@
 """Integration fixtures: the real fleet (worker groups as separate Celery processes) on the
 redis-server the tests started."""
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -26,6 +27,16 @@ def settings_for(redis_server: EmbeddedRedis, db: int = 0, **overrides: object) 
         "retry_backoff_s": 0.05,
     }
     return Settings.model_validate({**fields, **overrides})
+
+
+def wait_for(check, timeout: float = 30.0, every_s: float = 0.1):
+    """What ``check`` returns once it is truthy; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(every_s)
+    raise AssertionError("timed out")
 
 
 def sealed_bus(fleet: Fleet) -> CeleryBus:

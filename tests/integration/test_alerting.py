@@ -2,7 +2,6 @@
 a synthetic latency spike fires the lane's alert, which clears once the spike has passed."""
 
 import json
-import time
 
 import pytest
 import redis
@@ -10,19 +9,10 @@ import redis
 from producers.local.launcher import LocalFleet
 from queues import keys
 from queues.records import LedgerEntry
-from tests.integration.conftest import settings_for
+from tests.integration.conftest import settings_for, wait_for
 from workers.alerting import AlertStore
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(check, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def test_a_latency_spike_fires_an_alert_that_clears(redis_server):

@@ -4,7 +4,6 @@ shipped alert rules load and evaluate, and every query of the Grafana board runs
 import json
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 import yaml
 
 from producers.local.launcher import free_port
+from tests.integration.conftest import wait_for
 from tests.integration.test_step_path import make_step
 
 pytestmark = pytest.mark.integration
@@ -25,15 +25,6 @@ def query(base: str, expr: str) -> dict:
     url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     with urllib.request.urlopen(url, timeout=10) as reply:
         return json.loads(reply.read())
-
-
-def wait_for(check, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.5)
-    raise AssertionError("timed out")
 
 
 @pytest.mark.skipif(PROMETHEUS is None, reason="no prometheus binary (Debian: prometheus)")
@@ -69,7 +60,7 @@ def test_prometheus_scrapes_the_fleet_and_evaluates_the_rules(local_fleet, fleet
             steps = query(base, "sum(tierfleet_steps_total)")["data"]["result"]
             return up and float(up[0]["value"][1]) == len(targets) and steps
 
-        steps = wait_for(lambda: _quietly(scraped))
+        steps = wait_for(lambda: _quietly(scraped), timeout=60)
         assert float(steps[0]["value"][1]) >= 5
 
         def rules_evaluated():
@@ -86,7 +77,7 @@ def test_prometheus_scrapes_the_fleet_and_evaluates_the_rules(local_fleet, fleet
                 else None
             )
 
-        rules = wait_for(lambda: _quietly(rules_evaluated))
+        rules = wait_for(lambda: _quietly(rules_evaluated), timeout=60)
         assert all(r["health"] == "ok" for r in rules), [r for r in rules if r["health"] != "ok"]
 
         board = json.loads((ROOT / "monitoring/grafana/dashboards/tierfleet.json").read_text())

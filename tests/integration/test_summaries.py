@@ -1,26 +1,14 @@
 """The cheap tier summarizes what the history budget drops: a summarize step of its own
 through the real fleet, charged to the session, and carried by the session's later calls."""
 
-import time
-
 from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
 from queues import keys
 from queues.keys import summaries as summaries_key
 from queues.messages import StepStatus
-from tests.integration.conftest import settings_for
+from tests.integration.conftest import settings_for, wait_for
 from tests.integration.test_step_path import make_step
 from tests.unit.test_compression import long_session
-
-
-def wait_for(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_dropped_exchanges_are_summarized_by_the_cheap_tier(redis_server):

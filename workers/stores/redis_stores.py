@@ -68,10 +68,12 @@ class StreamLedger:
                 page: Any = self.client.xrange(self.stream, count=min(excess, self.CHUNK))
                 if not page:
                     break
-                self.archive.append([{"id": _text(i), "entry": decode_fields(f)} for i, f in page])
+                self.archive.append(
+                    [{"id": as_text(i), "entry": decode_fields(f)} for i, f in page]
+                )
                 # Only what was written goes: every id up to and including the last one.
                 self.client.xtrim(
-                    self.stream, minid=_next_id(_text(page[-1][0])), approximate=False
+                    self.stream, minid=_next_id(as_text(page[-1][0])), approximate=False
                 )
                 moved += len(page)
         finally:
@@ -82,7 +84,7 @@ class StreamLedger:
         return moved
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
@@ -93,7 +95,7 @@ def _next_id(entry_id: str) -> str:
 
 
 def decode_fields(fields: dict[Any, Any]) -> dict[str, Any]:
-    return {_text(k): json.loads(v) for k, v in fields.items()}
+    return {as_text(k): json.loads(v) for k, v in fields.items()}
 
 
 def read_ledger(
@@ -111,9 +113,9 @@ def read_ledger(
     while True:
         page: Any = client.xrange(stream, min=start, max="+", count=5000)
         for entry_id, fields in page:
-            if _text(entry_id) not in seen:
+            if as_text(entry_id) not in seen:
                 entries.append(decode_fields(fields))
-            start = "(" + _text(entry_id)  # exclusive: the next page starts after this id
+            start = "(" + as_text(entry_id)  # exclusive: the next page starts after this id
         if len(page) < 5000:
             return entries
 
