@@ -72,7 +72,11 @@ def _escalating_step() -> AgentStep:
             answer = provider.complete([request])[0]
             assert isinstance(answer, Completion)
             answers[tier] = answer
-        if (answers["cheap"].confidence or 0) < 0.6 <= (answers["mid"].confidence or 0):
+        cheap_bar = TABLE.tier("cheap").accept_min_confidence  # the table's, whatever it is
+        mid_bar = TABLE.tier("mid").accept_min_confidence
+        if (answers["cheap"].confidence or 0) < cheap_bar and (
+            answers["mid"].confidence or 0
+        ) >= mid_bar:
             return step
     raise AssertionError("no such step among 200 tries")
 
