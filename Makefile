@@ -30,7 +30,7 @@ demo: install
 	$(BIN)/tierfleet demo
 
 test: install install-local-cpu lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 lint: install
 	$(BIN)/ruff check .

@@ -18,6 +18,9 @@ class AcceptanceRule:
     cross_check: str | None = None
     judge: str | None = None
     confidence: str = "provider"
+    # Where a rejected answer goes: a tier ranked above (None: the next one up). Skipping a
+    # tier pays when the one between is rarely right where this one was wrong.
+    escalate_to: str | None = None
 
 
 def acceptance_rule(tier: str, spec: dict[str, Any]) -> AcceptanceRule:
@@ -32,6 +35,11 @@ def acceptance_rule(tier: str, spec: dict[str, Any]) -> AcceptanceRule:
     confidence = str(spec.get("confidence", "provider"))
     if confidence not in CONFIDENCE:
         raise ValueError(f"tier {tier!r}: confidence must be provider or self_report")
+    escalate_to = spec.get("escalate_to")
     return AcceptanceRule(
-        acceptance, str(cross) if cross else None, str(judge) if judge else None, confidence
+        acceptance,
+        str(cross) if cross else None,
+        str(judge) if judge else None,
+        confidence,
+        str(escalate_to) if escalate_to else None,
     )

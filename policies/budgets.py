@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from policies.tiers import NANO
+from policies.money import NANO
 
 
 @dataclass(frozen=True)

@@ -158,10 +158,11 @@ def second_opinion(table: TierTable, tier: str, answered_by: str) -> str | None:
 
 
 def next_after(table: TierTable, this: PriorAnswer, verdict: Verdict) -> Decision:
-    """Accept a passing answer, else the next tier up, else a dead letter."""
+    """Accept a passing answer, else the tier's escalation (the next tier up unless the
+    table says where), else a dead letter."""
     if verdict.accepted:
         return Accept(this, verdict.why)
-    upper = table.next_tier(this.tier)
+    upper = table.escalation_of(this.tier)
     if upper is None:
         return DeadLetter(f"top tier {this.tier} rejected: {verdict.why}")
     return Escalate(upper, f"{this.tier} rejected ({verdict.why}) -> {upper}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +96,7 @@ class Tier:
     # Where an answer's confidence comes from: "provider" (log-probabilities, else the
     # learned acceptance check) or "self_report" (the model's own, policies/self_report.py).
     confidence: str = "provider"
+    escalate_to: str | None = None  # where a rejection goes; None: the next tier up
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -156,6 +156,10 @@ class TierTable:
     def next_tier(self, name: str) -> str | None:
         rank = self.names.index(name)
         return self.names[rank + 1] if rank + 1 < len(self.tiers) else None
+
+    def escalation_of(self, name: str) -> str | None:
+        """Where an answer ``name`` rejects goes: its ``escalate_to``, else the next tier."""
+        return self.tier(name).escalate_to or self.next_tier(name)
 
     @property
     def top(self) -> Tier:
@@ -220,6 +224,7 @@ def _tier(name: str, spec: dict[str, Any]) -> Tier:
         float(spec["flush_interval_s"]) if "flush_interval_s" in spec else None,
         rule.judge,
         rule.confidence,
+        rule.escalate_to,
     )
 
 
@@ -228,13 +233,17 @@ def parse_tier_table(data: dict[str, Any], prices: PriceTable | None = None) -> 
     tiers = tuple(
         sorted((_tier(name, t) for name, t in data["tiers"].items()), key=lambda t: t.rank)
     )
+    names = [t.name for t in tiers]
     for tier in tiers:
         helpers = [m for m in (tier.cross_check, tier.judge) if m]
         for model in (*tier.members, *helpers):
             if model not in models:
                 raise ValueError(f"tier {tier.name!r} names model {model!r}, not in [models]")
+        if tier.escalate_to and tier.escalate_to not in names[names.index(tier.name) + 1 :]:
+            raise ValueError(
+                f"tier {tier.name!r}: escalate_to must name a tier ranked above it, of {names}"
+            )
     r = data.get("routing", {})
-    names = [t.name for t in tiers]
     rules = RoutingRules(
         default_tier=str(r.get("default_tier", names[0])),
         long_prompt_tokens=int(r.get("long_prompt_tokens", 10**9)),
@@ -278,15 +287,3 @@ def reservation_usd(
     if model.price.cache_write_per_mtok > model.price.input_per_mtok:
         return model.cost(tokens_in, max_output_tokens, 0, tokens_in, batch=batch)
     return model.cost(tokens_in, max_output_tokens, batch=batch)
-
-
-NANO = 1_000_000_000
-
-
-def to_nano_up(usd: float) -> int:
-    """Dollars to integer nano-dollars, rounded up (reservations never under-reserve)."""
-    return math.ceil(usd * NANO - 1e-6)
-
-
-def to_nano(usd: float) -> int:
-    return round(usd * NANO)

@@ -9,6 +9,8 @@ from celery import Celery
 from queues.settings import Settings
 from queues.topology import BATCH, BATCH_POLL_TASK, INGRESS, declare_queues
 
+UNACKED_MUTEX_EXPIRE_S = 10
+
 
 def transport_options(settings: Settings) -> dict[str, object]:
     if not settings.broker_is_redis:
@@ -22,6 +24,11 @@ def transport_options(settings: Settings) -> dict[str, object]:
         "visibility_timeout": settings.visibility_timeout_s,
         "unacked_restore_interval": settings.unacked_restore_interval_s,
         "unacked_restore_throttle": 1,
+        # The sweep runs under a Redis lock; a worker killed mid-sweep leaves it held until it
+        # expires, and kombu's 5-minute default would strand every dead worker's messages that
+        # long. Each put-back is its own WATCHed transaction, so two sweeps overlapping after
+        # an early expiry cannot restore a message twice.
+        "unacked_mutex_expire": UNACKED_MUTEX_EXPIRE_S,
         # Poll a worker's queues in the order given (-Q): lanes drain interactive first.
         "queue_order_strategy": "priority",
     }

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from policies.context_fit import Refit, fit_context
 from policies.judge import JUDGE_MAX_TOKENS, judge_messages
+from policies.money import NANO, to_nano_up
 from policies.self_report import ask_for_confidence
-from policies.tiers import NANO, TierTable, reservation_usd, to_nano_up
+from policies.tiers import TierTable, reservation_usd
 from policies.tokens import reservation_tokens
 from queues import keys
 from queues.messages import Envelope

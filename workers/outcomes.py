@@ -26,10 +26,10 @@ from policies.cascade import (
 )
 from policies.judge import judge_score
 from policies.learned_router import acceptance_text
+from policies.money import NANO, to_nano
 from policies.self_report import read_confidence
 from policies.shadow import agree, shadowed
 from policies.text import user_text
-from policies.tiers import NANO, to_nano
 from queues.base import usage_of
 from queues.messages import CostEntry, Envelope, Outcome, PriorAnswer, StepStatus
 from queues.records import ShadowRecord

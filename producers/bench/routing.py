@@ -1,12 +1,13 @@
-"""``tierfleet bench routing``: the learned router on recorded outcomes of real models.
+"""``tierfleet bench routing``: routing and acceptance on recorded outcomes of real models.
 
-It trains on the train data only, then runs the real fleet (Redis, Celery workers, the
-replay provider answering with the recorded responses, correctness and costs) over the test
-data at the chosen target, and reports accuracy and cost beside the frontier model alone
-and the oracle (the cheapest model that was right, per prompt). The cost-quality curve
-over the target is computed with the same policies (route, then the cascade's format check)
-on the recorded outcomes, without the fleet: one fleet run per point would measure Celery,
-not the router.
+It trains the learned router on the train data only, then runs the real fleet (Redis,
+Celery workers, the replay provider answering with the recorded responses, correctness and
+costs) over the test data with the table's own policy (its routing rules and its cheap
+tier's acceptance) or the learned router at a target, and reports accuracy and cost beside
+the frontier model alone and the oracle (the cheapest model that was right, per prompt).
+The cost-quality curve over the learned router's target is computed with the same policies
+(route, then the cascade's decisions) on the recorded outcomes, without the fleet: one
+fleet run per point would measure Celery, not the router.
 
 Without ``--test`` the ``--train`` data is split by prompt (a hash of its text, so a prompt
 asked twice never lands on both sides).
@@ -28,8 +29,10 @@ from producers.bench.routing_figures import plot_curve, settled_shadow, shadow_f
 from producers.bench.routing_replay import (
     TARGETS,
     Point,
+    learned_start,
     read_rows,
     reference,
+    rule_start,
     simulate,
     split_by_prompt,
     tier_table_with,
@@ -53,12 +56,20 @@ class RoutingRun:
 
     train_path: Path
     test_path: Path | None
-    target: float
+    target: float = 0.8  # the learned router's; the rules have none
     test_share: float = 0.3
     shadow_fraction: float = 0.0
     cross_check: str | None = None
     fmt: str = "routerbench"
     acceptance_min: float | None = None
+    # "rules": the table's own routing, as the fleet ships it; "learned": the learned
+    # router at ``target``. None: rules for routerbench, learned for routellm (whose two-model
+    # table has no rule that could tell its prompts apart).
+    router: str | None = None
+
+    @property
+    def router_kind(self) -> str:
+        return self.router or ("rules" if self.fmt == "routerbench" else "learned")
 
     @property
     def base_table(self) -> Path:
@@ -106,7 +117,7 @@ def run_fleet(
             update={
                 "tier_table": table_path,
                 "replay_data": folder / "test.csv",
-                "router": "learned",
+                "router": run.router_kind,
                 "router_artifact": folder / "router.json",
                 "router_target": run.target,
                 "shadow_fraction": run.shadow_fraction,
@@ -127,20 +138,26 @@ def bench_routing(run: RoutingRun, base: Settings, png: Path | None = None) -> d
     table, ledger, shadow = run_fleet(run, trained, base)
     frontier = table.model_of(table.top.name).name
     ref = reference(trained.test, frontier)
-    curve = [simulate(trained.test, trained.router, table, t, trained.acceptance) for t in TARGETS]
+    test, accept = trained.test, trained.acceptance
+    curve = [
+        simulate(test, table, learned_start(trained.router, table, t), accept, t) for t in TARGETS
+    ]
+    rules = simulate(test, table, rule_start(table), accept)
     tested = f"{run.test_path or run.train_path} ({len(trained.test)} prompts"
     figures = {
         "format": run.fmt,
         "train": f"{run.train_path} ({len(trained.train)} prompts)",
         "test": f"{tested}, held out by prompt)",
-        "router": trained.router.version,
-        "target": run.target,
-        "cheap_tier_acceptance": (
-            f"agreement with {run.cross_check}" if run.cross_check else "checks"
+        "router": (
+            f"learned {trained.router.version}, target {run.target}"
+            if run.router_kind == "learned"
+            else "the table's rules"
         ),
+        "cheap_tier_acceptance": acceptance_of(table),
         "learned_acceptance_min": run.acceptance_min,
         **fleet_figures(ledger, ref),
         "per_task": per_task(ledger, trained.test),
+        "rules_point": curve_point(rules, ref),
         "curve": [curve_point(p, ref) for p in curve],
     }
     if shadow:
@@ -184,7 +201,15 @@ def per_task(ledger: Sequence[LedgerEntry], test: Sequence[ReplayRow]) -> dict[s
     }
 
 
-def curve_point(p: Point, ref: dict[str, float]) -> dict[str, float]:
+def acceptance_of(table: TierTable) -> str:
+    cheap = table.tiers[0]
+    if cheap.acceptance != "agreement":
+        return cheap.acceptance
+    goes = table.escalation_of(cheap.name)
+    return f"agreement of {cheap.model} with {cheap.cross_check}, else {goes}"
+
+
+def curve_point(p: Point, ref: dict[str, float]) -> dict[str, float | None]:
     return {
         "target": p.target,
         "accuracy": round(p.accuracy, 4),

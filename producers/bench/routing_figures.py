@@ -63,7 +63,7 @@ def plot_curve(figures: dict[str, Any], path: Path) -> str:
     fig, ax = plt.subplots(figsize=(6, 4))
     xs = [100 * p["cost_ratio_vs_frontier"] for p in figures["curve"]]
     ys = [100 * p["accuracy"] for p in figures["curve"]]
-    ax.plot(xs, ys, "o-", label="learned router (target knob)")
+    ax.plot(xs, ys, "o-", label="learned router (target knob), the table's acceptance")
     ax.scatter([100], [100 * figures["frontier_accuracy"]], marker="s", label="frontier only")
     oracle_x = 100 * figures["oracle_cost_per_query"] / figures["frontier_cost_per_query"]
     ax.scatter([oracle_x], [100 * figures["oracle_accuracy"]], marker="*", label="oracle")
@@ -72,7 +72,7 @@ def plot_curve(figures: dict[str, Any], path: Path) -> str:
         [100 * figures["accuracy"]],
         marker="x",
         s=80,
-        label=f"fleet at target {figures['target']}",
+        label=f"fleet: {figures['router']}",
     )
     ax.set_xlabel("cost, % of frontier only")
     ax.set_ylabel("accuracy, %")

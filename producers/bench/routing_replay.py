@@ -5,12 +5,17 @@ frontier and oracle references, and the test rows written back for the replay pr
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import tomllib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import tomli_w
 
 from policies.cascade import Accept, CrossCheck, Escalate, decide, judge
 from policies.learned_router import RouterArtifact, acceptance_text, route_learned
+from policies.routing import route_by_rules
 from policies.text import stable_fraction
 from policies.tiers import TierTable, load_tier_table
 from producers.recorded import replay_kind
@@ -44,24 +49,51 @@ def read_rows(path: Path, fmt: str, table_path: Path) -> list[ReplayRow]:
 
 @dataclass(frozen=True)
 class Point:
-    target: float
+    target: float | None  # the learned router's target; None for the table's rules
     accuracy: float
     cost_per_query: float
     escalation_rate: float
 
 
+# Where a recorded prompt starts: its tier and the model (None: the tier's default).
+Start = Callable[[ReplayRow], tuple[str, str | None]]
+
+
+def rule_start(table: TierTable) -> Start:
+    """The table's rule router, as the fleet's classify stage applies it to a replay step."""
+    counter = BpeCounter()
+
+    def start(row: ReplayRow) -> tuple[str, str | None]:
+        (tokens,) = counter.count_many([row.prompt])
+        route = route_by_rules(
+            table, task_kind=replay_kind(row), prompt_tokens=tokens, has_schema=False
+        )
+        return route.tier, None
+
+    return start
+
+
+def learned_start(artifact: RouterArtifact, table: TierTable, target: float) -> Start:
+    def start(row: ReplayRow) -> tuple[str, str | None]:
+        route = route_learned(artifact, table, row.prompt, target)
+        return route.tier, route.model
+
+    return start
+
+
 def simulate(
     rows: Sequence[ReplayRow],
-    artifact: RouterArtifact,
     table: TierTable,
-    target: float,
+    start: Start,
     acceptance: RouterArtifact | None = None,
+    target: float | None = None,
 ) -> Point:
-    """Route each prompt, then replay the cascade's decisions on the recorded answers."""
+    """Start each prompt where ``start`` says, then replay the cascade's decisions on the
+    recorded answers."""
     right = cost = escalated = 0.0
     for row in rows:
-        route = route_learned(artifact, table, row.prompt, target)
-        tier, model, first = route.tier, route.model, None
+        tier, picked = start(row)
+        model, first = picked or table.model_of(tier).name, None
         while True:
             recorded = row.outcomes[model]
             cost += recorded.cost_usd
@@ -136,24 +168,33 @@ def write_test_csv(rows: Sequence[ReplayRow], path: Path) -> None:
             )
 
 
+def table_variant(
+    base: Path, cross_check: str | None, accept_min: float | None = None
+) -> dict[str, Any]:
+    """The tier table's TOML with its cheap tier accepting on agreement with
+    ``cross_check`` ("none": on its checks alone, escalating to the next tier) and the tiers
+    below the top demanding ``accept_min`` confidence, when asked."""
+    with base.open("rb") as fh:
+        data = tomllib.load(fh)
+    tiers = sorted(data["tiers"].items(), key=lambda kv: int(kv[1]["rank"]))
+    cheap = tiers[0][1]
+    if cross_check == "none":
+        for key in ("acceptance", "cross_check", "escalate_to"):
+            cheap.pop(key, None)
+    elif cross_check is not None:
+        cheap.update(acceptance="agreement", cross_check=cross_check)
+    if accept_min is not None:
+        for _, spec in tiers[:-1]:
+            spec["accept_min_confidence"] = accept_min
+    return data
+
+
 def tier_table_with(
     base: Path, folder: Path, cross_check: str | None, accept_min: float | None = None
 ) -> Path:
-    """The tier table, its cheap tier accepting on agreement and the tiers below the top
-    demanding ``accept_min`` confidence, when asked."""
+    """``table_variant`` written to ``folder`` for the fleet (``base`` when nothing changes)."""
     if cross_check is None and accept_min is None:
         return base
-    top = load_tier_table(base).top.name
-    lines, section = [], ""
-    for line in base.read_text().splitlines():
-        if line.startswith("["):
-            section = line.strip()
-        below_top = section.startswith("[tiers.") and section != f"[tiers.{top}]"
-        if accept_min is not None and below_top and line.startswith("accept_min_confidence"):
-            line = f"accept_min_confidence = {accept_min}"
-        lines.append(line)
-        if cross_check is not None and line.strip() == "[tiers.cheap]":
-            lines += ['acceptance = "agreement"', f'cross_check = "{cross_check}"']
     path = folder / "tiers.toml"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(tomli_w.dumps(table_variant(base, cross_check, accept_min)))
     return path

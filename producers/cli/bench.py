@@ -8,16 +8,18 @@ from typing import Annotated
 
 import typer
 
+from producers.cli.bench_routing import bench_routing_cmd, bench_routing_tune_cmd
 from producers.cli.common import OutOption, console, write_figures
 from producers.recorded import (
     DEFAULT_QQP_PAIRS,
-    DEFAULT_ROUTELLM,
     DEFAULT_ROUTERBENCH,
     DEFAULT_TAU_BENCH,
 )
 from queues.settings import Settings
 
 bench_app = typer.Typer(help="Benchmarks that print figures and write JSON.", no_args_is_help=True)
+bench_app.command("routing")(bench_routing_cmd)
+bench_app.command("routing-tune")(bench_routing_tune_cmd)
 
 
 @bench_app.command("fleet")
@@ -64,61 +66,6 @@ def bench_prefix_cache_cmd(
         console.print(f"[red]no workload at {workload}[/] (pass --workload)")
         raise typer.Exit(2)
     figures = bench_prefix_cache(workload, sessions, Settings(), names)
-    console.print_json(json.dumps(figures))
-    write_figures(out, figures)
-
-
-@bench_app.command("routing")
-def bench_routing_cmd(
-    train: Annotated[
-        Path | None,
-        typer.Option(help="CSV file or folder to train on (default: the format's shared data)"),
-    ] = None,
-    fmt: Annotated[
-        str, typer.Option("--format", help="routerbench (11 models) or routellm (MMLU, 2 models)")
-    ] = "routerbench",
-    test: Annotated[
-        Path | None,
-        typer.Option(help="data to test on; default: a held-out share of --train, by prompt"),
-    ] = None,
-    target: Annotated[float, typer.Option(help="the router's success target (the knob)")] = 0.8,
-    test_share: Annotated[float, typer.Option(help="held-out share without --test")] = 0.3,
-    png: Annotated[Path | None, typer.Option(help="draw the cost-quality curve here")] = None,
-    shadow: Annotated[
-        float, typer.Option(help="share of accepted cheaper answers shadowed by the frontier")
-    ] = 0.0,
-    cross_check: Annotated[
-        str | None,
-        typer.Option(help="the cheap tier accepts only when this model's answer agrees"),
-    ] = None,
-    acceptance: Annotated[
-        float | None,
-        typer.Option(
-            help="train the learned acceptance check too; tiers below the top accept an "
-            "answer only when its predicted success is at least this"
-        ),
-    ] = None,
-    out: OutOption = None,
-) -> None:
-    """Train the learned router on --train only, run the fleet over the test prompts with
-    recorded real-model answers, and compare with frontier-only and the oracle."""
-    from producers.bench.routing import RoutingRun, bench_routing
-
-    if fmt not in ("routerbench", "routellm"):
-        console.print(f"[red]unknown --format {fmt!r}[/]: routerbench or routellm")
-        raise typer.Exit(2)
-    default = DEFAULT_ROUTERBENCH if fmt == "routerbench" else DEFAULT_ROUTELLM
-    run = RoutingRun(
-        train_path=train or default,
-        test_path=test,
-        target=target,
-        test_share=test_share,
-        shadow_fraction=shadow,
-        cross_check=cross_check,
-        fmt=fmt,
-        acceptance_min=acceptance,
-    )
-    figures = bench_routing(run, Settings(), png)
     console.print_json(json.dumps(figures))
     write_figures(out, figures)
 

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from policies.tiers import NANO
+from policies.money import NANO
 from producers.fleet import Fleet
 from producers.report import summarize
 from queues.messages import StepStatus

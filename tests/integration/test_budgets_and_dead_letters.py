@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from policies.tiers import NANO
+from policies.money import NANO
 from queues import keys
 from queues.messages import StepStatus
 from queues.topology import INGRESS, TASK_NAMES, Stage

@@ -9,12 +9,15 @@ import pytest
 
 from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
+from queues.celery_app import transport_options
 from queues.messages import Envelope, StepStatus
 from queues.topology import Stage, WorkerGroup
 from tests.integration.conftest import sealed_bus, settings_for
 from tests.integration.test_step_path import make_step
 
 pytestmark = pytest.mark.integration
+
+UNACKED_MUTEX = "unacked_mutex"  # kombu's default ``unacked_mutex_key``
 
 
 def cheap_workers(settings, names: list[str]) -> list[WorkerGroup]:
@@ -66,6 +69,7 @@ def test_a_call_longer_than_the_visibility_timeout_is_never_handed_to_a_second_w
 
 
 def test_a_killed_workers_steps_come_back_without_a_restart(redis_server):
+    """Even when it dies holding the sweep lock (kombu's default would keep it 5 minutes)."""
     settings = settings_for(
         redis_server,
         db=11,
@@ -84,6 +88,9 @@ def test_a_killed_workers_steps_come_back_without_a_restart(redis_server):
             while int(fleet.redis.hlen("unacked")) < 2:
                 assert time.monotonic() < deadline, "nothing was ever in flight"
                 time.sleep(0.01)
+            # As if infer-a died mid-sweep: the sweep lock stays held until it expires.
+            expire = transport_options(settings).get("unacked_mutex_expire", 300)
+            fleet.redis.set(UNACKED_MUTEX, "held-by-infer-a", ex=expire)
             local.stop_group("infer-a", kill=True)
             killed_at = time.monotonic()
             results = fleet.wait([fleet.result_handle(e.step) for e in envs], timeout=60)
@@ -91,7 +98,7 @@ def test_a_killed_workers_steps_come_back_without_a_restart(redis_server):
         finally:
             local.stop()
         assert all(r.status is StepStatus.ok for r in results)
-        assert recovered_s < 30  # the timeout (3 s) and a sweep (1 s), not an hour
+        assert recovered_s < 30  # the timeout (3 s), the lock's expiry and a sweep, not an hour
         answered = [e.step_id for e in fleet.ledger()]
         assert sorted(answered) == sorted(e.step.step_id for e in envs)  # each once
 

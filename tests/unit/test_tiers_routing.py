@@ -1,5 +1,8 @@
+from pathlib import Path
+
 import pytest
 
+from policies.money import to_nano, to_nano_up
 from policies.pricing import Price
 from policies.routing import route_by_rules
 from policies.tables import DEFAULT_TIER_TABLE
@@ -8,8 +11,6 @@ from policies.tiers import (
     load_tier_table,
     parse_tier_table,
     reservation_usd,
-    to_nano,
-    to_nano_up,
 )
 
 TABLE = load_tier_table(DEFAULT_TIER_TABLE)
@@ -122,3 +123,27 @@ def test_a_shipped_table_is_named_by_its_bare_name(tmp_path, monkeypatch):
     assert load_tier_table(Path("local")).version == "mine"  # a file of that name wins
     with pytest.raises(FileNotFoundError):
         load_tier_table(Path("no-such-table"))
+
+
+@pytest.mark.parametrize("target", ["a", "zzz"])
+def test_escalate_to_must_name_a_tier_above(target):
+    data = {
+        "tiers": {
+            "a": {"rank": 0, "model": "x"},
+            "b": {"rank": 1, "model": "x", "escalate_to": target},
+            "c": {"rank": 2, "model": "x"},
+        },
+        "models": {"x": {"provider": "simulated", "input_per_mtok": 1, "output_per_mtok": 1}},
+    }
+    with pytest.raises(ValueError, match="escalate_to must name a tier ranked above"):
+        parse_tier_table(data)
+    data["tiers"]["b"]["escalate_to"] = "c"
+    data["tiers"]["a"]["escalate_to"] = "c"
+    assert parse_tier_table(data).escalation_of("a") == "c"
+
+
+def test_the_routerbench_table_accepts_cheap_answers_on_agreement_else_the_frontier():
+    table = load_tier_table(Path("routerbench"))
+    cheap = table.tier("cheap")
+    assert (cheap.acceptance, cheap.cross_check) == ("agreement", "zero-one-ai/Yi-34B-Chat")
+    assert table.escalation_of("cheap") == "frontier" and table.escalation_of("mid") == "frontier"

@@ -74,3 +74,26 @@ def test_disagreement_escalates_to_the_next_tier(table_path):
     assert (outcome.model, outcome.answer) == ("big", "C")
     assert [c.model for c in env.costs] == ["small-a", "small-b", "big"]
     assert any("disagrees" in d.why for d in env.decisions)
+
+
+def test_a_disagreement_goes_where_the_tier_says_skipping_the_tier_between(tmp_path):
+    """escalate_to = "top": a disagreement at the cheap tier is answered by the top tier,
+    never by the mid tier between them; the mid tier's own rejections still climb one."""
+    skipping = TABLE.replace(
+        'cross_check = "small-b"', 'cross_check = "small-b"\nescalate_to = "top"'
+    )
+    skipping = skipping.replace(
+        "[tiers.top]\nrank = 1", '[tiers.mid]\nrank = 1\nmodel = "middle"\n[tiers.top]\nrank = 2'
+    )
+    skipping += '[models."middle"]\nprovider = "replay"\ninput_per_mtok = 1\noutput_per_mtok = 1\n'
+    path = tmp_path / "tiers.toml"
+    path.write_text(skipping)
+    table = load_tier_table(path)
+    assert (table.escalation_of("cheap"), table.escalation_of("mid")) == ("top", "top")
+    rt, bus, _ = make_runtime(
+        answering({"small-a": "B", "small-b": "D", "middle": "B", "big": "C"}), tier_table=path
+    )
+    env, outcome = run(rt, bus, envelope(tier="cheap", task_kind="multiple_choice"))
+    assert (outcome.model, outcome.answer) == ("big", "C")
+    assert [c.model for c in env.costs] == ["small-a", "small-b", "big"]
+    assert any("-> top" in d.why for d in env.decisions)

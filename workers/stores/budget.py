@@ -9,7 +9,7 @@ from importlib.resources import files
 import redis
 
 from policies.budgets import BudgetState, Settlement
-from policies.tiers import to_nano
+from policies.money import to_nano
 from queues import keys
 from queues.config.budgets import BudgetConfig
 from queues.messages import Envelope
