@@ -14,7 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from policies.history import Unit, fill_budget, omitted_note, unit_key, units
+from policies.history import (
+    Unit,
+    dropped_facts,
+    fill_budget,
+    held_facts,
+    omitted_note,
+    unit_key,
+    units,
+    without_replies,
+)
 from policies.structured import (
     Request,
     extract,
@@ -44,6 +53,9 @@ class CompressionPlan:
     window_stride: int = DEFAULTS.window_stride
     # For the messages before the window (filled by worth per token); None: no cap.
     history_budget_tokens: int | None = DEFAULTS.history_budget_tokens
+    # The omitted note keeps the lines of dropped results that hold facts (paid from the
+    # budget), so an id or amount a later turn needs survives the cut.
+    keep_dropped_facts: bool = DEFAULTS.keep_dropped_facts
     drop_old_replies: bool = True  # the assistant's own old prose; its facts stay in results
     # Tools whose calls are the assistant's own reasoning: dropped before the window with
     # the old replies.
@@ -64,6 +76,7 @@ class CompressionPlan:
             keep_last=config.keep_last_messages,
             window_stride=config.window_stride,
             history_budget_tokens=config.history_budget_tokens,
+            keep_dropped_facts=config.keep_dropped_facts,
             tool_result_max_tokens=config.tool_result_max_tokens,
             text_max_tokens=config.text_max_tokens,
             text_ratio=config.text_ratio,
@@ -213,25 +226,21 @@ class Compressor:
         self, old: Sequence[ChatMessage], last_user: str
     ) -> tuple[list[ChatMessage], int]:
         """The part before the window: replies dropped, results compacted, a budget filled."""
-        kept: list[ChatMessage] = []
-        reasoning: set[str] = set()  # ids of calls to reasoning tools, whose results go too
-        for msg in old:
-            if msg.role == "assistant" and self.plan.drop_old_replies:
-                made = list(msg.tool_calls or ())
-                if all(c.function.name in self.plan.reasoning_tools for c in made):
-                    reasoning.update(c.id for c in made)
-                    continue
-                msg = msg.model_copy(update={"content": None}) if msg.content else msg
-            elif msg.role == "tool" and msg.tool_call_id in reasoning:
-                continue
-            kept.append(msg)
+        plan = self.plan
+        kept = without_replies(old, plan.reasoning_tools) if plan.drop_old_replies else list(old)
+        # Facts are read from the results as they came (JSON), before they are compacted.
+        raw = units(kept)
         kept = self.results(kept, last_user)
         history = units(kept)
         sizes = [sum(self._count([m.text() for m in u.messages])) for u in history]
-        keep = fill_budget(history, sizes, self.plan.history_budget_tokens)
+        # What a unit costs once dropped: its facts in the note (at most; fewer once the
+        # facts the kept units show are left out).
+        floor = self._count([held_facts(u) for u in raw]) if self.plan.keep_dropped_facts else None
+        keep = fill_budget(history, sizes, self.plan.history_budget_tokens, floor)
         out: list[ChatMessage] = []
         dropped = [u for u, k in zip(history, keep, strict=True) if not k]
         summaries = self.summaries if self.plan.summarize_dropped else {}
+        gone = dropped_facts(raw, history, keep) if self.plan.keep_dropped_facts else []
         for unit in dropped:
             if unit_key(unit) in summaries:
                 self.summarized += 1
@@ -241,7 +250,7 @@ class Compressor:
             if k:
                 out.extend(unit.messages)
             elif dropped and unit is dropped[0]:
-                out.append(omitted_note(dropped, summaries))
+                out.append(omitted_note(dropped, summaries, gone))
         return out, len(old) - len(kept) + sum(len(u.messages) for u in dropped)
 
 

@@ -1,11 +1,12 @@
 """Tool results as a compression plan sees them: what each result was fetched for (its call
 and the user turn before it), and a result that repeats or updates an earlier one told as a
-pointer to it or as what changed."""
+pointer to it or as what changed; and what a result still tells once dropped: its facts."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from policies.facts import facts_in
 from policies.structured import Line, changes, parse_json, render_lines, subject_of
 from queues.step import ChatMessage
 
@@ -55,3 +56,30 @@ def restated_results(
                 latest[about] = (ident, lines)
         out.append(msg)
     return out, bases
+
+
+def _field(line: Line) -> str:
+    return line.key.rsplit(".", 1)[-1] or "records"
+
+
+def fact_tokens(text: str, seen: set[str]) -> list[tuple[str, list[str]]]:
+    """The facts (ids, numbers, codes) of a tool result by the field or table that holds
+    them, in order, one entry per line or table row, for the lines that hold a fact
+    ``seen`` lacks (a row keeps all its facts, so a price stays with its flight); ``seen``
+    then gains them. Field names, statuses, names and prose go, and so does a line whose
+    facts the prompt already shows."""
+    out: dict[str, list[str]] = {}
+    new: set[str] = set()
+    for line in render_lines(text):
+        if not line.record:
+            continue
+        head = f"{line.key}:"
+        is_field = bool(line.key) and line.text.startswith(head)
+        value = line.text[len(head) :] if is_field else line.text
+        held = sorted(facts_in(value), key=value.find)
+        # A line or row with a new fact keeps all of its facts; a repeated row goes.
+        if set(held) - seen and " ".join(held) not in out.get(key := _field(line), []):
+            new.update(held)
+            out.setdefault(key, []).append(" ".join(held))
+    seen.update(new)
+    return list(out.items())

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from policies.text import stable_fraction
 from producers.workloads import Workload
 from queues.step import AgentStep, ChatMessage
 from workers.providers.replay import ROUTELLM_RESPONSE, ReplayRow, read_routerbench
@@ -86,6 +87,26 @@ def tau_bench_sessions(path: Path, sessions: int | None = None) -> list[TauSessi
         messages = tuple(ChatMessage.model_validate(m) for m in record["traj"])
         out.append(TauSession(session, messages))
     return out
+
+
+SPLITS = ("report", "tune", "all")
+TUNE_SHARE = 0.5  # of tau-bench tasks, by a hash of the task id: where defaults are chosen
+
+
+def task_of(session: TauSession) -> str:
+    """The task a session is a trial of (``tau-<task>-<trial>``)."""
+    return session.session_id.rsplit("-", 1)[0]
+
+
+def session_split(sessions: Sequence[TauSession], split: str) -> list[TauSession]:
+    """The sessions of one half: ``tune`` (where defaults are chosen), ``report`` (the
+    figures), or ``all``."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    if split == "all":
+        return list(sessions)
+    tune = split == "tune"
+    return [s for s in sessions if (stable_fraction(task_of(s)) < TUNE_SHARE) == tune]
 
 
 def tau_bench_workload(

@@ -9,6 +9,10 @@ share of used facts kept (identifiers, numbers and codes of the next assistant t
 earlier tool outputs held); whether the static prefix is byte-for-byte the original; the
 compression latency. The seeds' rolling window (system + last 6 messages) runs beside it.
 
+Tuned defaults are chosen on one half of the tasks (``--split tune``, by a hash of the task
+id, so the trials of one task fall on the same side) and reported on the other half
+(``--split report``, the default), whose sessions they never saw.
+
 LEval format: per task, each document is compressed for each of its questions; the ratio of
 document tokens before/after and the share of reference-answer words (those the document
 holds) still in the compressed text.
@@ -28,7 +32,7 @@ from policies.facts import content_words, facts_in
 from policies.pricing import Price, load_price_table, openai_cached_tokens
 from policies.text import words
 from policies.tokens import TokenCounter, prompt_tokens
-from producers.recorded import TauSession, tau_bench_sessions
+from producers.recorded import TauSession, session_split, tau_bench_sessions
 from producers.report import percentile
 from queues.step import ChatMessage, leading_system
 from workers.ml.tokenizer import BpeCounter
@@ -192,11 +196,12 @@ def bench_tau(
     plan: CompressionPlan,
     per_call: bool,
     texts: TextCompressor | None = None,
+    split: str = "report",
 ) -> dict[str, Any]:
     counter = BpeCounter()
     price = load_price_table().get(PRICED_MODEL)
     assert price is not None, f"the price table lacks {PRICED_MODEL}"
-    data = tau_bench_sessions(path, sessions)
+    data = session_split(tau_bench_sessions(path, sessions), split)
 
     def ours(prompt: Prompt) -> Prompt:
         return compress(counter, prompt, plan, texts)[0]
@@ -207,6 +212,7 @@ def bench_tau(
     figures: dict[str, Any] = {
         "format": "tau-bench",
         "workload": str(path),
+        "split": split,
         "sessions": len(data),
         "priced_as": f"{PRICED_MODEL} (policies/tables/prices.toml)",
         "plan": {k: sorted(v) if isinstance(v, frozenset) else v for k, v in vars(plan).items()},

@@ -120,6 +120,9 @@ def bench_compress_cmd(
     fmt: Annotated[str, typer.Option("--format", help="tau-bench or leval")] = "tau-bench",
     sessions: Annotated[int | None, typer.Option(help="first N sessions (default: all)")] = None,
     economy: Annotated[bool, typer.Option(help="measure the economy-mode plan")] = False,
+    split: Annotated[
+        str, typer.Option(help="tau-bench tasks: report (never tuned on), tune, or all")
+    ] = "report",
     per_call: Annotated[bool, typer.Option(help="write every call's figures too")] = False,
     documents: Annotated[
         int | None, typer.Option(help="LEval: first N documents of each task (default: all)")
@@ -155,7 +158,7 @@ def bench_compress_cmd(
     if fmt == "leval":
         figures = bench_leval(path, plan, texts, documents)
     else:
-        figures = bench_tau(path, sessions, plan, per_call, texts)
+        figures = bench_tau(path, sessions, plan, per_call, texts, split)
     figures["text_compressor"] = (
         f"llmlingua {settings.compressor_model_path} on {settings.compressor_device}, "
         + ("question-aware" if settings.compressor_question_aware else "plain scoring")
@@ -164,6 +167,26 @@ def bench_compress_cmd(
     )
     shown = {k: v for k, v in figures.items() if k not in ("per_session", "per_call")}
     console.print_json(json.dumps(shown))
+    write_figures(out, figures)
+
+
+@bench_app.command("compress-tune")
+def bench_compress_tune_cmd(
+    workload: Annotated[Path | None, typer.Option(help="tau-bench trajectories (JSON)")] = None,
+    out: OutOption = None,
+) -> None:
+    """The history budget, chosen on the tuning half of the tau-bench tasks: the largest
+    cut that keeps 99% of used facts there (report it with ``bench compress``)."""
+    from policies.compression import plan_for
+    from producers.bench.compress_tuning import tune_history_budget
+
+    path = workload or DEFAULT_TAU_BENCH
+    if not path.exists():
+        console.print(f"[red]no data at {path}[/] (pass --workload)")
+        raise typer.Exit(2)
+    settings = Settings()
+    figures = tune_history_budget(path, plan_for(settings, settings, economy=False))
+    console.print_json(json.dumps(figures))
     write_figures(out, figures)
 
 

@@ -28,7 +28,7 @@ class BudgetConfig(BaseModel):
     # Economy mode: start no higher than this tier (None: the cheapest), a history budget,
     # and this factor on the window, tool-result and max_tokens allowances.
     economy_max_tier: str | None = None
-    economy_history_tokens: int = 1000
+    economy_history_tokens: int = 600
     # A session that has submitted this many steps is stopped (budget_exceeded): an agent
     # stuck in a loop; its count is forgotten after session_steps_ttl_s without a step.
     session_max_steps: int | None = Field(default=500, ge=1)

@@ -7,8 +7,13 @@ import json
 import pytest
 
 from policies.compression import CompressionPlan
-from producers.bench.compress import bench_leval, bench_tau, replay_session, rolling_window
-from producers.recorded import TauSession
+from producers.bench.compress import (
+    bench_leval,
+    bench_tau,
+    replay_session,
+    rolling_window,
+)
+from producers.recorded import TauSession, session_split
 from queues.step import ChatMessage
 from workers.ml.tokenizer import BpeCounter
 
@@ -45,7 +50,7 @@ def workload(tmp_path):
 
 
 def test_tau_figures_cover_prefix_facts_and_the_baseline(workload):
-    figures = bench_tau(workload, None, CompressionPlan(), per_call=True)
+    figures = bench_tau(workload, None, CompressionPlan(), per_call=True, split="all")
     assert figures["sessions"] == 1 and figures["calls"] == len(figures["per_call"]) == 13
     assert figures["prefix_stable_share"] == 1.0
     assert figures["used_facts"] >= 1  # QK7731: in a tool result and in the last answer
@@ -55,6 +60,18 @@ def test_tau_figures_cover_prefix_facts_and_the_baseline(workload):
     rolling = figures["baseline_rolling_window"]
     assert rolling["used_facts_kept"] == 0.0  # the lookup left the last 6 messages long ago
     assert [s["session"] for s in figures["per_session"]] == ["tau-3-0"]
+
+
+def test_tasks_are_tuned_on_one_half_and_reported_on_the_other():
+    sessions = [TauSession(f"tau-{task}-{trial}", ()) for task in range(40) for trial in range(4)]
+    tune, report = session_split(sessions, "tune"), session_split(sessions, "report")
+    assert len(tune) + len(report) == len(sessions) == len(session_split(sessions, "all"))
+    assert tune and report and not {s.session_id for s in tune} & {s.session_id for s in report}
+    # Every trial of a task falls on the same side.
+    tune_tasks = {s.session_id.rsplit("-", 1)[0] for s in tune}
+    assert not tune_tasks & {s.session_id.rsplit("-", 1)[0] for s in report}
+    with pytest.raises(ValueError, match="unknown split"):
+        session_split(sessions, "dev")
 
 
 def test_a_squeeze_that_drops_the_history_keeps_no_facts():
@@ -106,3 +123,25 @@ def test_leval_counts_answer_words_the_compressor_lost(leval):
     task = figures["tasks"]["legal"]
     assert task["answer_tokens"] == 4 and task["answer_tokens_kept"] == 0.0
     assert figures["answer_tokens_kept"] == 0.0
+
+
+def test_the_history_budget_is_chosen_on_the_tuning_half(tmp_path):
+    from producers.bench.compress_tuning import tune_history_budget
+
+    path = tmp_path / "sessions.json"
+    path.write_text(json.dumps([{"task_id": t, "traj": recorded_session()} for t in range(8)]))
+    figures = tune_history_budget(path, CompressionPlan(), budgets=(0, 400, 100_000), floor=0.99)
+    assert figures["split"] == "tune" and len(figures["curve"]) == 3
+    calls = {row["calls"] for row in figures["curve"]}
+    assert calls == {13 * len(session_split(tau_sessions(path), "tune"))}
+    cuts = [row["volatile_token_reduction"] for row in figures["curve"]]
+    assert cuts[0] >= cuts[1] >= cuts[2]  # a smaller budget cuts more
+    held = [r for r in figures["curve"] if r["used_facts_kept"] >= 0.99]
+    best = max(held, key=lambda r: r["volatile_token_reduction"])
+    assert figures["chosen_history_budget_tokens"] == best["history_budget_tokens"]
+
+
+def tau_sessions(path):
+    from producers.recorded import tau_bench_sessions
+
+    return tau_bench_sessions(path)
