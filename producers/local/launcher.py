@@ -28,8 +28,11 @@ from workers.configuration import local_engine_problem
 from workers.errors import ProviderUnavailable
 from workers.lazy import Lazy
 from workers.providers import has_batch_api, provider_problems
+from workers.runtime import local_models
 
 NOOP_GROUP = WorkerGroup("noop", (NOOP,))
+READY_S = 60.0  # how long a started worker may take to answer a ping
+LOCAL_MODEL_READY_S = 240.0
 
 
 def free_port() -> int:
@@ -113,7 +116,12 @@ class LocalFleet:
                     update={"broker_url": self.redis.url, "result_backend": None, "redis_url": None}
                 )
             groups = self.groups()
-            self.start_groups(groups, pool=pool)
+            table = load_tier_table(self.settings.tier_table, self.settings.price_table)
+            every_tier = queue_names(table.names, self.settings.lanes_by_priority)
+            # A worker that loads a model (weights read, a GGUF file de-quantized) takes
+            # minutes on a busy CPU before it answers a ping.
+            wait = LOCAL_MODEL_READY_S if local_models(table, every_tier) else READY_S
+            self.start_groups(groups, wait, pool=pool)
             if any(g.name == "batch" for g in groups):
                 self.start_beat()
         except BaseException:  # a failed or interrupted start leaves no process behind
@@ -140,7 +148,7 @@ class LocalFleet:
             )
 
     def start_groups(
-        self, groups: Sequence[WorkerGroup], timeout_s: float = 60.0, *, pool: str = "solo"
+        self, groups: Sequence[WorkerGroup], timeout_s: float = READY_S, *, pool: str = "solo"
     ) -> None:
         """Start worker processes, one per group: ``solo`` (the task runs in the worker's
         own process) or ``prefork`` (one child process, replaced if it dies)."""

@@ -44,7 +44,8 @@ def small_fleet(redis_server, tmp_path_factory):
     table = table.replace("context_tokens = 128000", "context_tokens = 1400", 1)
     path = tmp_path_factory.mktemp("table") / "small.toml"
     path.write_text(table)
-    settings = settings_for(redis_server, db=12, tier_table=path)
+    # A history budget larger than any context here: fitting is the refit's job alone.
+    settings = settings_for(redis_server, db=12, tier_table=path, history_budget_tokens=6000)
     local = LocalFleet(settings)
     with Fleet(settings) as fleet:
         fleet.redis.flushdb()
