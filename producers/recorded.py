@@ -110,13 +110,17 @@ def session_split(sessions: Sequence[TauSession], split: str) -> list[TauSession
 
 
 def tau_bench_workload(
-    path: Path, sessions: int | None = None, kinds: Sequence[str] = ("tool_call",)
+    path: Path,
+    sessions: int | None = None,
+    kinds: Sequence[str] = ("tool_call",),
+    split: str = "all",
 ) -> Workload:
-    """Recorded tau-bench sessions as agent steps: each assistant turn is one call whose
-    input is every message before it. Session ``i`` gets task kind ``kinds[i % len(kinds)]``
-    (which tier, so which provider, answers it)."""
+    """Recorded tau-bench sessions (of one ``split``) as agent steps: each assistant turn is
+    one call whose input is every message before it. Session ``i`` gets task kind
+    ``kinds[i % len(kinds)]`` (which tier, so which provider, answers it)."""
     out = []
-    for i, session in enumerate(tau_bench_sessions(path, sessions)):
+    chosen = session_split(tau_bench_sessions(path, sessions), split)
+    for i, session in enumerate(chosen):
         steps = [
             AgentStep(
                 step_id=f"{session.session_id}-{k:03d}",

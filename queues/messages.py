@@ -65,6 +65,7 @@ class CostEntry(Usage):
     queue_wait_s: float = Field(default=0.0, ge=0.0)
     # The model's raw confidence in this answer (before calibration), when it gave one.
     confidence: float | None = None
+    history: str = ""  # whole or pruned: which history the tier's cache prices chose
 
 
 class PriorAnswer(Frozen):
@@ -90,6 +91,10 @@ class Envelope(Frozen):
     retries: int = Field(default=0, ge=0)  # transient-failure retries at the current tier
     cache_key: str | None = Field(default=None, pattern=r"^tf:xc:")
     prompt: tuple[ChatMessage, ...] | None = None  # the compressed request, once compressed
+    # Where a tier's cache prices made the call carry the whole history
+    # (policies/history_plan.py): the compress stage's pruned prompt, for the next tier.
+    pruned: tuple[ChatMessage, ...] | None = None
+    history: str = ""  # the history the current tier's call carries: whole or pruned
     economy: bool = False  # past a soft budget: lower tier cap, tighter compression
     max_output_tokens: int | None = None  # the cap the compress stage set (task kind, economy)
     # Set when no model the step may reach holds its prompt: compress it to fit this many

@@ -62,6 +62,7 @@ class LedgerCall(Usage):
     queue_wait_s: float = 0.0  # from hand-over to the tier to the call (queue and batching)
     latency_ms: float = 0.0  # the call itself (a micro-batch's calls share one)
     confidence: float | None = None  # the model's raw confidence (what calibration is fit on)
+    history: str = ""  # whole or pruned: which history the tier's cache prices chose
 
 
 class LedgerEntry(Attribution, Usage):

@@ -16,6 +16,7 @@ from queues.step import ChatMessage, Lane
 from queues.topology import Stage
 from workers.call_notes import Admitted
 from workers.errors import PermanentError
+from workers.history_choice import with_history
 from workers.outcomes import carry_out
 from workers.ports import supports_batch
 from workers.runtime import Runtime
@@ -93,6 +94,7 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
     if env.tier is None:
         raise PermanentError("envelope reached inference without a tier")
     model = rt.table.pick(env.tier, env.model)
+    env = with_history(env, model, rt)
     tokens_in = reservation_tokens(
         rt.counter,
         call_messages(env, rt.table),

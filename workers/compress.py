@@ -40,7 +40,10 @@ def handle(env: Envelope, rt: Runtime) -> None:
         why += f"; asked the cheap tier to summarize {asked} dropped exchanges"
     rt.bus.send(
         Stage.classify,
-        env.decide("compress", what, why, prompt=prompt, max_output_tokens=cap),
+        # A new prompt: whatever history an earlier tier chose is forgotten.
+        env.decide(
+            "compress", what, why, prompt=prompt, max_output_tokens=cap, pruned=None, history=""
+        ),
     )
 
 

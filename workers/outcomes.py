@@ -153,6 +153,7 @@ def conclude(
             call_id=call_id_of(env),
             engine_s=answer.engine_s,
             confidence=raw,
+            history=env.history,
             queue_wait_s=max(0.0, time.time() - latency_ms / 1000 - env.handed_over_at),
         )
     )

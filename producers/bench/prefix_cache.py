@@ -7,11 +7,14 @@ Each configuration runs every session in order (a session's next call waits for 
 - ``rolling``: the common recipe: the history window slides by one message every call and
   no Anthropic ``cache_control`` breakpoints are set;
 - ``rolling+breakpoints``: the rolling window with breakpoints (what the window alone costs);
-- ``prefix-stable``: tierfleet's default: the window moves in steps (``window_stride``) and
-  breakpoints sit on the tools, the system prompt and the newest message;
+- ``prefix-stable``: tierfleet's default: the window moves in steps (``window_stride``),
+  breakpoints sit on the tools, the system prompt and the newest message, and each tier's
+  call carries the pruned or the whole history, whichever its cache prices bill least;
+- ``one-plan``: the same with the pruned history for every tier;
 - ``full-history``: no window at all (every earlier message is sent), with breakpoints.
 
-Half the sessions go to gpt-4o-mini (OpenAI), half to claude-haiku-4-5 (Anthropic).
+Half the sessions go to gpt-4o-mini (OpenAI), half to claude-haiku-4-5 (Anthropic); by
+default the report half of the tasks (``producers.recorded.session_split``).
 """
 
 from __future__ import annotations
@@ -39,9 +42,17 @@ KINDS = ("tool_call", "plan")
 LOCAL_KEY = "sk-local-provider-test-server"
 
 CONFIGS: dict[str, dict[str, Any]] = {
-    "rolling": {"window_stride": 1, "prompt_cache_breakpoints": False},
-    "rolling+breakpoints": {"window_stride": 1},  # separates the window's share of the gain
-    "prefix-stable": {},  # the defaults
+    "rolling": {
+        "window_stride": 1,
+        "prompt_cache_breakpoints": False,
+        "history_by_cache_prices": False,
+    },
+    # Separates the window's share of the gain.
+    "rolling+breakpoints": {"window_stride": 1, "history_by_cache_prices": False},
+    # The defaults: the window moves in steps, and each tier's call carries the pruned or the
+    # whole history, whichever its cache prices bill least (policies/history_plan.py).
+    "prefix-stable": {},
+    "one-plan": {"history_by_cache_prices": False},  # the same pruned history for every tier
     "full-history": {"keep_last_messages": 1_000_000},
 }
 
@@ -108,9 +119,13 @@ def run_config(
 
 
 def bench_prefix_cache(
-    workload_path: Path, sessions: int | None, base: Settings, configs: list[str]
+    workload_path: Path,
+    sessions: int | None,
+    base: Settings,
+    configs: list[str],
+    split: str = "report",
 ) -> dict[str, Any]:
-    workload = tau_bench_workload(workload_path, sessions, KINDS)
+    workload = tau_bench_workload(workload_path, sessions, KINDS, split)
     running = serve_in_thread(ProviderServer())
     try:
         runs = {name: run_config(name, workload, base, running) for name in configs}
@@ -118,6 +133,7 @@ def bench_prefix_cache(
         running.stop()
     figures: dict[str, Any] = {
         "workload": str(workload_path),
+        "split": split,
         "sessions": len(workload.sessions),
         "calls": len(workload.steps),
         "prices": "published (producers/fakes/provider_server/billing.py)",

@@ -51,6 +51,9 @@ def bench_prefix_cache_cmd(
         list[str] | None,
         typer.Option(help="a configuration to run, repeatable (default: all of them)"),
     ] = None,
+    split: Annotated[
+        str, typer.Option(help="tau-bench tasks: report (never tuned on), tune, or all")
+    ] = "report",
     out: OutOption = None,
 ) -> None:
     """Cached-prefix share and cost of tau-bench sessions, with and without prefix-stable
@@ -65,7 +68,7 @@ def bench_prefix_cache_cmd(
     if not workload.exists():
         console.print(f"[red]no workload at {workload}[/] (pass --workload)")
         raise typer.Exit(2)
-    figures = bench_prefix_cache(workload, sessions, Settings(), names)
+    figures = bench_prefix_cache(workload, sessions, Settings(), names, split)
     console.print_json(json.dumps(figures))
     write_figures(out, figures)
 

@@ -21,6 +21,9 @@ class CompressionConfig(BaseModel):
     # The omitted note keeps the lines of dropped tool results that hold ids, numbers and
     # codes (their tokens paid from the history budget).
     keep_dropped_facts: bool = True
+    # A tier whose provider bills cached prefixes gets the whole (compacted) history instead
+    # of the pruned one where its cache prices bill that for less (policies/history_plan.py).
+    history_by_cache_prices: bool = True
     tool_result_max_tokens: int = 600
     text_max_tokens: int = 3000
     text_ratio: float = Field(default=0.5, gt=0.0, le=1.0)

@@ -177,6 +177,80 @@ def test_batch_lane_steps_are_answered_at_the_batch_discount(api_fleet):
     assert all(any(d.what == "batch" for d in r.decisions) for r in results)
 
 
+LOOKUP_CALL = {"name": "lookup", "arguments": "{}"}
+LOOKUP_TOOL = {
+    "type": "function",
+    "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
+}
+
+
+WORDS = [
+    "window",
+    "aisle",
+    "wing",
+    "galley",
+    "exit",
+    "front",
+    "rear",
+    "middle",
+    "bulkhead",
+    "upper",
+    "lower",
+    "spare",
+]
+
+
+def tool_history(exchanges: int) -> list[dict[str, object]]:
+    """An agent's history: a system prompt, then lookups whose results fill many tokens."""
+    history: list[dict[str, object]] = [
+        {"role": "system", "content": POLICY},
+        {"role": "user", "content": "Rebook my trips."},
+    ]
+    for i in range(exchanges):
+        call = {"id": f"c{i}", "type": "function", "function": LOOKUP_CALL}
+        remark = ["quiet", "crowded", "late", "early", "smooth"][i % 5]
+        rows = [{"seat": WORDS[n], "remark": f"{remark} {WORDS[(n + i) % 12]}"} for n in range(12)]
+        history += [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": f"c{i}", "content": json.dumps({"options": rows})},
+        ]
+    history.append({"role": "user", "content": "Which one do you suggest?"})
+    return history
+
+
+def test_each_tier_carries_the_history_its_cache_prices_bill_least(api_fleet):
+    fleet, _ = api_fleet
+    step = {
+        "tenant": "acme",
+        "agent": "support",
+        "messages": tool_history(30),
+        "tools": [LOOKUP_TOOL],
+    }
+    # Anthropic (mid, for plans): cached reads at 0.1x, writes at 1.25x: the whole history.
+    # OpenAI (cheap, for chat): reads at 0.5x, no write premium: the pruned one.
+    plan, chat = fleet.wait(
+        [
+            fleet.submit({**step, "session_id": "hist-plan", "task_kind": "plan"}),
+            fleet.submit({**step, "session_id": "hist-chat", "task_kind": "chat"}),
+        ],
+        timeout=60,
+    )
+    assert (plan.status, plan.provider, chat.status, chat.provider) == (
+        StepStatus.ok,
+        "anthropic",
+        StepStatus.ok,
+        "openai",
+    )
+    [chosen] = [d for d in plan.decisions if d.what == "history=whole"]
+    assert "re-reading the" in chosen.why
+    assert not any(d.what.startswith("history=") for d in chat.decisions)
+    calls = {e.step_id: e.calls for e in fleet.ledger() if e.session_id.startswith("hist-")}
+    assert [c.history for c in calls[plan.step_id]] == ["whole"]
+    assert [c.history for c in calls[chat.step_id]] == ["pruned"]
+    # The whole history is the longer prompt, and the pruned one says what it left out.
+    assert plan.tokens_in > chat.tokens_in
+
+
 def test_the_ledger_reconciles_with_the_providers_bill_per_model(api_fleet, provider_server):
     """After the mixed run above (interactive, cached prefixes, escalation, batch)."""
     fleet, _ = api_fleet
