@@ -53,8 +53,8 @@ class CompressionPlan:
     window_stride: int = DEFAULTS.window_stride
     # For the messages before the window (filled by worth per token); None: no cap.
     history_budget_tokens: int | None = DEFAULTS.history_budget_tokens
-    # The omitted note keeps the lines of dropped results that hold facts (paid from the
-    # budget), so an id or amount a later turn needs survives the cut.
+    # The omitted note keeps the facts (ids, numbers, codes) of dropped results, paid from
+    # the budget, so an id or amount a later turn needs survives the cut.
     keep_dropped_facts: bool = DEFAULTS.keep_dropped_facts
     drop_old_replies: bool = True  # the assistant's own old prose; its facts stay in results
     # Tools whose calls are the assistant's own reasoning: dropped before the window with
@@ -235,12 +235,12 @@ class Compressor:
         sizes = [sum(self._count([m.text() for m in u.messages])) for u in history]
         # What a unit costs once dropped: its facts in the note (at most; fewer once the
         # facts the kept units show are left out).
-        floor = self._count([held_facts(u) for u in raw]) if self.plan.keep_dropped_facts else None
-        keep = fill_budget(history, sizes, self.plan.history_budget_tokens, floor)
+        floor = self._count([held_facts(u) for u in raw]) if plan.keep_dropped_facts else None
+        keep = fill_budget(history, sizes, plan.history_budget_tokens, floor)
         out: list[ChatMessage] = []
         dropped = [u for u, k in zip(history, keep, strict=True) if not k]
-        summaries = self.summaries if self.plan.summarize_dropped else {}
-        gone = dropped_facts(raw, history, keep) if self.plan.keep_dropped_facts else []
+        summaries = self.summaries if plan.summarize_dropped else {}
+        gone = dropped_facts(raw, history, keep) if plan.keep_dropped_facts else []
         for unit in dropped:
             if unit_key(unit) in summaries:
                 self.summarized += 1

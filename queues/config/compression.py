@@ -18,8 +18,8 @@ class CompressionConfig(BaseModel):
     # the largest cut that keeps >= 99% of used facts on the tuning half of the tau-bench
     # tasks (bench compress-tune); BENCHMARKS.md reports it on the other half.
     history_budget_tokens: int | None = 1000
-    # The omitted note keeps the lines of dropped tool results that hold ids, numbers and
-    # codes (their tokens paid from the history budget).
+    # The omitted note keeps the ids, numbers and codes of dropped tool results, by field
+    # and row, that the prompt shows nowhere else (their tokens paid from the budget).
     keep_dropped_facts: bool = True
     # A tier whose provider bills cached prefixes gets the whole (compacted) history instead
     # of the pruned one where its cache prices bill that for less (policies/history_plan.py).
