@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from policies.text import stable_fraction
-from policies.tiers import TierTable, parse_tier_table
+from policies.tiers import TierTable, load_tier_table, parse_tier_table
 from producers.bench.routing_replay import (
     TARGETS,
     Point,
@@ -78,7 +78,7 @@ def tune_routing(
     max_cost_ratio: float = 0.30,
 ) -> dict[str, Any]:
     fit, tune = tuning_split(train, test_share)
-    shipped = parse_tier_table(table_variant(base, None))
+    shipped = load_tier_table(base)
     frontier = reference(tune, shipped.model_of(shipped.top.name).name)
     cheap = shipped.tiers[0].members
     rows = []

@@ -13,7 +13,7 @@ from producers.bench.compress import (
     replay_session,
     rolling_window,
 )
-from producers.recorded import TauSession, session_split
+from producers.recorded import TauSession, session_split, tau_bench_sessions
 from queues.step import ChatMessage
 from workers.ml.tokenizer import BpeCounter
 
@@ -133,15 +133,9 @@ def test_the_history_budget_is_chosen_on_the_tuning_half(tmp_path):
     figures = tune_history_budget(path, CompressionPlan(), budgets=(0, 400, 100_000), floor=0.99)
     assert figures["split"] == "tune" and len(figures["curve"]) == 3
     calls = {row["calls"] for row in figures["curve"]}
-    assert calls == {13 * len(session_split(tau_sessions(path), "tune"))}
+    assert calls == {13 * len(session_split(tau_bench_sessions(path), "tune"))}
     cuts = [row["volatile_token_reduction"] for row in figures["curve"]]
     assert cuts[0] >= cuts[1] >= cuts[2]  # a smaller budget cuts more
     held = [r for r in figures["curve"] if r["used_facts_kept"] >= 0.99]
     best = max(held, key=lambda r: r["volatile_token_reduction"])
     assert figures["chosen_history_budget_tokens"] == best["history_budget_tokens"]
-
-
-def tau_sessions(path):
-    from producers.recorded import tau_bench_sessions
-
-    return tau_bench_sessions(path)

@@ -1,5 +1,7 @@
 """Which history a call carries, by its tier's cache prices (policies/history_plan.py)."""
 
+from dataclasses import replace
+
 import pytest
 
 from policies.history_plan import MIN_CACHED_PREFIX, choose_history
@@ -36,8 +38,6 @@ def test_half_price_reads_and_no_write_premium_keep_the_pruned_history():
     ],
 )
 def test_the_pruned_history_where_whole_cannot_help(provider, static, whole, context, reason):
-    from dataclasses import replace
-
     price = replace(HAIKU, context_tokens=context)
     choice = choose_history(provider, price, static, 300, whole, 200, stride=4)
     assert not choice.whole and choice.why == reason
