@@ -39,6 +39,23 @@ def wait_for(check, timeout: float = 30.0, every_s: float = 0.1):
     raise AssertionError("timed out")
 
 
+def wait_for_a_call_under_way(client, timeout: float = 30.0) -> None:
+    """Until the fleet's unacked messages have held still for 100 ms: the solo workers are
+    inside a (simulated) provider call, none of them fetching. A worker is killed only then:
+    Redis's BRPOP hands a message over before the worker records it as unacked, so a kill
+    in that instant loses it (the transport's own gap; README, "Redelivery")."""
+    deadline = time.monotonic() + timeout
+    seen, since = -1, time.monotonic()
+    while True:
+        unacked = int(client.hlen("unacked"))
+        if unacked != seen:
+            seen, since = unacked, time.monotonic()
+        elif unacked > 0 and time.monotonic() - since > 0.1:
+            return
+        assert time.monotonic() < deadline, "no call was ever seen under way"
+        time.sleep(0.005)
+
+
 def sealed_bus(fleet: Fleet) -> CeleryBus:
     """A bus that sends envelopes as the fleet's own stages do (tests that start a step
     mid-path, e.g. straight at a tier's queue)."""

@@ -12,7 +12,7 @@ from producers.local.launcher import LocalFleet
 from queues.celery_app import transport_options
 from queues.messages import Envelope, StepStatus
 from queues.topology import Stage, WorkerGroup
-from tests.integration.conftest import sealed_bus, settings_for
+from tests.integration.conftest import sealed_bus, settings_for, wait_for_a_call_under_way
 from tests.integration.test_step_path import make_step
 
 pytestmark = pytest.mark.integration
@@ -84,10 +84,7 @@ def test_a_killed_workers_steps_come_back_without_a_restart(redis_server):
         local = infer_fleet(settings, ["infer-a", "infer-b"])
         try:
             sealed_bus(fleet).send_many(Stage.infer, envs)
-            deadline = time.monotonic() + 30
-            while int(fleet.redis.hlen("unacked")) < 2:
-                assert time.monotonic() < deadline, "nothing was ever in flight"
-                time.sleep(0.01)
+            wait_for_a_call_under_way(fleet.redis)  # not mid-fetch: see the helper
             # As if infer-a died mid-sweep: the sweep lock stays held until it expires.
             expire = transport_options(settings).get("unacked_mutex_expire", 300)
             fleet.redis.set(UNACKED_MUTEX, "held-by-infer-a", ex=expire)
@@ -99,6 +96,7 @@ def test_a_killed_workers_steps_come_back_without_a_restart(redis_server):
             local.stop()
         assert all(r.status is StepStatus.ok for r in results)
         assert recovered_s < 30  # the timeout (3 s), the lock's expiry and a sweep, not an hour
+        assert redelivered(fleet), "infer-a held nothing when it was killed"
         answered = [e.step_id for e in fleet.ledger()]
         assert sorted(answered) == sorted(e.step.step_id for e in envs)  # each once
 

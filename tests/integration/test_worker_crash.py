@@ -10,7 +10,7 @@ from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
 from queues.messages import Envelope, StepStatus
 from queues.topology import Stage
-from tests.integration.conftest import sealed_bus, settings_for
+from tests.integration.conftest import sealed_bus, settings_for, wait_for_a_call_under_way
 from tests.integration.test_step_path import make_step
 
 pytestmark = pytest.mark.integration
@@ -29,24 +29,11 @@ def test_a_killed_inference_worker_loses_no_step(redis_server):
         sealed_bus(fleet).send_many(Stage.infer, envs)
         try:
             local.start(own_redis=False)
-            # Kill it inside a batch's provider call, its messages fetched and unacked. (Not
-            # while it fetches: Redis's BRPOP hands a message over before the worker has
-            # recorded it as unacked, so a kill in that instant can lose it; see README.) The
-            # solo worker fetches nothing during the 300 ms call, so an unacked count that holds
-            # still for 100 ms means a call is under way; how many it holds depends on how many
-            # had arrived when the batch flushed. Watched from the start (not after a first
-            # batch is ledgered): on a slow machine the backlog can drain before finalize's
-            # first ledger entry lands.
-            deadline = time.monotonic() + 30
-            seen, since = -1, time.monotonic()
-            while True:
-                unacked = int(fleet.redis.hlen("unacked"))
-                if unacked != seen:
-                    seen, since = unacked, time.monotonic()
-                elif unacked > 0 and time.monotonic() - since > 0.1:
-                    break
-                assert time.monotonic() < deadline, "no batch was ever seen in flight"
-                time.sleep(0.005)
+            # Kill it inside a batch's provider call, its messages fetched and unacked; how many
+            # it holds depends on how many had arrived when the batch flushed. Watched from the
+            # start (not after a first batch is ledgered): on a slow machine the backlog can
+            # drain before finalize's first ledger entry lands.
+            wait_for_a_call_under_way(fleet.redis)
             local.stop_group("infer-cheap", kill=True)
             in_flight = int(fleet.redis.hlen("unacked"))
             # A replacement worker restores, as it starts, what has been unacked for longer than

@@ -5,14 +5,13 @@ Retry-After), and a per-provider cap on concurrent calls."""
 from __future__ import annotations
 
 import email.utils
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from typing import Any, TypeVar
 
-import anthropic
-import openai
 import structlog
 import tenacity
 import tenacity.wait
@@ -23,14 +22,24 @@ from workers.errors import GateClosed, PermanentError, TransientError
 from workers.logs import redact
 from workers.ports import Completion, CompletionRequest, ProviderGate
 
-STATUS_ERRORS = (openai.APIStatusError, anthropic.APIStatusError)
-TIMEOUT_ERRORS = (openai.APITimeoutError, anthropic.APITimeoutError)
-NETWORK_ERRORS = (
-    openai.APITimeoutError,
-    openai.APIConnectionError,
-    anthropic.APITimeoutError,
-    anthropic.APIConnectionError,
-)
+SDKS = ("openai", "anthropic")  # their error classes share names
+
+
+def sdk_errors(*names: str) -> tuple[type[Exception], ...]:
+    """The SDKs' error classes called ``names``, from the SDKs this process has loaded: an
+    SDK that was never imported raised nothing (they are imported when a provider is built)."""
+    loaded = [sys.modules[sdk] for sdk in SDKS if sdk in sys.modules]
+    return tuple(getattr(module, name) for module in loaded for name in names)
+
+
+def status_errors() -> tuple[type[Exception], ...]:
+    return sdk_errors("APIStatusError")
+
+
+def network_errors() -> tuple[type[Exception], ...]:
+    return sdk_errors("APITimeoutError", "APIConnectionError")
+
+
 RETRYABLE_STATUS = frozenset({429, 529})  # 529: Anthropic's "overloaded"
 T = TypeVar("T")
 log = structlog.get_logger("tierfleet.providers")
@@ -76,14 +85,15 @@ def error_for_status(
 
 def provider_error(provider: str, exc: Exception, secrets: Sequence[str]) -> Exception:
     """The fleet's error for an SDK exception; the provider's own message, secrets removed."""
-    if isinstance(exc, STATUS_ERRORS):
+    if isinstance(exc, status_errors()):
+        status: Any = exc  # an SDK's APIStatusError: both SDKs' carry these three
         return error_for_status(
             provider,
-            exc.status_code,
-            redact(exc.message, secrets),
-            retry_after_s(exc.response.headers),
+            status.status_code,
+            redact(status.message, secrets),
+            retry_after_s(status.response.headers),
         )
-    if isinstance(exc, NETWORK_ERRORS):
+    if isinstance(exc, network_errors()):
         return TransientError(redact(f"{provider}: {type(exc).__name__}: {exc}", secrets))
     return exc
 
@@ -154,7 +164,7 @@ class CallPool:
             with gate.slot(self.provider, model) if gate else nullcontext():
                 try:
                     result = call()
-                except (*STATUS_ERRORS, *NETWORK_ERRORS) as exc:
+                except (*status_errors(), *network_errors()) as exc:
                     error = provider_error(self.provider, exc, self.secrets)
                     if gate and isinstance(error, TransientError):
                         gate.failed(self.provider)
@@ -179,8 +189,9 @@ class CallPool:
             except Exception as exc:
                 # An error status or a refused connection is not billed; a timeout, or an
                 # answer that came and could not be read, may have been.
-                unbilled = isinstance(exc, (*STATUS_ERRORS, *NETWORK_ERRORS))
-                billed = None if isinstance(exc, TIMEOUT_ERRORS) or not unbilled else False
+                unbilled = isinstance(exc, (*status_errors(), *network_errors()))
+                timed_out = isinstance(exc, sdk_errors("APITimeoutError"))
+                billed = None if timed_out or not unbilled else False
                 _note(request, "try_failed", tries, billed=billed, error=type(exc).__name__)
                 raise
 
