@@ -18,7 +18,7 @@ def normalize_text(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def _other_parts(msg: ChatMessage) -> list[Any]:
+def other_parts(msg: ChatMessage) -> list[Any]:
     """Content parts a model reads besides text (images, audio, files), whole: two requests
     that differ only in their image must not share an answer."""
     if not isinstance(msg.content, list):
@@ -33,7 +33,7 @@ def _normalized_messages(step: AgentStep) -> list[dict[str, Any]]:
             {
                 "role": msg.role,
                 "text": normalize_text(msg.text()),
-                "parts": _other_parts(msg),
+                "parts": other_parts(msg),
                 "tool_call_id": msg.tool_call_id,
                 "name": msg.name,
             }

@@ -6,7 +6,8 @@ prompt version (system prompt + tool schemas), embedding model and conversation 
 the last user turn, and an answer from a tier at least as strong as the step needs. Those
 make the scope; a lookup only ever searches its own scope. A turn that carries tool results
 newer than the last user message is never answered semantically: the tool output is what the
-model must read, and a paraphrase match on the question says nothing about it.
+model must read, and a paraphrase match on the question says nothing about it. Nor is a
+last user turn that carries an image, audio or a file, for the same reason.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from policies.caching import normalize_text
+from policies.caching import normalize_text, other_parts
 from policies.routing import route_by_rules
 from policies.tiers import TierTable
 from queues.step import AgentStep, ChatMessage, leading_system
@@ -56,7 +57,8 @@ def conversation_state(step: AgentStep) -> str:
     index = _last_user_index(step.messages) or 0
     start = len(leading_system(step.messages))
     earlier = [
-        [m.role, normalize_text(m.text()), m.tool_call_id or ""] for m in step.messages[start:index]
+        [m.role, normalize_text(m.text()), other_parts(m), m.tool_call_id or ""]
+        for m in step.messages[start:index]
     ]
     return hashlib.sha256(json.dumps(earlier).encode()).hexdigest()[:24]
 
@@ -70,6 +72,8 @@ def skip_reason(step: AgentStep, no_semantic_kinds: Collection[str]) -> str | No
         return "no user turn to match"
     if any(m.role == "tool" or m.tool_calls for m in step.messages[index + 1 :]):
         return "the turn carries new tool results"
+    if any(other_parts(m) for m in step.messages[index:]):
+        return "the turn carries an image, audio or a file, which its words do not describe"
     if not question_of(step):
         return "the user turn has no text"
     return None

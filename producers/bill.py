@@ -83,16 +83,16 @@ def paid_share(answers: Iterable[dict[str, Any]]) -> dict[str, float]:
 def summarize_bill(calls: Iterable[dict[str, Any]], steps: Sequence[LedgerEntry]) -> dict[str, Any]:
     """Every call against the steps' ledger: calls made twice under one id (a redelivered
     call made again), calls on no step's entry (the step crashed or failed after the call),
-    shadow calls, and unconfirmed calls at their estimate (``billed_usd`` includes it;
-    ``confirmed_usd`` does not)."""
+    shadow calls, cache audits' judge calls, and unconfirmed calls at their estimate
+    (``billed_usd`` includes it; ``confirmed_usd`` does not)."""
     made = _calls(calls)
     answers = [c.answer for c in made.values() if c.answer is not None]
     share = paid_share(answers)
     per_id = Counter(call_id for (call_id, _), c in made.items() if c.answer is not None)
     on_steps = {c.call_id for e in steps for c in calls_of(e) if c.call_id}
     seen: set[str] = set()
-    duplicate_usd = outside_usd = shadow_usd = unconfirmed_usd = worst_usd = 0.0
-    outside = shadow = unconfirmed = 0
+    duplicate_usd = outside_usd = shadow_usd = audit_usd = unconfirmed_usd = worst_usd = 0.0
+    outside = shadow = audit = unconfirmed = 0
     for (call_id, _), call in made.items():
         unsure = _unsure(call)
         if unsure:
@@ -107,7 +107,9 @@ def summarize_bill(calls: Iterable[dict[str, Any]], steps: Sequence[LedgerEntry]
         if call_id in seen:
             duplicate_usd += answer["cost_usd"]
         seen.add(call_id)
-        if answer.get("shadow"):
+        if answer.get("audit"):
+            audit, audit_usd = audit + 1, audit_usd + answer["cost_usd"]
+        elif answer.get("shadow"):
             shadow, shadow_usd = shadow + 1, shadow_usd + answer["cost_usd"]
         elif call_id not in on_steps:
             outside, outside_usd = outside + 1, outside_usd + answer["cost_usd"]
@@ -122,6 +124,8 @@ def summarize_bill(calls: Iterable[dict[str, Any]], steps: Sequence[LedgerEntry]
         "outside_usd": round(outside_usd, 8),
         "shadow_calls": shadow,
         "shadow_usd": round(shadow_usd, 8),
+        "audit_calls": audit,
+        "audit_usd": round(audit_usd, 8),
         "unconfirmed_calls": unconfirmed,
         "unconfirmed_usd": round(unconfirmed_usd, 8),
         "unconfirmed_worst_usd": round(worst_usd, 8),

@@ -22,11 +22,12 @@ from queues import keys
 from queues.bus import CeleryBus
 from queues.celery_app import create_app
 from queues.messages import Envelope, StepResult
-from queues.records import DeadLetterRecord, ExecutionRecord, LedgerEntry, ShadowRecord
+from queues.records import AuditRecord, DeadLetterRecord, ExecutionRecord, LedgerEntry, ShadowRecord
 from queues.settings import Settings
 from queues.step import AgentStep, check_step_size
 from queues.topology import CACHE_INVALIDATE_TASK, DEAD, INGRESS
 from workers.stores.archive import archive_for
+from workers.stores.audits import RedisAudits
 from workers.stores.budget import ScopeLimits, budget_store
 from workers.stores.dead_letters import DeadLetter, list_dead, read_archived_dead, remove_dead
 from workers.stores.redis_stores import RedisFinalizeGuard, read_ledger
@@ -245,6 +246,13 @@ class Fleet:
         return [
             ShadowRecord.model_validate(r) for r in self._read_stream(self.settings.shadow_stream)
         ]
+
+    def cache_audits(self) -> tuple[list[AuditRecord], dict[str, dict[str, Any]]]:
+        """The semantic cache's judged would-be hits kept (oldest first), and the threshold
+        the cache workers last served each scorer at."""
+        audits = RedisAudits(self.redis)
+        records = [AuditRecord.model_validate(r) for r in read_ledger(self.redis, audits.stream)]
+        return records, audits.published()
 
     def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
         """The letters still on tf.dead (replayable), oldest first."""

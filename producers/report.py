@@ -209,6 +209,7 @@ def _bill_line(bill: dict[str, Any]) -> str:
         f"{bill['duplicate_calls']} made twice (${bill['duplicate_usd']:.6f}), "
         f"{bill['calls_outside_steps']} on no step (${bill['outside_usd']:.6f}), "
         f"{bill['shadow_calls']} shadow (${bill['shadow_usd']:.6f}), "
+        f"{bill.get('audit_calls', 0)} cache audits (${bill.get('audit_usd', 0.0):.6f}), "
         f"{bill['unconfirmed_calls']} unconfirmed (estimated ${bill['unconfirmed_usd']:.6f},"
         f" at most ${bill['unconfirmed_worst_usd']:.6f})"
     )

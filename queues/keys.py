@@ -78,14 +78,15 @@ def call_id(
     retries: int,
     cross_check: bool = False,
     shadow: bool = False,
+    audit: bool = False,
 ) -> str:
     """One id per provider call a step's run makes: its reservation, the run (its submit
-    time: a replayed step is a new run) and whether it is a shadow call. A redelivered call
+    time: a replayed step is a new run) and whether it is a shadow or a cache audit's call. A
+    redelivered call
     has the same id, so a call made twice shows as a duplicate on the bill."""
     run = f"run{int(submitted_at * 1000)}"
-    return join(reservation(tenant, step_id, attempt, retries, cross_check), run) + (
-        ":shadow" if shadow else ""
-    )
+    kind = ":audit" if audit else ":shadow" if shadow else ""
+    return join(reservation(tenant, step_id, attempt, retries, cross_check), run) + kind
 
 
 def reservation_prefix(tenant: str, step_id: str) -> str:
@@ -206,9 +207,16 @@ ALERTS_LOCK = join(PREFIX, "alerts", "lock")
 EXECUTIONS_STREAM = join(PREFIX, "executions")
 EXECUTIONS_KEEP = 1_000_000
 
+# The semantic cache's judged would-be hits (policies/hit_audit.py): a capped stream, since
+# only the recent ones set the threshold (each judge call's cost is on the calls stream).
+CACHE_AUDITS = join(PREFIX, "cache", "audits")
+CACHE_AUDITS_KEEP = 20_000
+CACHE_BOUND = join(PREFIX, "cache", "bound")  # the served threshold by scorer (for operators)
+CACHE_BOUND_TTL_S = 24 * 3600
+
 # Keys without a TTL that are bounded all the same: capped streams, and the active alerts
 # (one field per rule and subject).
-CAPPED = (ALERTS_STREAM, ALERTS_ACTIVE, EXECUTIONS_STREAM)
+CAPPED = (ALERTS_STREAM, ALERTS_ACTIVE, EXECUTIONS_STREAM, CACHE_AUDITS)
 
 
 # -- the archive -----------------------------------------------------------------------------

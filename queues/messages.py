@@ -78,6 +78,18 @@ class PriorAnswer(Frozen):
     confidence: float | None = None  # the model's raw confidence in it, as reported
 
 
+class CacheAudit(Frozen):
+    """A semantic would-be hit put to a judge (policies/hit_audit.py): the copy of the step
+    that carries it asks the judge whether the stored answer answers this step's question."""
+
+    question: str
+    cached_question: str
+    cached_step: str
+    score: float  # the scorer's (cosine or verifier) score of the pair
+    scorer: str  # which score: the threshold it adapts is this scorer's own
+    served: bool  # whether the step was served the stored answer
+
+
 class Envelope(Frozen):
     """An AgentStep plus everything the fleet has done with it so far. It only grows."""
 
@@ -86,6 +98,8 @@ class Envelope(Frozen):
     tier: str | None = None
     model: str | None = None  # the router's pick within the tier; None: the tier's default
     shadow_of: PriorAnswer | None = None  # set on the copy sent to the top tier (shadow eval)
+    # Set, with shadow_of (the stored answer), on the copy whose call is a cache audit's judge.
+    audit_of: CacheAudit | None = None
     first_answer: PriorAnswer | None = None  # set on a cross-check call: the answer it checks
     attempt: int = Field(default=0, ge=0)  # cascade escalations so far
     retries: int = Field(default=0, ge=0)  # transient-failure retries at the current tier
@@ -111,6 +125,14 @@ class Envelope(Frozen):
     @property
     def request(self) -> tuple[ChatMessage, ...]:
         return self.prompt if self.prompt is not None else self.step.messages
+
+    @property
+    def judge_kind(self) -> str | None:
+        """Whose number this call asks for: "judge" (an acceptance judge's), "cache_audit"
+        (a cache audit's); None for a call that answers the step."""
+        if self.audit_of is not None:
+            return "cache_audit"
+        return "judge" if self.judging else None
 
     @property
     def output_tokens(self) -> int:

@@ -114,6 +114,23 @@ class ShadowRecord(Attribution, Usage):
     cost_usd: float = 0.0
 
 
+class AuditRecord(Record):
+    """A semantic would-be hit a judge ruled on (policies/hit_audit.py)."""
+
+    ts: float = 0.0
+    tenant: str = ""
+    step_id: str = ""
+    cached_step: str = ""
+    scorer: str = ""
+    score: float = 0.0
+    served: bool = False
+    same: bool | None = None  # the judge's word; None when its reply held no number
+    judge_model: str = ""
+    cost_usd: float = 0.0
+    question: str = ""
+    cached_question: str = ""
+
+
 class ExecutionRecord(Record):
     """A producer's word on how one run of a workflow (a session) ended: the report divides
     what the run's steps cost by the runs that succeeded."""

@@ -5,6 +5,7 @@ ends budget_exceeded, or, when it asked for it, with a best-effort close."""
 from __future__ import annotations
 
 from policies.context_fit import Refit, fit_context
+from policies.hit_audit import audit_messages
 from policies.judge import JUDGE_MAX_TOKENS, judge_messages
 from policies.money import NANO, to_nano_up
 from policies.self_report import ask_for_confidence
@@ -25,7 +26,11 @@ from workers.stage import budget_stop
 
 def call_messages(env: Envelope, table: TierTable) -> tuple[ChatMessage, ...]:
     """What the call sends: the step's request (asking for a confidence line where the tier
-    takes the model's own word), or a judge's view of the request and its answer."""
+    takes the model's own word), a judge's view of the request and its answer, or a cache
+    audit's view of the request beside a stored one and its answer."""
+    if env.audit_of is not None and env.shadow_of is not None:
+        audit = env.audit_of
+        return audit_messages(audit.question, audit.cached_question, env.shadow_of.answer)
     if env.judging and env.first_answer is not None:
         return judge_messages(env.request, env.first_answer.answer)
     if env.tier is not None and table.tier(env.tier).confidence == "self_report":
@@ -98,13 +103,13 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
     tokens_in = reservation_tokens(
         rt.counter,
         call_messages(env, rt.table),
-        () if env.judging else env.step.tools,
+        () if env.judge_kind else env.step.tools,
         factor=model.counting.factor,
         image_tokens=model.counting.image_tokens,
     )
     # The call's max_tokens is exactly the output the reservation covers (Admitted carries
     # it to the request): the provider cannot be asked for more than was reserved.
-    output_tokens = JUDGE_MAX_TOKENS if env.judging else env.output_tokens
+    output_tokens = JUDGE_MAX_TOKENS if env.judge_kind else env.output_tokens
     limit = model.context_tokens or getattr(rt.provider_for(model), "context_tokens", None)
     if limit and tokens_in + output_tokens > limit:
         fit_into(env, model.name, tokens_in + output_tokens, rt)
@@ -113,7 +118,9 @@ def admit(env: Envelope, rt: Runtime) -> Admitted | None:
         worst = reservation_usd(model, tokens_in, output_tokens, batch=False)
         return Admitted(env, model, reservation="", worst_usd=worst)
     batch = (
-        env.step.lane is Lane.batch and not env.judging and supports_batch(rt.provider_for(model))
+        env.step.lane is Lane.batch
+        and not env.judge_kind
+        and supports_batch(rt.provider_for(model))
     )
     tokens = tokens_in + output_tokens
     worst = reservation_usd(model, tokens_in, output_tokens, batch=batch)

@@ -1,6 +1,7 @@
-"""The cache stage (tf.ingress): an exact hit, or a verified semantic hit within the step's
-scope, ends the step at zero model cost. The same worker stores answered steps in the
-semantic cache and drops a prompt version's entries on request."""
+"""The cache stage (tf.ingress): an exact hit, or a semantic hit within the step's scope
+scoring above the threshold the deployment's audits keep, ends the step at zero model cost.
+The same worker stores answered steps in the semantic cache and drops a prompt version's
+entries on request."""
 
 from __future__ import annotations
 
@@ -11,16 +12,20 @@ from celery import Celery
 
 from policies.budgets import economy_reason
 from policies.caching import exact_key
+from policies.hit_audit import sampled
 from policies.semantic_cache import question_of, scope_of, skip_reason
-from queues.messages import Envelope, Outcome, StepStatus
+from queues.messages import CacheAudit, Envelope, Outcome, PriorAnswer, SemanticHit, StepStatus
 from queues.records import CachedAnswer
 from queues.topology import CACHE_INVALIDATE_TASK, CACHE_STORE_TASK, INGRESS, Stage
 from workers.errors import MalformedMessage, TransientError, as_fleet_error
 from workers.opening import open_sealed, parse_envelope
 from workers.runtime import LazyRuntime, Runtime
+from workers.semantic import Candidate, SemanticLayer
 from workers.stage import budget_stop, dead_letter_raw, no_results, redeliver_later, retry_delay
 
 log = structlog.get_logger("tierfleet.cache")
+
+MISS_BELOW = "no match in scope above the served threshold"
 
 
 def _served(hit: CachedAnswer, **extra: Any) -> Outcome:
@@ -86,23 +91,72 @@ def handle(env: Envelope, rt: Runtime) -> None:
     why_not = skip_reason(env.step, rt.settings.no_semantic_kinds)
     layer = rt.semantic if why_not is None else None
     if why_not is None and layer is not None:
-        scope = scope_of(rt.table, env.step, layer.embedder_id)
-        served = layer.lookup(question_of(env.step), scope, rt.clock())
-        if served is not None:
-            s = served.hit
-            env = env.decide(
-                "cache",
-                "semantic_hit",
-                f"verifier {s.verifier_score:.3f} >= {s.threshold:.3f} (cosine "
-                f"{s.similarity:.3f}) for step {served.answer.step_id}",
-                cache_key=key,
-            )
-            rt.bus.finalize(env, _served(served.answer, semantic=s))
+        if semantic_hit(env, key, layer, rt):
             return
-        why_not = "no verified match in scope"
+        why_not = MISS_BELOW
     elif why_not is None:
         why_not = "semantic layer off"
     rt.bus.send(Stage.compress, env.decide("cache", "miss", why_not, cache_key=key))
+
+
+def semantic_hit(env: Envelope, key: str, layer: SemanticLayer, rt: Runtime) -> bool:
+    """Serve the best candidate in scope if it clears the audited threshold; put a sampled
+    share of would-be hits (served or a little under) to the judge either way."""
+    question = question_of(env.step)
+    found = layer.lookup(question, scope_of(rt.table, env.step, layer.embedder_id), rt.clock())
+    if found is None:
+        return False
+    bound = rt.hit_bound.current(layer.scorer, layer.verifier.threshold)
+    served = found.score >= bound.threshold
+    s = rt.settings
+    floor = min(bound.threshold, layer.verifier.threshold) - s.semantic_explore_margin
+    if found.score >= floor and sampled(env.step.step_id, s.semantic_audit_share):
+        send_audit(env, found, layer.scorer, served, rt)
+    if not served:
+        return False
+    hit = SemanticHit(
+        similarity=found.similarity,
+        verifier_score=found.score,
+        threshold=bound.threshold,
+        question=question,
+        cached_question=found.answer.question,
+        embedder=layer.embedder_id,
+    )
+    why = (
+        f"{layer.scorer} score {found.score:.3f} >= {bound.threshold:.3f} ({bound.source}: "
+        f"{bound.why}) for step {found.answer.step_id}"
+    )
+    env = env.decide("cache", "semantic_hit", why, cache_key=key)
+    rt.bus.finalize(env, _served(found.answer, semantic=hit))
+    return True
+
+
+def send_audit(env: Envelope, found: Candidate, scorer: str, served: bool, rt: Runtime) -> None:
+    """A copy of the step to the judge's tier, asking whether the stored answer answers it:
+    an operator's check like a shadow call (no budget of the step's; on the bill as an
+    audit), its verdict recorded by the infer stage (workers/outcomes.record_audit)."""
+    judge = rt.settings.semantic_judge_tier or rt.table.top.name
+    stored = found.answer
+    audit = CacheAudit(
+        question=question_of(env.step),
+        cached_question=stored.question,
+        cached_step=stored.step_id,
+        score=found.score,
+        scorer=scorer,
+        served=served,
+    )
+    copy = env.decide(
+        "cache",
+        "audit",
+        f"{rt.settings.semantic_audit_share:.0%} of would-be hits are judged by {judge}",
+        tier=judge,
+        model=None,
+        shadow_of=PriorAnswer(
+            answer=stored.answer, model=stored.model or "", tier=stored.tier or ""
+        ),
+        audit_of=audit,
+    )
+    rt.bus.send(Stage.infer, copy)
 
 
 def remember(env: Envelope, outcome: Outcome, rt: Runtime) -> bool:

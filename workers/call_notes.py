@@ -64,6 +64,7 @@ def call_id_of(env: Envelope) -> str:
         env.retries,
         cross_check=env.first_answer is not None,
         shadow=env.shadow_of is not None,
+        audit=env.audit_of is not None,
     )
 
 
@@ -79,6 +80,7 @@ def _call_fields(item: Admitted, call_try: str, rt: Runtime) -> dict[str, object
         "provider": item.model.provider,
         "batch": item.batch,
         "shadow": env.shadow_of is not None,
+        "audit": env.audit_of is not None,  # a cache audit's judge (also a shadow: no budget)
         "host": socket.gethostname(),  # which process made the call: an operator's first
         "pid": os.getpid(),  # question about a call that never came back
     }

@@ -13,6 +13,7 @@ from celery import Celery, Task
 from celery.exceptions import Ignore
 
 from policies.savings import frontier_price
+from policies.semantic_cache import skip_reason
 from policies.tokens import reservation_tokens
 from queues import keys
 from queues.base import Usage
@@ -130,7 +131,7 @@ def side_effects(
     rt.metrics.step_finished(entry)
     if outcome.status is StepStatus.ok and not outcome.cache_hit and env.cache_key:
         rt.cache.put(env.cache_key, CachedAnswer.of(outcome, env.step.step_id).to_record())
-        if rt.settings.semantic_cache and rt.settings.cache_verifier is not None:
+        if rt.settings.semantic_cache and not skip_reason(step, rt.settings.no_semantic_kinds):
             rt.bus.remember(env, outcome)
     if env.summary_of and outcome.status is StepStatus.ok and outcome.answer:
         rt.summaries.put(step.tenant, step.session_id, env.summary_of, outcome.answer.strip())

@@ -27,7 +27,7 @@ def with_history(env: Envelope, model: ModelSpec, rt: Runtime) -> Envelope:
         # Economy, a refit to a context and the special calls keep the tighter prompt.
         or env.economy
         or env.fit_tokens is not None
-        or env.judging
+        or env.judge_kind
         or env.closing
     ):
         restored = {"prompt": pruned, "history": ""}

@@ -50,8 +50,8 @@ def request_of(item: Admitted, notes: Any, table: TierTable) -> CompletionReques
     request = CompletionRequest.for_step(
         env.step, item.model, call_messages(env, table), item.max_tokens, notes
     )
-    if env.judging:
-        return replace(request, tools=(), response_schema=None, task_kind="judge")
+    if env.judge_kind:
+        return replace(request, tools=(), response_schema=None, task_kind=env.judge_kind)
     return request
 
 

@@ -131,6 +131,12 @@ class FleetMetrics:
             ["layer"],
             registry=r,
         )
+        self.audits = Counter(
+            "tierfleet_cache_audits",
+            "Semantic would-be hits judged: served or not, and the judge's verdict",
+            ["served", "verdict"],
+            registry=r,
+        )
         self.escalations = Counter(
             "tierfleet_escalations",
             "Steps sent to the next tier, by the class of the reason",
@@ -199,6 +205,10 @@ class FleetMetrics:
             if count:
                 self.tokens.labels(model, tenant, kind).inc(count)
                 self.owner_tokens.labels(*tenant_agent_workflow_kind, kind).inc(count)
+
+    def cache_audited(self, served: bool, same: bool | None) -> None:
+        verdict = "none" if same is None else "right" if same else "wrong"
+        self.audits.labels(str(served).lower(), verdict).inc()
 
     def escalated(self, from_tier: str, to_tier: str, why: str) -> None:
         self.escalations.labels(from_tier, to_tier, reason_class(why)).inc()

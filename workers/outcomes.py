@@ -32,7 +32,7 @@ from policies.shadow import agree, shadowed
 from policies.text import user_text
 from queues.base import usage_of
 from queues.messages import CostEntry, Envelope, Outcome, PriorAnswer, StepStatus
-from queues.records import ShadowRecord
+from queues.records import AuditRecord, ShadowRecord
 from queues.topology import Stage
 from workers.call_notes import Admitted, call_id_of, record_call
 from workers.ports import Completion
@@ -59,6 +59,30 @@ def record_shadow(item: Admitted, answer: Completion, cost: float, rt: Runtime) 
         **usage_of(answer),
     )
     rt.shadow.append(record.to_record())
+
+
+def record_audit(item: Admitted, answer: Completion, cost: float, rt: Runtime) -> None:
+    """A cache audit's verdict: the judge's number (0.5 and above: the stored answer serves
+    this request) recorded for the cache worker's threshold (workers/hit_bound.py)."""
+    env, audit = item.env, item.env.audit_of
+    assert audit is not None
+    score = judge_score(answer.text) if answer.finish == "stop" else None
+    record = AuditRecord(
+        ts=rt.clock(),
+        tenant=env.step.tenant,
+        step_id=env.step.step_id,
+        cached_step=audit.cached_step,
+        scorer=audit.scorer,
+        score=audit.score,
+        served=audit.served,
+        same=None if score is None else score >= 0.5,
+        judge_model=item.model.name,
+        cost_usd=cost,
+        question=audit.question[:500],
+        cached_question=audit.cached_question[:500],
+    )
+    rt.audits.append(record.to_record())
+    rt.metrics.cache_audited(audit.served, record.same)
 
 
 def maybe_shadow(env: Envelope, accepted: PriorAnswer, rt: Runtime) -> None:
@@ -121,6 +145,9 @@ def conclude(
 ) -> None:
     env, model, tier = item.env, item.model, item.env.tier or ""
     cost = record_call(item, answer, call_try, latency_ms, rt)
+    if env.audit_of is not None:
+        record_audit(item, answer, cost, rt)
+        return
     if env.shadow_of is not None:
         record_shadow(item, answer, cost, rt)
         return

@@ -22,6 +22,7 @@ from queues.seal import Sealer, sealer_for
 from queues.settings import Settings
 from queues.topology import CLASSIFY, COMPRESS, DEAD, INFER_PREFIX, INGRESS, served_tiers
 from workers.errors import PermanentError
+from workers.hit_bound import HitBound
 from workers.lazy import Lazy, LazyByKey
 from workers.metrics import FleetMetrics
 from workers.ml.tokenizer import BpeCounter
@@ -41,7 +42,9 @@ from workers.ports import (
 )
 from workers.providers import build_provider, provider_key
 from workers.semantic import SemanticLayer, build_semantic_layer
+from workers.semantic_ports import Audits
 from workers.stores.archive import archive_for
+from workers.stores.audits import RedisAudits
 from workers.stores.batch_jobs import RedisBatchJobs
 from workers.stores.budget import budget_store
 from workers.stores.dead_letters import RedisDeadLetters
@@ -79,6 +82,7 @@ class Runtime:
     session_steps: SessionSteps  # each session's distinct steps (the runaway-loop cap)
     sealer: Sealer  # checks the seal of every envelope a stage receives
     deliveries: Deliveries  # how often the broker has handed each message over
+    audits: Audits  # the semantic cache's judged would-be hits (workers/hit_bound.py)
     clock: Callable[[], float] = time.time
     metrics: FleetMetrics = field(default_factory=FleetMetrics)
     # Builds the semantic cache layer (only the cache worker calls it): (layer, or why not).
@@ -92,6 +96,7 @@ class Runtime:
     _router: Lazy[RouterArtifact] = field(init=False)
     _acceptance: Lazy[RouterArtifact | None] = field(init=False)
     _calibration: Lazy[dict[str, list[tuple[float, float]]]] = field(init=False)
+    _hit_bound: Lazy[HitBound] = field(init=False)
 
     def __post_init__(self) -> None:
         self._semantic = Lazy(self._open_semantic)
@@ -100,6 +105,7 @@ class Runtime:
         self._router = Lazy(lambda: router_artifact(self.settings))
         self._acceptance = Lazy(lambda: acceptance_artifact(self.settings))
         self._calibration = Lazy(lambda: calibration_points(self.settings))
+        self._hit_bound = Lazy(lambda: HitBound(self.audits, self.settings, self.clock))
 
     def provider_for(self, model: ModelSpec) -> Provider:
         """One client per provider; one engine per model the worker runs itself."""
@@ -130,6 +136,11 @@ class Runtime:
     def semantic(self) -> SemanticLayer | None:
         """The semantic cache layer; None (the reason logged once) if off."""
         return self._semantic.get()[0]
+
+    @property
+    def hit_bound(self) -> HitBound:
+        """The semantic cache's served threshold, kept by its judged would-be hits."""
+        return self._hit_bound.get()
 
     @property
     def text_compressor(self) -> TextCompressor | None:
@@ -199,6 +210,7 @@ def build_runtime(app: Celery, settings: Settings, table: TierTable) -> Runtime:
         session_steps=RedisSessionSteps(client, settings.session_steps_ttl_s),
         sealer=sealer,
         deliveries=RedisDeliveries(client),
+        audits=RedisAudits(client),
         semantic_factory=lambda: build_semantic_layer(settings),
         text_compressor_factory=lambda: build_text_compressor(settings),
         metrics=FleetMetrics(settings.metrics_label_values),

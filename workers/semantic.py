@@ -1,5 +1,7 @@
 """The semantic cache layer the cache worker owns: embed the question, search its scope in
-Qdrant, let the verifier judge the nearest entries, and remember answered steps.
+Qdrant, score the nearest entries (a trained verifier, or the cosine), and remember answered
+steps. Whether the best one is served is the cache stage's call, against the threshold the
+deployment's audits keep (workers/hit_bound.py).
 
 Lookups and stores both run in the cache worker, so the embedded shard has one owner; the
 finalize worker asks for a store by message (``tierfleet.cache_store``)."""
@@ -8,14 +10,16 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import structlog
 
 from policies.semantic_cache import SemanticScope
 from queues.config.semantic_cache import SemanticCacheConfig
-from queues.messages import Outcome, SemanticHit
+from queues.messages import Outcome
 from queues.records import CachedAnswer
 from workers.semantic_ports import Embedder, HitVerifier, SemanticEntry, VectorStore
 from workers.stores.vectors import open_vector_store
@@ -26,11 +30,31 @@ PURGE_EVERY_S = 60.0  # expired entries are also filtered at lookup; this frees 
 
 
 @dataclass(frozen=True)
-class Served:
-    """A verified hit: the stored answer and the evidence for serving it."""
+class Candidate:
+    """The best-scored stored answer in scope: served if its score clears the threshold the
+    deployment's audits set (workers/hit_bound.py), perhaps judged either way."""
 
     answer: CachedAnswer
-    hit: SemanticHit
+    similarity: float
+    score: float
+
+
+@dataclass(frozen=True)
+class CosineVerifier:
+    """The score without a trained verifier: the embeddings' cosine, with a prior threshold
+    that the judged samples of the deployment's own traffic then move."""
+
+    prior: float
+    embedder: str
+
+    @property
+    def threshold(self) -> float:
+        return self.prior
+
+    def score_candidates(
+        self, u: Any, question: str, candidates: Sequence[tuple[Any, str]]
+    ) -> list[float]:
+        return [float(np.dot(u, v)) for v, _ in candidates]
 
 
 @dataclass
@@ -40,6 +64,7 @@ class SemanticLayer:
     verifier: HitVerifier
     candidates: int
     ttl_s: float
+    scorer: str = "cosine"  # what the score is: each scorer's threshold is audited apart
     memo_size: int = 4096
     _memo: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     _last_purge: float = 0.0
@@ -59,7 +84,8 @@ class SemanticLayer:
             self._memo.popitem(last=False)
         return vec
 
-    def lookup(self, question: str, scope: SemanticScope, now: float) -> Served | None:
+    def lookup(self, question: str, scope: SemanticScope, now: float) -> Candidate | None:
+        """The best-scored live entry of this scope, whatever its score."""
         vec = self.vector(question)
         matches = self.store.nearest(vec, scope.key, scope.tier_floor, now, self.candidates)
         cached = [CachedAnswer.model_validate(m.payload) for m in matches]
@@ -67,23 +93,13 @@ class SemanticLayer:
         scores = self.verifier.score_candidates(
             vec, question, [(m.vector, q) for m, q in zip(matches, questions, strict=True)]
         )
-        best: Served | None = None
-        for match, answer, score in zip(matches, cached, scores, strict=True):
-            if score < self.verifier.threshold:
-                continue
-            if best is None or score > best.hit.verifier_score:
-                best = Served(
-                    answer,
-                    SemanticHit(
-                        similarity=round(float(match.similarity), 6),
-                        verifier_score=round(score, 6),
-                        threshold=self.verifier.threshold,
-                        question=question,
-                        cached_question=answer.question,
-                        embedder=self.embedder_id,
-                    ),
-                )
-        return best
+        ranked = sorted(
+            zip(scores, matches, cached, strict=True), key=lambda row: row[0], reverse=True
+        )
+        if not ranked:
+            return None
+        score, match, answer = ranked[0]
+        return Candidate(answer, round(float(match.similarity), 6), round(float(score), 6))
 
     def remember(
         self,
@@ -118,22 +134,20 @@ def build_semantic_layer(settings: SemanticCacheConfig) -> tuple[SemanticLayer |
     turns the semantic layer off with the reason logged; the exact cache keeps working."""
     if not settings.semantic_cache:
         return None, "TIERFLEET_SEMANTIC_CACHE is off"
-    if settings.cache_verifier is None:
-        return (
-            None,
-            "no hit verifier: train one with `tierfleet train cache` and set "
-            "TIERFLEET_CACHE_VERIFIER",
-        )
     from workers.ml.cross_encoder import load_hit_verifier
     from workers.ml.embedder import MiniLMEmbedder
 
-    try:
-        verifier = load_hit_verifier(settings.cache_verifier)
-    except (OSError, ValueError, KeyError) as exc:
-        return None, f"cannot load the cache verifier {settings.cache_verifier}: {exc}"
     embedder = MiniLMEmbedder()
-    if verifier.embedder != embedder.id:
-        return None, f"the verifier was trained on {verifier.embedder}, not {embedder.id}"
+    verifier: HitVerifier = CosineVerifier(settings.semantic_prior_threshold, embedder.id)
+    scorer = f"cosine@{embedder.id}"
+    if settings.cache_verifier is not None:
+        try:
+            verifier = load_hit_verifier(settings.cache_verifier)
+        except (OSError, ValueError, KeyError) as exc:
+            return None, f"cannot load the cache verifier {settings.cache_verifier}: {exc}"
+        if verifier.embedder != embedder.id:
+            return None, f"the verifier was trained on {verifier.embedder}, not {embedder.id}"
+        scorer = f"verifier:{settings.cache_verifier.name}@{verifier.threshold:.6f}"
     try:
         store = open_vector_store(settings, embedder.dim)
     except Exception as exc:  # qdrant-edge raises plain errors (e.g. the shard is open elsewhere)
@@ -142,4 +156,5 @@ def build_semantic_layer(settings: SemanticCacheConfig) -> tuple[SemanticLayer |
             "cache worker process (--pool solo or threads), or set QDRANT_URL"
         )
     ttl = settings.semantic_ttl_s if settings.semantic_ttl_s is not None else settings.cache_ttl_s
-    return SemanticLayer(embedder, store, verifier, settings.semantic_candidates, ttl), ""
+    layer = SemanticLayer(embedder, store, verifier, settings.semantic_candidates, ttl, scorer)
+    return layer, ""

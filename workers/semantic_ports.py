@@ -1,6 +1,7 @@
-"""The Protocols of the semantic cache: the embedder, the pair scorer, the hit verifier and
-the vector store, with the entries it keeps. Real adapters: workers/ml (MiniLM, the
-cross-encoder) and workers/stores/vectors.py (Qdrant); doubles: workers/testing."""
+"""The Protocols of the semantic cache: the embedder, the pair scorer, the hit verifier, the
+vector store with the entries it keeps, and the store of judged would-be hits. Real
+adapters: workers/ml (MiniLM, the cross-encoder), workers/stores/vectors.py (Qdrant) and
+workers/stores/audits.py; doubles: workers/testing."""
 
 from __future__ import annotations
 
@@ -80,3 +81,19 @@ class VectorStore(Protocol):
     def purge_expired(self, now: float) -> int: ...
 
     def count(self) -> int: ...
+
+
+class Audits(Protocol):
+    """The semantic cache's judged would-be hits (workers/stores/audits.py)."""
+
+    def append(self, entry: dict[str, Any]) -> None: ...
+
+    def recent(self, count: int) -> list[dict[str, Any]]:
+        """The latest ``count`` entries, newest first."""
+        ...
+
+    def publish(self, scorer: str, state: dict[str, Any]) -> None:
+        """The threshold a cache worker now serves this scorer's hits at, and why."""
+        ...
+
+    def published(self) -> dict[str, dict[str, Any]]: ...

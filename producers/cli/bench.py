@@ -114,6 +114,24 @@ def bench_cache_cmd(
     write_figures(out, figures)
 
 
+@bench_app.command("cache-audit")
+def bench_cache_audit_cmd(
+    pairs: Annotated[
+        Path, typer.Option(help="labelled question pairs (JSON lines, gzip or plain)")
+    ] = DEFAULT_QQP_PAIRS,
+    limit: Annotated[int | None, typer.Option(help="use only the first N Quora pairs")] = None,
+    out: OutOption = None,
+) -> None:
+    """The semantic cache's online wrong-hit bound on two kinds of traffic it was not tuned on
+    (Quora pairs, support-agent questions): served precision and recall with the audited
+    threshold, beside its prior alone and cosine 0.95."""
+    from producers.bench.cache_audit import bench_cache_audit
+
+    figures = bench_cache_audit(pairs, limit)
+    console.print_json(json.dumps(figures))
+    write_figures(out, figures)
+
+
 @bench_app.command("compress")
 def bench_compress_cmd(
     workload: Annotated[

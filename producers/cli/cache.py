@@ -1,17 +1,19 @@
-"""The command line's cache commands: invalidate a prompt version, and sample semantic hits
-from the ledger for review."""
+"""The command line's cache commands: invalidate a prompt version, and audit the semantic
+cache (its running wrong-hit estimate, the threshold it serves at, a sample of its hits)."""
 
 from __future__ import annotations
 
 import json
 import random
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from policies.hit_audit import wrong_hit_estimate
 from producers.cli.common import console
+from queues.records import AuditRecord
 from queues.settings import Settings
 
 cache_app = typer.Typer(help="The exact and semantic caches.", no_args_is_help=True)
@@ -45,20 +47,23 @@ def invalidate(
 
 @cache_app.command("audit")
 def audit(
-    sample: Annotated[int, typer.Option(help="how many semantic hits to show")] = 20,
+    sample: Annotated[int, typer.Option(help="how many served semantic hits to show")] = 10,
     seed: Annotated[int | None, typer.Option(help="fix the sample")] = None,
-    out: Annotated[Path | None, typer.Option(help="write the sample as JSON lines")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the judged pairs as JSON lines")] = None,
 ) -> None:
-    """A random sample of semantic hits from the ledger, each with both questions, its
-    similarity and verifier score, for a person to judge."""
+    """The semantic cache's running wrong-hit estimate: the share of judged served hits the
+    judge called wrong, with its exact 95% interval; the threshold each scorer is served at
+    and why; and a sample of served hits for a person to read."""
     from producers.fleet import Fleet
     from producers.report import unique_steps
 
     with Fleet(Settings()) as fleet:
+        records, bounds = fleet.cache_audits()
         hits = [e for e in unique_steps(fleet.ledger()) if e.semantic]
+    render_estimate(records, bounds)
     picked = random.Random(seed).sample(hits, min(sample, len(hits)))
-    table = Table(title=f"{len(picked)} of {len(hits)} semantic hits")
-    for column in ("step", "cached from", "cosine", "verifier", "question", "cached question"):
+    table = Table(title=f"{len(picked)} of {len(hits)} served semantic hits")
+    for column in ("step", "cached from", "cosine", "score", "question", "cached question"):
         table.add_column(column)
     for e in picked:
         s = e.semantic
@@ -73,5 +78,38 @@ def audit(
         )
     console.print(table)
     if out is not None:
-        out.write_text("".join(json.dumps(e) + "\n" for e in picked))
-        console.print(f"written to {out}")
+        out.write_text("".join(json.dumps(r.to_record()) + "\n" for r in records))
+        console.print(f"{len(records)} judged pairs written to {out}")
+
+
+def render_estimate(records: list[AuditRecord], bounds: dict[str, dict[str, Any]]) -> None:
+    ruled = [r for r in records if r.same is not None]
+    served = [not r.same for r in ruled if r.served]
+    cost = sum(r.cost_usd for r in records)
+    console.print(
+        f"{len(records)} would-be hits judged (${cost:.6f} on the bill), {len(ruled)} with a "
+        f"verdict, {len(served)} of them served"
+    )
+    if served:
+        e = wrong_hit_estimate(served)
+        console.print(
+            f"served hits judged wrong: {e.wrong} of {e.judged} = [bold]{e.rate:.1%}[/] "
+            f"({e.confidence:.0%} interval {e.low:.1%} to {e.high:.1%})"
+        )
+    table = Table(title="the threshold each scorer is served at")
+    for column in ("scorer", "threshold", "source", "prior", "judged above", "wrong", "bound"):
+        table.add_column(column)
+    for scorer, b in sorted(bounds.items()):
+        threshold = "none served" if b["threshold"] is None else f"{b['threshold']:.4f}"
+        table.add_row(
+            scorer,
+            threshold,
+            b["source"],
+            f"{b['prior']:.4f}",
+            str(b["judged"]),
+            str(b["wrong"]),
+            f"{b['upper']:.1%}",
+        )
+    console.print(table)
+    for scorer, b in sorted(bounds.items()):
+        console.print(f"{scorer}: {b['why']}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -67,6 +68,12 @@ class LocalFleet:
         base = settings or Settings()
         if base.envelope_key is None:  # a private fleet gets a private key
             base = base.model_copy(update={"envelope_key": SecretStr(secrets.token_hex(32))})
+        self.own_vectors: Path | None = None
+        if base.qdrant_url is None and "vector_dir" not in base.model_fields_set:
+            # A private fleet's semantic cache lives and dies with it, as its Redis does:
+            # answers from an earlier fleet are never served by this one.
+            self.own_vectors = Path(tempfile.mkdtemp(prefix="tierfleet-vectors-"))
+            base = base.model_copy(update={"vector_dir": self.own_vectors})
         self.base_settings = base
         self.only = set(groups) if groups is not None else None
         self.extra_groups = list(extra_groups)
@@ -261,6 +268,8 @@ class LocalFleet:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+        if self.own_vectors is not None:
+            shutil.rmtree(self.own_vectors, ignore_errors=True)
 
     def __enter__(self) -> LocalFleet:
         return self.start()

@@ -9,10 +9,23 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr
 
 class SemanticCacheConfig(BaseModel):
     cache_ttl_s: int = 24 * 3600
-    # The semantic cache (Qdrant). It serves hits only with a verifier artifact, written by
-    # `tierfleet train cache`: raw cosine is not a safe duplicate test.
+    # The semantic cache (Qdrant). A candidate's score is the verifier's (an artifact written
+    # by `tierfleet train cache`), or without one the embeddings' cosine; either way the
+    # threshold it is served at is set by judged samples of this deployment's own would-be
+    # hits (policies/hit_audit.py), the offline threshold only the prior.
     semantic_cache: bool = True
     cache_verifier: Path | None = None
+    # The cosine prior without a verifier (chosen by `bench cache` on the calibration pairs).
+    semantic_prior_threshold: float = Field(default=0.98, gt=0.0, le=1.0)
+    # Candidates scoring this far below the prior (or the served threshold) are judged too,
+    # so the threshold can come down where the traffic allows it.
+    semantic_explore_margin: float = Field(default=0.05, ge=0.0, le=1.0)
+    semantic_audit_share: float = Field(default=0.1, ge=0.0, le=1.0)
+    semantic_max_wrong_rate: float = Field(default=0.05, gt=0.0, lt=1.0)
+    semantic_audit_confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    semantic_audit_window: int = Field(default=2000, ge=10)  # the latest judged pairs used
+    semantic_audit_refresh_s: float = Field(default=5.0, ge=0.0)  # how often it is recomputed
+    semantic_judge_tier: str | None = None  # the tier whose model judges; None: the top tier
     semantic_ttl_s: int | None = None  # None: cache_ttl_s
     semantic_candidates: int = Field(default=3, ge=1)  # nearest entries the verifier judges
     no_semantic_kinds: list[str] = Field(

@@ -10,6 +10,7 @@ SYSTEM = {"role": "system", "content": "You are a careful assistant."}
 ASKED = "What is the checked baggage allowance on this fare?"
 PARAPHRASE = "What is the checked baggage allowance on this fare please?"
 UNRELATED = "Can I change my seat after check-in?"
+MISS = "no match in scope above the served threshold"
 
 
 def messages(text, *, system=SYSTEM, tail=()):
@@ -51,24 +52,24 @@ def test_a_paraphrased_repeat_is_served_with_its_evidence():
 def test_a_different_question_is_not_served():
     rt, bus, _ = make_runtime(semantic=semantic_layer())
     answered(rt)
-    assert lookup(rt, bus, UNRELATED) == "no verified match in scope"
+    assert lookup(rt, bus, UNRELATED) == MISS
 
 
 def test_lookups_never_cross_scopes():
     rt, bus, _ = make_runtime(semantic=semantic_layer())
     answered(rt)
-    assert lookup(rt, bus, tenant="globex") == "no verified match in scope"
-    assert lookup(rt, bus, agent="billing") == "no verified match in scope"
-    assert lookup(rt, bus, prompt_version="pv-next") == "no verified match in scope"
+    assert lookup(rt, bus, tenant="globex") == MISS
+    assert lookup(rt, bus, agent="billing") == MISS
+    assert lookup(rt, bus, prompt_version="pv-next") == MISS
     other_system = messages(PARAPHRASE, system={"role": "system", "content": "Be terse."})
-    assert lookup(rt, bus, messages=other_system) == "no verified match in scope"
+    assert lookup(rt, bus, messages=other_system) == MISS
     later_turn = [
         SYSTEM,
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "Hello"},
         {"role": "user", "content": ASKED},
     ]
-    assert lookup(rt, bus, messages=later_turn) == "no verified match in scope"
+    assert lookup(rt, bus, messages=later_turn) == MISS
     # Same scope still hits: the misses above are the scope's doing.
     assert lookup(rt, bus)[1].cache_hit
 
@@ -76,7 +77,7 @@ def test_lookups_never_cross_scopes():
 def test_a_weaker_tiers_answer_is_not_served_to_a_step_that_needs_more():
     rt, bus, _ = make_runtime(semantic=semantic_layer())
     answered(rt, task_kind="code")  # answered by the cheap tier, though code starts at mid
-    assert lookup(rt, bus, task_kind="code") == "no verified match in scope"
+    assert lookup(rt, bus, task_kind="code") == MISS
     answered(rt, step_id="strong", tier="frontier", task_kind="code")
     assert lookup(rt, bus, task_kind="code")[1].cached_from == "strong"
 
@@ -104,7 +105,7 @@ def test_entries_expire_after_their_ttl():
     rt.clock = lambda: now + 59
     assert lookup(rt, bus)[1].cache_hit
     rt.clock = lambda: now + 61
-    assert lookup(rt, bus) == "no verified match in scope"
+    assert lookup(rt, bus) == MISS
 
 
 def test_invalidation_drops_a_prompt_version_from_both_layers():
@@ -115,11 +116,11 @@ def test_invalidation_drops_a_prompt_version_from_both_layers():
     stores.cache[f"tf:xc:acme:support:{first.step.prompt_version}:abc"] = {"step_id": "first"}
     counts = cache.invalidate(first.step.prompt_version, rt)
     assert counts == {"exact": 1, "semantic": 1}
-    assert lookup(rt, bus) == "no verified match in scope"
+    assert lookup(rt, bus) == MISS
     assert layer.store.count() == 1  # the other prompt version stays
 
 
-def test_without_a_verifier_the_semantic_layer_is_off_and_steps_flow_on():
+def test_with_the_semantic_layer_off_steps_flow_on():
     rt, bus, _ = make_runtime()
     assert lookup(rt, bus) == "semantic layer off"
     assert not cache.remember(
@@ -136,16 +137,18 @@ def test_a_lookup_and_the_later_store_embed_the_question_once():
     assert layer.embedder.calls == 1
 
 
-def test_finalize_asks_the_cache_worker_to_remember_only_with_a_verifier(tmp_path):
+def test_finalize_asks_the_cache_worker_to_remember_what_it_may_serve():
     ok = Outcome(status=StepStatus.ok, answer="23 kg", tier="cheap", model="m", provider="p")
-    rt, bus, _ = make_runtime()
+    rt, bus, _ = make_runtime(semantic_cache=False)
     finalize.handle(envelope(cache_key="tf:xc:k"), ok, rt)
     assert bus.remembered == []
-    rt, bus, _ = make_runtime(cache_verifier=tmp_path / "v.npz")
+    rt, bus, _ = make_runtime()  # on by default, with or without a trained verifier
     finalize.handle(envelope(step_id="answered", cache_key="tf:xc:k"), ok, rt)
     assert [e.step.step_id for e, _ in bus.remembered] == ["answered"]
+    finalize.handle(envelope(step_id="tool", cache_key="tf:xc:k", task_kind="tool_call"), ok, rt)
+    assert len(bus.remembered) == 1  # a kind never served semantically is not stored
     hit = ok.model_copy(update={"cache_hit": True})
-    rt, bus, _ = make_runtime(cache_verifier=tmp_path / "v.npz")
+    rt, bus, _ = make_runtime()
     finalize.handle(envelope(step_id="h", cache_key="tf:xc:k"), hit, rt)
     assert bus.remembered == []  # a served answer is not stored again
 
@@ -159,3 +162,11 @@ def test_the_ledger_records_a_semantic_hits_evidence():
     assert entry["cache_hit"] and entry["cached_from"] == "first" and entry["cost_usd"] == 0
     assert entry["semantic"]["cached_question"] == ASKED
     assert entry["semantic"]["similarity"] == outcome.semantic.similarity
+
+
+def test_a_turn_with_an_image_is_never_answered_semantically():
+    rt, bus, _ = make_runtime(semantic=semantic_layer())
+    answered(rt)
+    picture = {"type": "image_url", "image_url": {"url": "https://x/dog.png"}}
+    turn = {"role": "user", "content": [{"type": "text", "text": PARAPHRASE}, picture]}
+    assert "image" in lookup(rt, bus, messages=[SYSTEM, turn])

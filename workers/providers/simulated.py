@@ -15,6 +15,8 @@ Every number it produces is labelled simulated. The rules, in full:
 - each call (one micro-batch) sleeps ``simulated_latency_ms``;
 - with ``labels["bill_factor"]`` the call states its bill: the table's price of its usage
   times that factor (a provider whose bill departs from the price table: budget tests);
+- a cache audit's judge (policies/hit_audit.py) calls two requests the same when they use
+  the same words, in any order, case and punctuation aside: it answers 1, else 0;
 - a step labelled ``kill_worker`` kills the process that calls for it (SIGKILL), as a step
   that crashes its worker would: the chaos run's and the redelivery tests' poison step.
 """
@@ -30,6 +32,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from policies.hit_audit import audited_pair
+from policies.text import words
 from policies.tokens import TokenCounter, request_tokens
 from workers.errors import PermanentError
 from workers.ports import Completion, CompletionRequest
@@ -127,6 +131,14 @@ class SimulatedProvider:
         words = " ".join(rng.choice(_WORDS) for _ in range(max(1, target)))
         return self.counter.head(words, min(target, request.max_output_tokens))
 
+    def _audit_reply(self, request: CompletionRequest) -> str | None:
+        if request.task_kind != "cache_audit" or not request.messages:
+            return None
+        pair = audited_pair(request.messages[-1].text())
+        if pair is None:
+            return None
+        return "1" if set(words(pair[0])) == set(words(pair[1])) else "0"
+
     def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion | Exception]:
         if any(r.labels.get("kill_worker") for r in requests):
             os.kill(os.getpid(), signal.SIGKILL)
@@ -140,7 +152,8 @@ class SimulatedProvider:
             difficulty = difficulty_of(request)
             correct = capability >= difficulty
             rng = _rng("answer", request.step_id, request.model.name)
-            text = self._answer(request, correct, rng)
+            audit = self._audit_reply(request)
+            text = audit if audit is not None else self._answer(request, correct, rng)
             tokens_out = min(self.counter.count_many([text])[0], request.max_output_tokens)
             tokens_in = request_tokens(self.counter, request.messages, request.tools)
             factor = request.labels.get("bill_factor")

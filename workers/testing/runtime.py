@@ -23,6 +23,7 @@ from workers.testing.stores import (
     CountingDeliveries,
     DeadSink,
     DictCache,
+    ListAudits,
     ListLedger,
     MemoryBatchJobs,
     MemoryBudgets,
@@ -85,6 +86,7 @@ def make_runtime(
         session_steps=MemorySessionSteps(),
         sealer=TEST_SEALER,
         deliveries=CountingDeliveries(),
+        audits=ListAudits(stores.audits),
         clock=lambda: 2_000_000_000.0,
         semantic_factory=lambda: (semantic, "no semantic layer in this test"),
     )

@@ -92,6 +92,7 @@ class MemoryStores:
     calls: list[dict[str, Any]] = field(default_factory=list)
     summaries: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     claims: set[tuple[str, str, str]] = field(default_factory=set)
+    audits: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -214,6 +215,21 @@ class ListLedger:
 
     def append_many(self, entries: Sequence[dict[str, Any]]) -> None:
         self.rows.extend(entries)
+
+
+class ListAudits(ListLedger):
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        super().__init__(rows)
+        self.bounds: dict[str, dict[str, Any]] = {}
+
+    def recent(self, count: int) -> list[dict[str, Any]]:
+        return self.rows[::-1][:count]
+
+    def publish(self, scorer: str, state: dict[str, Any]) -> None:
+        self.bounds[scorer] = state
+
+    def published(self) -> dict[str, dict[str, Any]]:
+        return dict(self.bounds)
 
 
 class SetGuard:
