@@ -25,6 +25,9 @@ def settings_for(redis_server: EmbeddedRedis, db: int = 0, **overrides: object) 
         "simulated_latency_ms": 0.0,
         "batch_flush_interval_s": 0.01,
         "retry_backoff_s": 0.05,
+        # On by default in a deployment; here only where a test is about it (the cache
+        # worker then loads MiniLM, and "Question <uuid>" steps sit at cosine 0.98).
+        "semantic_cache": False,
     }
     return Settings.model_validate({**fields, **overrides})
 

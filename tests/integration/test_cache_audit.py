@@ -12,6 +12,7 @@ from policies.caching import normalize_text
 from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
 from queues.messages import StepStatus
+from queues.settings import Settings
 from tests.integration.conftest import settings_for, wait_for
 from workers.cache import MISS_BELOW
 
@@ -39,10 +40,15 @@ def ask(text: str) -> dict:
 
 
 def test_judged_wrong_hits_stop_the_default_semantic_cache(redis_server):
+    defaults = Settings()
+    assert defaults.semantic_cache and defaults.cache_verifier is None  # on, with no verifier
     settings = settings_for(
-        redis_server, db=6, semantic_audit_share=1.0, semantic_audit_refresh_s=0.2
+        redis_server,
+        db=6,
+        semantic_cache=True,
+        semantic_audit_share=1.0,
+        semantic_audit_refresh_s=0.2,
     )
-    assert settings.cache_verifier is None and settings.semantic_cache  # the defaults
     with Fleet(settings) as fleet:
         fleet.redis.flushdb()
         local = LocalFleet(settings).start(own_redis=False)

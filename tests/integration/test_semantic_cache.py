@@ -110,6 +110,7 @@ def test_the_semantic_cache_in_the_fleet(redis_server, tmp_path, verifier_path):
     settings = settings_for(
         redis_server,
         db=6,
+        semantic_cache=True,
         cache_verifier=verifier_path,
         vector_dir=tmp_path / "vectors",
         semantic_ttl_s=TTL_S,
