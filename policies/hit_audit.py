@@ -7,9 +7,10 @@ a sampled share of its would-be hits (candidates scoring at least ``floor``, ser
 put to a judge model, which says whether the stored answer answers the new request, and the
 served threshold is the lowest score above which the judged pairs' wrong-hit rate has an
 exact (Clopper-Pearson) upper confidence bound under the operator's bound. The offline
-threshold is only the prior: served at until enough pairs are judged, and dropped (nothing
-served) as soon as the judged pairs above it show, with the same confidence, that it
-serves more wrong hits than the bound allows.
+threshold is only the prior: served at until a cut is certified, and dropped (nothing
+served) while the judged pairs above it are wrong more often than the bound allows. A new
+deployment's first would-be hits are all judged (``audit_share``), so a prior that does not
+fit its traffic is dropped after its first wrong hit, not its tenth.
 
 Judging candidates below the threshold is what lets it come down where the traffic is easy;
 judging served hits is what catches it when the traffic turns hard.
@@ -149,9 +150,9 @@ def choose_threshold(
 ) -> AuditBound:
     """The lowest cut whose judged pairs at or above it have a wrong-hit upper bound within
     ``max_wrong_rate`` (the exact bound itself asks for enough of them: at least 59 with
-    none wrong for 5% at 95% confidence). Failing that, the prior, unless the
-    pairs above it show (lower bound past the rate) that it serves too many wrong hits: then
-    nothing is served until a cut is certified."""
+    none wrong for 5% at 95% confidence). Failing that, the prior while the judged pairs
+    above it are wrong no more often than the bound; once they are, nothing is served until
+    a cut is certified."""
     ranked = sorted(judged, key=lambda j: -j.score)
     wrong = 0
     cut: tuple[float, int, int] | None = None  # (score, judged, wrong) of the lowest so far
@@ -173,15 +174,20 @@ def choose_threshold(
     above = [j for j in ranked if j.score >= prior]
     bad = sum(j.wrong for j in above)
     upper = upper_bound(bad, len(above), confidence)
-    if above and lower_bound(bad, len(above), confidence) > max_wrong_rate:
+    if bad > max_wrong_rate * len(above):
         why = (
             f"{bad} wrong of {len(above)} judged at or above the prior {prior:.4f}: more than "
-            f"{max_wrong_rate:.0%} with {confidence:.0%} confidence; nothing served until a "
-            f"cut is certified"
+            f"{max_wrong_rate:.0%}; nothing served until a cut is certified"
         )
         return AuditBound(math.inf, "suspended", len(above), bad, upper, why)
     why = f"no cut certified by the {len(judged)} judged pairs: the prior {prior:.4f}"
     return AuditBound(prior, "prior", len(above), bad, upper, why)
+
+
+def audit_share(bound: AuditBound, share: float, warmup: int) -> float:
+    """Every would-be hit is judged until ``warmup`` pairs at or above the threshold have
+    been (a new deployment's first hits are the least known), then the sampled share."""
+    return 1.0 if bound.judged < warmup else share
 
 
 @dataclass(frozen=True)

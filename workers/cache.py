@@ -12,7 +12,7 @@ from celery import Celery
 
 from policies.budgets import economy_reason
 from policies.caching import exact_key
-from policies.hit_audit import sampled
+from policies.hit_audit import audit_share, sampled
 from policies.semantic_cache import question_of, scope_of, skip_reason
 from queues.messages import CacheAudit, Envelope, Outcome, PriorAnswer, SemanticHit, StepStatus
 from queues.records import CachedAnswer
@@ -110,7 +110,8 @@ def semantic_hit(env: Envelope, key: str, layer: SemanticLayer, rt: Runtime) -> 
     served = found.score >= bound.threshold
     s = rt.settings
     floor = min(bound.threshold, layer.verifier.threshold) - s.semantic_explore_margin
-    if found.score >= floor and sampled(env.step.step_id, s.semantic_audit_share):
+    share = audit_share(bound, s.semantic_audit_share, s.semantic_audit_warmup)
+    if found.score >= floor and sampled(env.step.step_id, share):
         send_audit(env, found, layer.scorer, served, rt)
     if not served:
         return False
@@ -148,7 +149,8 @@ def send_audit(env: Envelope, found: Candidate, scorer: str, served: bool, rt: R
     copy = env.decide(
         "cache",
         "audit",
-        f"{rt.settings.semantic_audit_share:.0%} of would-be hits are judged by {judge}",
+        f"would-be hits are judged by {judge} ({rt.settings.semantic_audit_share:.0%} once "
+        f"{rt.settings.semantic_audit_warmup} are, all before)",
         tier=judge,
         model=None,
         shadow_of=PriorAnswer(

@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 
 from policies.cache_verifier import choose_threshold as offline_threshold
-from policies.hit_audit import AuditBound, Judged, choose_threshold, sampled, wrong_hit_estimate
+from policies.hit_audit import (
+    AuditBound,
+    Judged,
+    audit_share,
+    choose_threshold,
+    sampled,
+    wrong_hit_estimate,
+)
 from producers.bench.agent_pairs import agent_pairs
 from producers.bench.cache import served
 from producers.training.pairs import Pair, read_pairs, split_pairs
@@ -69,7 +76,8 @@ def replay(
             if i >= len(scores) // 2:
                 late.append(label == 0)
         floor = min(bound.threshold, prior) - s.semantic_explore_margin
-        if score >= floor and sampled(f"{name}:{i}", s.semantic_audit_share):
+        share = audit_share(bound, s.semantic_audit_share, s.semantic_audit_warmup)
+        if score >= floor and sampled(f"{name}:{i}", share):
             judged.append(Judged(score, label == 0))
             calls += 1
     overall, second = wrong_hit_estimate(wrong_served), wrong_hit_estimate(late)

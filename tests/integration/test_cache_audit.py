@@ -1,8 +1,9 @@
 """The semantic cache on by default, its bound kept by the deployment's own traffic: with no
-trained verifier it scores by cosine at the prior threshold, a sampled share of would-be hits
-goes to the top tier's judge, and once the judged hits show the prior serving wrong answers
-("flights from Lisbon" for "flights to Lisbon", cosine 0.997) it stops serving them. Real
-Redis, Celery workers as processes, MiniLM, the embedded Qdrant shard, the simulated judge."""
+trained verifier it scores by cosine at the prior threshold, would-be hits go to the top
+tier's judge (all of a new deployment's first ones), and once the judged hits show the prior
+serving wrong answers ("flights from Lisbon" for "flights to Lisbon", cosine 0.997) it stops
+serving them. Real Redis, Celery workers as processes, MiniLM, the embedded Qdrant shard,
+the simulated judge."""
 
 import time
 
@@ -20,11 +21,8 @@ pytestmark = pytest.mark.integration
 
 ASKED = "What is the baggage allowance on flights to Lisbon?"
 SAME = "On flights to Lisbon, what is the baggage allowance?"  # cosine 0.990, the same words
-OTHERS = [  # cosine 0.992 to 0.997: other questions, served at the prior all the same
-    "What is the baggage allowance on flights from Lisbon?",
-    "What is the baggage allowance on flights out of Lisbon?",
-    "What is the baggage allowance on flights via Lisbon?",
-]
+OTHER = "What is the baggage allowance on flights from Lisbon?"  # 0.997, another question
+PRIOR = 0.98  # a prior both clear
 
 
 def ask(text: str) -> dict:
@@ -46,7 +44,7 @@ def test_judged_wrong_hits_stop_the_default_semantic_cache(redis_server):
         redis_server,
         db=6,
         semantic_cache=True,
-        semantic_audit_share=1.0,
+        semantic_prior_threshold=PRIOR,
         semantic_audit_refresh_s=0.2,
     )
     with Fleet(settings) as fleet:
@@ -61,23 +59,21 @@ def test_judged_wrong_hits_stop_the_default_semantic_cache(redis_server):
 
             first = run(ASKED)
             fleet.invalidate_cache("pv-nothing-here")  # queued behind its store: stored now
-            served = [run(text) for text in [SAME, *OTHERS]]
+            served = [run(SAME), run(OTHER)]  # asked before any verdict is in
             assert all(r.cache_hit and r.cached_from == first.step_id for r in served)
-            assert all(r.semantic.threshold == settings.semantic_prior_threshold for r in served)
+            assert all(r.semantic.threshold == PRIOR for r in served)
 
             def judged():
                 records, _ = fleet.cache_audits()
-                return records if len(records) == 4 else None
+                return records if len(records) == 2 else None
 
             records = wait_for(judged, timeout=60)
             verdicts = {r.question: r.same for r in records}
-            assert verdicts == {normalize_text(SAME): True} | {
-                normalize_text(o): False for o in OTHERS
-            }
+            assert verdicts == {normalize_text(SAME): True, normalize_text(OTHER): False}
             assert all(r.served and r.judge_model == "sim/gpt-4o" for r in records)
             assert all(r.cost_usd > 0 for r in records)
 
-            # Three of four served hits wrong: the prior is dropped, even for the same words.
+            # One of two served hits wrong: the prior is dropped, even for the same words.
             time.sleep(settings.semantic_audit_refresh_s + 0.3)
             again = run("What is the baggage allowance, on flights to Lisbon?")
             assert not again.cache_hit
@@ -87,6 +83,6 @@ def test_judged_wrong_hits_stop_the_default_semantic_cache(redis_server):
             assert bound["source"] == "suspended" and bound["threshold"] is None
             # Each judge's call is on the bill (and the step not served is judged as well).
             audit_calls = [c for c in fleet.calls() if c.get("audit") and "cost_usd" in c]
-            assert len(audit_calls) >= 4
+            assert len(audit_calls) >= 2
         finally:
             local.stop()

@@ -7,6 +7,7 @@ import pytest
 from policies.hit_audit import (
     Judged,
     audit_messages,
+    audit_share,
     audited_pair,
     choose_threshold,
     lower_bound,
@@ -61,6 +62,19 @@ def test_ties_are_cut_together():
     pairs = [(0.96, False)] * 70 + [(0.95, False)] * 5 + [(0.95, True)] * 5
     bound = choose_threshold(judged(pairs), 0.99, 0.05, 0.95)
     assert bound.threshold == pytest.approx(0.96)  # 0.95 would take its wrong twins too
+
+
+def test_every_would_be_hit_is_judged_until_the_warm_up_is_done():
+    young = choose_threshold(judged([(0.99, False)] * 5), 0.97, 0.05, 0.95)
+    grown = choose_threshold(judged([(0.99, False)] * 25), 0.97, 0.05, 0.95)
+    assert audit_share(young, 0.1, 20) == 1.0 and audit_share(grown, 0.1, 20) == 0.1
+
+
+def test_one_wrong_hit_in_few_drops_the_prior_and_right_ones_bring_it_back():
+    first = choose_threshold(judged([(0.99, True), (0.99, False)]), 0.97, 0.05, 0.95)
+    assert first.source == "suspended"
+    later = choose_threshold(judged([(0.99, True)] + [(0.98, False)] * 25), 0.97, 0.05, 0.95)
+    assert later.source == "prior" and later.threshold == 0.97  # 1 in 26: within 5%
 
 
 def test_the_judges_prompt_carries_both_requests_and_the_stored_answer():

@@ -81,8 +81,16 @@ def test_a_candidate_a_little_under_the_threshold_is_judged_but_not_served():
     assert bus.sent[-1][0] is Stage.compress  # the step goes on as a miss
 
 
-def test_no_audit_outside_the_sample_or_far_under_the_threshold():
+def test_a_new_deployments_first_would_be_hits_are_all_judged():
     rt, bus, _ = make_runtime(semantic=layer(0.9), semantic_audit_share=0.0)
+    remember(rt)
+    ask(rt)
+    assert len(audits_to(bus)) == 1  # none judged yet: under the warm-up, every one is
+
+
+def test_no_audit_outside_the_sample_or_far_under_the_threshold():
+    no_warmup = {"semantic_audit_warmup": 0}
+    rt, bus, _ = make_runtime(semantic=layer(0.9), semantic_audit_share=0.0, **no_warmup)
     remember(rt)
     ask(rt)
     assert audits_to(bus) == []
