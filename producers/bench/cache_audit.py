@@ -5,14 +5,15 @@ Two kinds of traffic, each split once into a tuning half and a report half:
 - Quora question pairs (the dev file in ../shared/data), and
 - support-agent questions assembled here (producers/bench/agent_pairs.py).
 
-The prior is chosen on the Quora tuning half alone: the lowest cosine whose hits there are
-wrong at most the bound (as `bench cache` chooses a verifier's threshold). Then each report
-half is replayed as a stream of lookups, one per pair (the pair's cosine is the best
-candidate's score), through the cache's own policy (policies/hit_audit.py): served when the
+Two scores: the embeddings' cosine (the default), whose prior is the lowest cosine whose
+hits on the Quora tuning half are wrong at most the bound; and the feature verifier trained
+and calibrated on that half (`tierfleet train cache`), its threshold the prior. Then each
+report half is replayed as a stream of lookups, one per pair (the pair's score is the best
+candidate's), through the cache's own policy (policies/hit_audit.py): served when the
 score clears the current threshold, judged when sampled and within the margin under it,
 the threshold recomputed from the judged pairs as the cache worker does. The judge here is
 the pair's label; a real judge model errs too, so these figures are the policy's, not a
-judge's. Beside it: the prior alone, and the usual cosine 0.95.
+judge's. Beside it: the prior alone, and for Quora the usual cosine 0.95.
 """
 
 from __future__ import annotations
@@ -35,25 +36,19 @@ from policies.hit_audit import (
 )
 from producers.bench.agent_pairs import agent_pairs
 from producers.bench.cache import served
+from producers.training.cache_verifier import PairVectors, feature_rows, train_verifier
 from producers.training.pairs import Pair, read_pairs, split_pairs
 from queues.config.semantic_cache import SemanticCacheConfig
 
 REFRESH_EVERY = 50  # lookups between recomputations (the worker: every few seconds)
 
 
-def cosines(pairs: Sequence[Pair]) -> np.ndarray[Any, Any]:
-    from workers.ml.embedder import MiniLMEmbedder
+def cosines(pairs: Sequence[Pair], vectors: PairVectors) -> np.ndarray[Any, Any]:
+    return np.array([float(np.dot(vectors.of(p.a), vectors.of(p.b))) for p in pairs])
 
-    embedder = MiniLMEmbedder()
-    texts = sorted({t for p in pairs for t in (p.a, p.b)})
-    index = {t: i for i, t in enumerate(texts)}
-    vectors = np.concatenate(
-        [embedder.embed(texts[i : i + 256]) for i in range(0, len(texts), 256)]
-    )
-    a = vectors[[index[p.a] for p in pairs]]
-    b = vectors[[index[p.b] for p in pairs]]
-    out: np.ndarray[Any, Any] = np.einsum("ij,ij->i", a, b)
-    return out
+
+def labels_of(pairs: Sequence[Pair]) -> np.ndarray[Any, Any]:
+    return np.array([p.label for p in pairs])
 
 
 def replay(
@@ -98,34 +93,62 @@ def replay(
 
 
 def domain(
-    name: str, pairs: Sequence[Pair], prior: float, s: SemanticCacheConfig
-) -> dict[str, Any]:
-    scores = cosines(pairs)
-    labels = np.array([p.label for p in pairs])
+    name: str, scores: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], prior: float,
+    s: SemanticCacheConfig,
+) -> dict[str, Any]:  # fmt: skip
     return {
-        "pairs": len(pairs),
+        "pairs": len(scores),
         "duplicates": int(labels.sum()),
         "online": replay(scores, labels, prior, name, s),
         "prior_alone": served(scores, labels, prior),
-        "cosine_0.95": served(scores, labels, 0.95),
     }
 
 
-def bench_cache_audit(quora: Path, limit: int | None = None) -> dict[str, Any]:
+def bench_cache_audit(
+    quora: Path, limit: int | None = None, verifier: bool = True
+) -> dict[str, Any]:
+    from workers.ml.embedder import MiniLMEmbedder
+
     s = SemanticCacheConfig()
+    rate = s.semantic_max_wrong_rate
     tune, report = split_pairs(read_pairs(quora)[:limit], 0.5, seed=1)
-    tune_scores = cosines(tune)
-    prior = offline_threshold(
-        tune_scores, [p.label for p in tune], s.semantic_max_wrong_rate
-    ).threshold
     _, agents = split_pairs(agent_pairs(), 0.5, seed=1)
-    return {
-        "bound": s.semantic_max_wrong_rate,
+    embedder = MiniLMEmbedder()
+    vectors = PairVectors(embedder, [*tune, *report, *agents])
+    report_labels, agent_labels = labels_of(report), labels_of(agents)
+    tune_labels = [p.label for p in tune]
+    prior = offline_threshold(cosines(tune, vectors), tune_labels, rate).threshold
+    figures: dict[str, Any] = {
+        "bound": rate,
         "confidence": s.semantic_audit_confidence,
         "audit_share": s.semantic_audit_share,
+        "audit_warmup": s.semantic_audit_warmup,
         "explore_margin": s.semantic_explore_margin,
-        "prior_chosen_on_quora_tuning_half": round(float(prior), 4),
-        "shipped_prior": s.semantic_prior_threshold,
-        "quora_report_half": domain("quora", report, s.semantic_prior_threshold, s),
-        "agent_questions_report_half": domain("agents", agents, s.semantic_prior_threshold, s),
+        "tuning_pairs": len(tune),
+        "cosine": {
+            "prior_chosen_on_quora_tuning_half": round(float(prior), 4),
+            "shipped_prior": s.semantic_prior_threshold,
+            "quora_report_half": domain(
+                "quora", cosines(report, vectors), report_labels, s.semantic_prior_threshold, s
+            ),
+            "agent_questions": domain(
+                "agents", cosines(agents, vectors), agent_labels, s.semantic_prior_threshold, s
+            ),
+            "cosine_0.95_quora": served(cosines(report, vectors), report_labels, 0.95),
+        },
     }
+    if verifier:  # the feature verifier, trained and calibrated on the Quora tuning half
+        features = train_verifier(tune, vectors, embedder=embedder.id, max_wrong_rate=rate)
+
+        def scored(pairs: Sequence[Pair]) -> np.ndarray[Any, Any]:
+            rows = feature_rows(pairs, vectors, features.idf, features.default_idf)
+            out: np.ndarray[Any, Any] = features.score_rows(rows)
+            return out
+
+        prior = features.threshold
+        figures["verifier"] = {
+            "prior_calibrated_on_quora_tuning_half": round(prior, 6),
+            "quora_report_half": domain("quora-v", scored(report), report_labels, prior, s),
+            "agent_questions": domain("agents-v", scored(agents), agent_labels, prior, s),
+        }
+    return figures

@@ -120,6 +120,9 @@ def bench_cache_audit_cmd(
         Path, typer.Option(help="labelled question pairs (JSON lines, gzip or plain)")
     ] = DEFAULT_QQP_PAIRS,
     limit: Annotated[int | None, typer.Option(help="use only the first N Quora pairs")] = None,
+    verifier: Annotated[
+        bool, typer.Option(help="also train the feature verifier on the tuning half and replay it")
+    ] = True,
     out: OutOption = None,
 ) -> None:
     """The semantic cache's online wrong-hit bound on two kinds of traffic it was not tuned on
@@ -127,7 +130,7 @@ def bench_cache_audit_cmd(
     threshold, beside its prior alone and cosine 0.95."""
     from producers.bench.cache_audit import bench_cache_audit
 
-    figures = bench_cache_audit(pairs, limit)
+    figures = bench_cache_audit(pairs, limit, verifier)
     console.print_json(json.dumps(figures))
     write_figures(out, figures)
 

@@ -49,7 +49,10 @@ def invalidate(
 def audit(
     sample: Annotated[int, typer.Option(help="how many served semantic hits to show")] = 10,
     seed: Annotated[int | None, typer.Option(help="fix the sample")] = None,
-    out: Annotated[Path | None, typer.Option(help="write the judged pairs as JSON lines")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="write the judged pairs as labelled pairs (`train cache --pairs`)"),
+    ] = None,
 ) -> None:
     """The semantic cache's running wrong-hit estimate: the share of judged served hits the
     judge called wrong, with its exact 95% interval; the threshold each scorer is served at
@@ -78,8 +81,24 @@ def audit(
         )
     console.print(table)
     if out is not None:
-        out.write_text("".join(json.dumps(r.to_record()) + "\n" for r in records))
-        console.print(f"{len(records)} judged pairs written to {out}")
+        pairs = [labelled_pair(r) for r in records if r.same is not None]
+        out.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+        console.print(f"{len(pairs)} judged pairs written to {out} (`train cache --pairs`)")
+
+
+def labelled_pair(record: AuditRecord) -> dict[str, Any]:
+    """A judged pair as `tierfleet train cache` reads pairs (text_a, text_b, label), with
+    what the cache knew of it beside: a verifier can be trained on the deployment's own
+    traffic."""
+    return {
+        "text_a": record.question,
+        "text_b": record.cached_question,
+        "label": int(bool(record.same)),
+        "score": record.score,
+        "scorer": record.scorer,
+        "served": record.served,
+        "ts": record.ts,
+    }
 
 
 def render_estimate(records: list[AuditRecord], bounds: dict[str, dict[str, Any]]) -> None:

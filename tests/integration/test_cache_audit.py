@@ -8,10 +8,13 @@ the simulated judge."""
 import time
 
 import pytest
+from typer.testing import CliRunner
 
 from policies.caching import normalize_text
+from producers.cli.main import app
 from producers.fleet import Fleet
 from producers.local.launcher import LocalFleet
+from producers.training.pairs import read_pairs
 from queues.messages import StepStatus
 from queues.settings import Settings
 from tests.integration.conftest import settings_for, wait_for
@@ -37,7 +40,7 @@ def ask(text: str) -> dict:
     }
 
 
-def test_judged_wrong_hits_stop_the_default_semantic_cache(redis_server):
+def test_judged_wrong_hits_stop_the_default_semantic_cache(redis_server, tmp_path, monkeypatch):
     defaults = Settings()
     assert defaults.semantic_cache and defaults.cache_verifier is None  # on, with no verifier
     settings = settings_for(
@@ -84,5 +87,17 @@ def test_judged_wrong_hits_stop_the_default_semantic_cache(redis_server):
             # Each judge's call is on the bill (and the step not served is judged as well).
             audit_calls = [c for c in fleet.calls() if c.get("audit") and "cost_usd" in c]
             assert len(audit_calls) >= 2
+
+            # The operator's view, and the judged pairs as a verifier's training data.
+            monkeypatch.setenv("TIERFLEET_BROKER_URL", settings.broker_url)
+            judged_file = tmp_path / "judged.jsonl"
+            shown = CliRunner().invoke(app, ["cache", "audit", "--out", str(judged_file)])
+            assert shown.exit_code == 0, shown.output
+            assert "served hits judged wrong: 1 of 2" in shown.output
+            assert "suspended" in shown.output and "none served" in shown.output
+            assert {(p.a, p.label) for p in read_pairs(judged_file)} >= {
+                (normalize_text(SAME), 1),
+                (normalize_text(OTHER), 0),
+            }
         finally:
             local.stop()
