@@ -140,12 +140,15 @@ def summarize(
     }
     if calls is not None:
         summary["bill"] = summarize_bill(calls, steps)
+    # The semantic cache's judge calls are a cost of serving from it: in the savings.
+    audits = summary["bill"]["audit_usd"] if calls is not None else 0.0
+    summary["audit_usd"] = audits
     if baseline is not None:
         summary.update(
             frontier_model=baseline.model,
             frontier_cost=round(baseline.cost_usd, 8),
             frontier_quality=round(baseline.quality, 4) if baseline.quality is not None else None,
-            savings_pct=round(100 * (1 - cost / baseline.cost_usd), 2)
+            savings_pct=round(100 * (1 - (cost + audits) / baseline.cost_usd), 2)
             if baseline.cost_usd
             else 0.0,
         )
@@ -165,9 +168,12 @@ def render(summary: dict[str, Any], console: Console, title: str = "tierfleet re
     table = Table(title=title + label, show_header=False)
     table.add_row("steps", str(summary["steps"]))
     if "frontier_cost" in summary:
+        audits = summary.get("audit_usd", 0.0)
         table.add_row(
             "cost (fleet)",
-            f"${summary['cost']:.4f}  quality "
+            f"${summary['cost']:.4f}"
+            + (f" + ${audits:.4f} cache audits" if audits else "")
+            + "  quality "
             + _quality(summary["quality"], summary.get("labelled_steps"), summary["steps"]),
         )
         table.add_row(

@@ -25,12 +25,13 @@ def gather(
     table: TierTable,
     baseline: Baseline | None = None,
 ) -> dict[str, Any]:
-    """The summary (with the provider bill and shadow spend), the further facts, the alert
+    """The summary (with the provider bill, shadow and audit spend), the further facts, the alert
     events and the batch jobs, as one JSON-ready dict."""
     shadow = fleet.shadow_records()
     summary = summarize(entries, baseline, fleet.calls())
     summary["shadow_usd"] = round(sum(r.cost_usd for r in shadow), 8)
-    summary["total_spend_usd"] = round(summary["cost"] + summary["shadow_usd"], 8)
+    spend = summary["cost"] + summary["shadow_usd"] + summary["audit_usd"]
+    summary["total_spend_usd"] = round(spend, 8)
     summary["self_hosting"] = summarize_self_hosting(entries, table)
     summary["facts"] = report_facts(entries, table, fleet.executions())
     summary["alerts"] = AlertStore(fleet.redis).events(200)

@@ -137,7 +137,9 @@ def build_semantic_layer(settings: SemanticCacheConfig) -> tuple[SemanticLayer |
     from workers.ml.cross_encoder import load_hit_verifier
     from workers.ml.embedder import MiniLMEmbedder
 
-    embedder = MiniLMEmbedder()
+    # One question a lookup: one thread does it in milliseconds, and the worker's neighbours
+    # on the machine keep their cores (a pool per core spins between lookups).
+    embedder = MiniLMEmbedder(threads=1)
     verifier: HitVerifier = CosineVerifier(settings.semantic_prior_threshold, embedder.id)
     scorer = f"cosine@{embedder.id}"
     if settings.cache_verifier is not None:
