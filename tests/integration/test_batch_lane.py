@@ -49,6 +49,10 @@ def test_200_batch_lane_steps_survive_a_poller_and_beat_restart(
         batch_job_wait_s=0.5,
         batch_poll_interval_s=0.5,
         batch_poll_lock_s=3.0,
+        # What the killed poller held comes back this long after its last lease stamp (live
+        # workers keep theirs), well inside the wait below.
+        visibility_timeout_s=10,
+        unacked_restore_interval_s=2,
     )
     local = LocalFleet(settings, log_dir=tmp_path)
     with Fleet(settings) as fleet:
