@@ -19,7 +19,7 @@ judge's. Beside it: the prior alone, and for Quora the usual cosine 0.95.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +112,9 @@ def bench_cache_audit(
     s = SemanticCacheConfig()
     rate = s.semantic_max_wrong_rate
     tune, report = split_pairs(read_pairs(quora)[:limit], 0.5, seed=1)
-    _, agents = split_pairs(agent_pairs(), 0.5, seed=1)
+    agent_tune, agents = split_pairs(agent_pairs(), 0.5, seed=1)
     embedder = MiniLMEmbedder()
-    vectors = PairVectors(embedder, [*tune, *report, *agents])
+    vectors = PairVectors(embedder, [*tune, *report, *agent_tune, *agents])
     report_labels, agent_labels = labels_of(report), labels_of(agents)
     tune_labels = [p.label for p in tune]
     prior = offline_threshold(cosines(tune, vectors), tune_labels, rate).threshold
@@ -137,18 +137,35 @@ def bench_cache_audit(
             "cosine_0.95_quora": served(cosines(report, vectors), report_labels, 0.95),
         },
     }
-    if verifier:  # the feature verifier, trained and calibrated on the Quora tuning half
-        features = train_verifier(tune, vectors, embedder=embedder.id, max_wrong_rate=rate)
-
-        def scored(pairs: Sequence[Pair]) -> np.ndarray[Any, Any]:
-            rows = feature_rows(pairs, vectors, features.idf, features.default_idf)
-            out: np.ndarray[Any, Any] = features.score_rows(rows)
-            return out
-
-        prior = features.threshold
-        figures["verifier"] = {
-            "prior_calibrated_on_quora_tuning_half": round(prior, 6),
-            "quora_report_half": domain("quora-v", scored(report), report_labels, prior, s),
-            "agent_questions": domain("agents-v", scored(agents), agent_labels, prior, s),
-        }
+    if verifier:  # the feature verifier, trained and calibrated on a tuning half
+        for name, fitted_on, replayed in (
+            ("verifier", tune, {"quora_report_half": report, "agent_questions": agents}),
+            # As a deployment would after `cache audit --out` and `train cache --pairs`: a
+            # verifier fitted on judged pairs of its own kind of traffic.
+            ("verifier_fitted_on_agent_questions", agent_tune, {"agent_questions": agents}),
+        ):
+            figures[name] = replay_verifier(name, fitted_on, replayed, vectors, embedder.id, s)
     return figures
+
+
+def replay_verifier(
+    name: str,
+    fitted_on: Sequence[Pair],
+    replayed: Mapping[str, Sequence[Pair]],
+    vectors: PairVectors,
+    embedder: str,
+    s: SemanticCacheConfig,
+) -> dict[str, Any]:
+    rate = s.semantic_max_wrong_rate
+    features = train_verifier(fitted_on, vectors, embedder=embedder, max_wrong_rate=rate)
+
+    def scored(pairs: Sequence[Pair]) -> np.ndarray[Any, Any]:
+        rows = feature_rows(pairs, vectors, features.idf, features.default_idf)
+        out: np.ndarray[Any, Any] = features.score_rows(rows)
+        return out
+
+    prior = features.threshold
+    out: dict[str, Any] = {"fitted_on_pairs": len(fitted_on), "prior": round(prior, 6)}
+    for traffic, pairs in replayed.items():
+        out[traffic] = domain(f"{name}:{traffic}", scored(pairs), labels_of(pairs), prior, s)
+    return out
