@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from policies.text import stable_fraction
 from queues.step import ChatMessage
 
-AUDIT_MAX_TOKENS = 8  # the judge writes one number
 MAX_SHOWN = 2000  # characters of each request and of the stored answer shown to the judge
 
 AUDIT_SYSTEM = (

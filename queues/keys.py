@@ -81,9 +81,9 @@ def call_id(
     audit: bool = False,
 ) -> str:
     """One id per provider call a step's run makes: its reservation, the run (its submit
-    time: a replayed step is a new run) and whether it is a shadow or a cache audit's call. A
-    redelivered call
-    has the same id, so a call made twice shows as a duplicate on the bill."""
+    time: a replayed step is a new run) and whether it is a shadow or a cache audit's call.
+    A redelivered call has the same id, so a call made twice shows as a duplicate on the
+    bill."""
     run = f"run{int(submitted_at * 1000)}"
     kind = ":audit" if audit else ":shadow" if shadow else ""
     return join(reservation(tenant, step_id, attempt, retries, cross_check), run) + kind

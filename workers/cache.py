@@ -117,7 +117,7 @@ def semantic_hit(env: Envelope, key: str, layer: SemanticLayer, rt: Runtime) -> 
         return False
     hit = SemanticHit(
         similarity=found.similarity,
-        verifier_score=found.score,
+        verifier_score=round(found.score, 6),
         threshold=bound.threshold,
         question=question,
         cached_question=found.answer.question,

@@ -99,7 +99,8 @@ class SemanticLayer:
         if not ranked:
             return None
         score, match, answer = ranked[0]
-        return Candidate(answer, round(float(match.similarity), 6), round(float(score), 6))
+        # The score unrounded: it is compared with the threshold (the ledger rounds it).
+        return Candidate(answer, round(float(match.similarity), 6), float(score))
 
     def remember(
         self,

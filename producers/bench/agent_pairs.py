@@ -87,7 +87,7 @@ def _code(rng: random.Random) -> str:
     return "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(6))
 
 
-def _slots(kind: str, rng: random.Random, codes: list[str]) -> list[str]:
+def _slots(kind: str, codes: list[str]) -> list[str]:
     return {"city": CITIES, "day": DAYS, "code": codes}[kind]
 
 
@@ -99,7 +99,7 @@ def agent_pairs(per_intent: int = 400, seed: int = 0) -> list[Pair]:
     names = sorted(INTENTS)
     for intent in names:
         kind, wordings = INTENTS[intent]
-        values = _slots(kind, rng, codes)
+        values = _slots(kind, codes)
         for _ in range(per_intent):
             x = rng.choice(values)
             a, b = rng.sample(wordings, 2)

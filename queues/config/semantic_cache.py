@@ -22,16 +22,15 @@ class SemanticCacheConfig(BaseModel):
     # so the threshold can come down where the traffic allows it.
     semantic_explore_margin: float = Field(default=0.05, ge=0.0, le=1.0)
     semantic_audit_share: float = Field(default=0.1, ge=0.0, le=1.0)
-    semantic_audit_warmup: int = Field(
-        default=20, ge=0
-    )  # judged above the threshold: all till then
+    # Until this many pairs at or above the threshold are judged, every would-be hit is.
+    semantic_audit_warmup: int = Field(default=20, ge=0)
     semantic_max_wrong_rate: float = Field(default=0.05, gt=0.0, lt=1.0)
     semantic_audit_confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     semantic_audit_window: int = Field(default=2000, ge=10)  # the latest judged pairs used
     semantic_audit_refresh_s: float = Field(default=5.0, ge=0.0)  # how often it is recomputed
     semantic_judge_tier: str | None = None  # the tier whose model judges; None: the top tier
     semantic_ttl_s: int | None = None  # None: cache_ttl_s
-    semantic_candidates: int = Field(default=3, ge=1)  # nearest entries the verifier judges
+    semantic_candidates: int = Field(default=3, ge=1)  # nearest entries scored
     no_semantic_kinds: list[str] = Field(
         default_factory=lambda: ["tool_call"],
         description="task kinds never answered semantically (side effects, live data)",
