@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from queues import keys
 from queues.bus import SENT_AT
 from queues.settings import Settings
-from queues.topology import BATCH
+from queues.topology import BATCH, INGRESS
 from workers.metrics import use_multiprocess
 from workers.ports import BatchJobs
 from workers.stores.batch_jobs import RedisBatchJobs
@@ -95,10 +95,11 @@ class FleetCollector(Collector):
         batch_jobs: BatchJobs | None,
         models: Collection[str] = (),
         clock: Callable[[], float] = time.time,
+        semantic: bool = False,
     ) -> None:
         self.queues, self.names, self.store = queues, sorted(names), store
         self.providers, self.batch_jobs, self.models = sorted(providers), batch_jobs, models
-        self.clock = clock
+        self.clock, self.semantic = clock, semantic
 
     def collect(self) -> Iterator[Metric]:
         now, ok = self.clock(), 1.0
@@ -118,6 +119,8 @@ class FleetCollector(Collector):
             yield from self._circuits(now)
             if self.batch_jobs is not None:
                 yield from self._batch(now)
+            if self.semantic:
+                yield from self._semantic()
         except (redis.RedisError, OSError) as exc:
             log.warning("scrape_failed", error=f"{type(exc).__name__}: {exc}")
             ok = 0.0
@@ -166,6 +169,31 @@ class FleetCollector(Collector):
         yield oldest
         yield parked
 
+    def _semantic(self) -> Iterator[Metric]:
+        """The threshold the cache workers serve each score's semantic hits at, as they last
+        published it (workers/hit_bound.py): +Inf while nothing is served."""
+        threshold = GaugeMetricFamily(
+            "tierfleet_semantic_threshold",
+            "The score a semantic hit must reach (+Inf: suspended, nothing served)",
+            labels=["scorer", "source"],
+        )
+        bound = GaugeMetricFamily(
+            "tierfleet_semantic_wrong_hit_bound",
+            "The 95% upper bound on the wrong-hit rate of the judged pairs behind it",
+            labels=["scorer"],
+        )
+        raw: Any = self.store.hgetall(keys.CACHE_BOUND)
+        for scorer, text in sorted(raw.items()):
+            name = scorer.decode() if isinstance(scorer, bytes) else str(scorer)
+            state = json.loads(text)
+            value = state["threshold"]
+            threshold.add_metric(
+                [name, state["source"]], float("inf") if value is None else float(value)
+            )
+            bound.add_metric([name], float(state["upper"]))
+        yield threshold
+        yield bound
+
 
 def serve_metrics(
     settings: Settings,
@@ -188,7 +216,10 @@ def serve_metrics(
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(folder))
     batch_jobs = RedisBatchJobs(store) if BATCH in consumed else None
-    registry.register(FleetCollector(queues, consumed, store, providers, batch_jobs, models))
+    collector = FleetCollector(
+        queues, consumed, store, providers, batch_jobs, models, semantic=INGRESS in consumed
+    )
+    registry.register(collector)
     try:
         start_http_server(settings.metrics_port, settings.metrics_address, registry=registry)
     except OSError as exc:

@@ -18,6 +18,7 @@ from producers.training.pairs import read_pairs
 from queues.messages import StepStatus
 from queues.settings import Settings
 from tests.integration.conftest import settings_for, wait_for
+from tests.integration.test_metrics import scrape, total
 from workers.cache import MISS_BELOW
 
 pytestmark = pytest.mark.integration
@@ -87,6 +88,14 @@ def test_judged_wrong_hits_stop_the_default_semantic_cache(redis_server, tmp_pat
             # Each judge's call is on the bill (and the step not served is judged as well).
             audit_calls = [c for c in fleet.calls() if c.get("audit") and "cost_usd" in c]
             assert len(audit_calls) >= 2
+
+            # What Prometheus sees: the cache worker's served threshold, +Inf while suspended.
+            metrics = scrape(local.metrics_urls()["cache"])
+            [threshold] = metrics["tierfleet_semantic_threshold"]
+            assert threshold.labels["source"] == "suspended" and threshold.value == float("inf")
+            judge = scrape(local.metrics_urls()["infer-frontier"])  # where verdicts land
+            assert total(judge, "tierfleet_cache_audits_total", verdict="wrong") >= 1
+            assert total(judge, "tierfleet_cache_audits_total", verdict="right") >= 1
 
             # The operator's view, and the judged pairs as a verifier's training data.
             monkeypatch.setenv("TIERFLEET_BROKER_URL", settings.broker_url)

@@ -71,6 +71,9 @@ class NoStore:
     def hmget(self, *_):
         return [None, None]
 
+    def hgetall(self, *_):
+        return {b"cosine": b'{"threshold": null, "source": "suspended", "upper": 0.6}'}
+
 
 class NoQueues:
     def measure(self, queue, now):
@@ -91,9 +94,22 @@ def exported_names() -> set[str]:
     for family in FleetMetrics().registry.collect():
         kind = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
         names |= {family.name + s for s in kind.get(family.type, [""])}
-    collector = FleetCollector(NoQueues(), ["q"], NoStore(), ["p"], NoJobs(), ["m"])
+    collector = FleetCollector(NoQueues(), ["q"], NoStore(), ["p"], NoJobs(), ["m"], semantic=True)
     names |= {family.name for family in collector.collect()}
     return names
+
+
+def test_the_semantic_caches_served_threshold_is_read_at_each_scrape():
+    collector = FleetCollector(NoQueues(), [], NoStore(), [], None, semantic=True)
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in collector.collect()
+        for s in family.samples
+    }
+    key = (("scorer", "cosine"), ("source", "suspended"))
+    assert samples[("tierfleet_semantic_threshold", key)] == float("inf")
+    assert samples[("tierfleet_semantic_wrong_hit_bound", (("scorer", "cosine"),))] == 0.6
+    assert samples[("tierfleet_scrape_ok", ())] == 1.0
 
 
 def test_the_dashboard_fits_its_schema_and_reads_only_exported_metrics():
