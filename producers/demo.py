@@ -18,6 +18,7 @@ from producers.local.launcher import LocalFleet
 from producers.quality_curve import quality_curve
 from producers.recorded import routerbench_workload
 from producers.report import render
+from producers.report_audits import render_audits
 from producers.report_page import gather, write_html
 from producers.report_tables import render_facts
 from producers.runner import run_with_progress
@@ -110,6 +111,7 @@ def run_demo(
     render_curve(summary["quality_curve"], table, settings, console)
     render_facts(summary["facts"], console)
     render_self_hosting(summary["self_hosting"], console)
+    render_audits(summary["cache_audit"], console)
     if out is not None:
         out.write_text(json.dumps(summary, indent=2))
         console.print(f"report written to {out}")

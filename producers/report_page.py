@@ -11,6 +11,7 @@ from policies.tiers import TierTable
 from producers.baseline import Baseline
 from producers.fleet import Fleet
 from producers.report import summarize
+from producers.report_audits import summarize_audits
 from producers.report_facts import report_facts
 from producers.report_html import render_html
 from producers.self_hosting_report import summarize_self_hosting
@@ -33,6 +34,7 @@ def gather(
     spend = summary["cost"] + summary["shadow_usd"] + summary["audit_usd"]
     summary["total_spend_usd"] = round(spend, 8)
     summary["self_hosting"] = summarize_self_hosting(entries, table)
+    summary["cache_audit"] = summarize_audits(*fleet.cache_audits())
     summary["facts"] = report_facts(entries, table, fleet.executions())
     summary["alerts"] = AlertStore(fleet.redis).events(200)
     summary["batch_jobs"] = [asdict(job) for job in RedisBatchJobs(fleet.redis).jobs()]

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from policies.hit_audit import wrong_hit_estimate
 from producers.cli.common import console
+from producers.report_audits import render_audits, summarize_audits
 from queues.records import AuditRecord
 from queues.settings import Settings
 
@@ -63,7 +63,7 @@ def audit(
     with Fleet(Settings()) as fleet:
         records, bounds = fleet.cache_audits()
         hits = [e for e in unique_steps(fleet.ledger()) if e.semantic]
-    render_estimate(records, bounds)
+    render_audits(summarize_audits(records, bounds), console)
     picked = random.Random(seed).sample(hits, min(sample, len(hits)))
     table = Table(title=f"{len(picked)} of {len(hits)} served semantic hits")
     for column in ("step", "cached from", "cosine", "score", "question", "cached question"):
@@ -99,36 +99,3 @@ def labelled_pair(record: AuditRecord) -> dict[str, Any]:
         "served": record.served,
         "ts": record.ts,
     }
-
-
-def render_estimate(records: list[AuditRecord], bounds: dict[str, dict[str, Any]]) -> None:
-    ruled = [r for r in records if r.same is not None]
-    served = [not r.same for r in ruled if r.served]
-    cost = sum(r.cost_usd for r in records)
-    console.print(
-        f"{len(records)} would-be hits judged (${cost:.6f} on the bill), {len(ruled)} with a "
-        f"verdict, {len(served)} of them served"
-    )
-    if served:
-        e = wrong_hit_estimate(served)
-        console.print(
-            f"served hits judged wrong: {e.wrong} of {e.judged} = [bold]{e.rate:.1%}[/] "
-            f"({e.confidence:.0%} interval {e.low:.1%} to {e.high:.1%})"
-        )
-    table = Table(title="the threshold each scorer is served at")
-    for column in ("scorer", "threshold", "source", "prior", "judged above", "wrong", "bound"):
-        table.add_column(column)
-    for scorer, b in sorted(bounds.items()):
-        threshold = "none served" if b["threshold"] is None else f"{b['threshold']:.4f}"
-        table.add_row(
-            scorer,
-            threshold,
-            b["source"],
-            f"{b['prior']:.4f}",
-            str(b["judged"]),
-            str(b["wrong"]),
-            f"{b['upper']:.1%}",
-        )
-    console.print(table)
-    for scorer, b in sorted(bounds.items()):
-        console.print(f"{scorer}: {b['why']}")

@@ -128,6 +128,7 @@ def report(
     """The whole ledger: totals, quality, model mix, cost by tenant/agent/workflow/session/
     task kind, cost per successful execution, latency per lane, savings by lever, budget
     advice, alerts, and for each local model its cost per million tokens."""
+    from producers.report_audits import render_audits
     from producers.report_page import gather, write_html
     from producers.report_tables import render_facts
     from producers.self_hosting_report import render_self_hosting
@@ -141,6 +142,7 @@ def report(
     render_attribution(entries, console, top=top)
     render_facts(summary["facts"], console)
     render_self_hosting(summary["self_hosting"], console)
+    render_audits(summary["cache_audit"], console)
     write_figures(out, summary)
     if html is not None:
         write_html(summary, html, "tierfleet report")
