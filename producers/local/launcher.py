@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from celery import Celery
@@ -33,6 +33,9 @@ from workers.runtime import local_models
 
 NOOP_GROUP = WorkerGroup("noop", (NOOP,))
 READY_S = 60.0  # how long a started worker may take to answer a ping
+# A worker whose /metrics port was taken after free_port picked it starts again elsewhere.
+PORT_TAKEN = "/metrics cannot listen on port"
+PORT_TRIES = 3
 LOCAL_MODEL_READY_S = 240.0
 
 
@@ -160,21 +163,35 @@ class LocalFleet:
         """Start worker processes, one per group: ``solo`` (the task runs in the worker's
         own process) or ``prefork`` (one child process, replaced if it dies)."""
         tag = f"tf{os.getpid()}"
+        by_name = {g.name: g for g in groups}
         for group in groups:
-            args = group.celery_args()
-            args[args.index("-n") + 1] = f"{group.name}@{tag}"
-            pool_args = ["-P", pool] + (["-c", "1"] if pool == "prefork" else [])
-            extra = {}
-            if self.settings.metrics:  # one port per group on this machine
-                self.metrics_ports[group.name] = free_port()
-                extra = {
-                    "TIERFLEET_METRICS_PORT": str(self.metrics_ports[group.name]),
-                    "TIERFLEET_METRICS_ADDRESS": "127.0.0.1",
-                }
-            self._spawn(
-                group.name, [*args, *pool_args, "--without-gossip", "--without-mingle"], extra
-            )
-        self.wait_ready([f"{g.name}@{tag}" for g in groups], timeout_s)
+            self._spawn_group(group, tag, pool)
+        tries: dict[str, int] = {}
+
+        def respawn(name: str) -> bool:  # any exit but a taken /metrics port is final
+            log = self.log_dir / f"{name}.log"
+            taken = name in by_name and PORT_TAKEN in log.read_text(errors="replace")
+            if not taken or tries.get(name, 0) >= PORT_TRIES:
+                return False
+            tries[name] = tries.get(name, 0) + 1
+            log.write_text("")  # the next start's log, not the refusal again
+            self._spawn_group(by_name[name], tag, pool)
+            return True
+
+        self.wait_ready([f"{g.name}@{tag}" for g in groups], timeout_s, respawn)
+
+    def _spawn_group(self, group: WorkerGroup, tag: str, pool: str) -> None:
+        args = group.celery_args()
+        args[args.index("-n") + 1] = f"{group.name}@{tag}"
+        pool_args = ["-P", pool] + (["-c", "1"] if pool == "prefork" else [])
+        extra = {}
+        if self.settings.metrics:  # one port per group on this machine
+            self.metrics_ports[group.name] = free_port()
+            extra = {
+                "TIERFLEET_METRICS_PORT": str(self.metrics_ports[group.name]),
+                "TIERFLEET_METRICS_ADDRESS": "127.0.0.1",
+            }
+        self._spawn(group.name, [*args, *pool_args, "--without-gossip", "--without-mingle"], extra)
 
     def start_flower(self, basic_auth: str, port: int | None = None) -> str:
         """Flower on loopback, behind ``basic_auth`` (user:password), over this fleet's
@@ -210,12 +227,16 @@ class LocalFleet:
         schedule = self.log_dir / "beat-schedule"
         self._spawn("beat", ["celery", "-A", "workers.app", "beat", "-s", str(schedule)])
 
-    def wait_ready(self, names: list[str], timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        pending = set(names)
+    def wait_ready(
+        self,
+        names: list[str],
+        timeout_s: float,
+        respawn: Callable[[str], bool] = lambda name: False,
+    ) -> None:
+        deadline, pending = time.monotonic() + timeout_s, set(names)
         while pending:
-            for name, proc in self.processes.items():
-                if proc.poll() is not None:
+            for name, proc in list(self.processes.items()):
+                if proc.poll() is not None and not respawn(name):
                     raise RuntimeError(f"worker {name} exited; see {self.log_dir / name}.log")
             replies = self.app.control.ping(destination=sorted(pending), timeout=0.5)
             for reply in replies:
