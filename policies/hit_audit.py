@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from policies.text import stable_fraction
+from queues.config.semantic_cache import SemanticCacheConfig
 from queues.step import ChatMessage
 
 MAX_SHOWN = 2000  # characters of each request and of the stored answer shown to the judge
@@ -187,6 +188,16 @@ def audit_share(bound: AuditBound, share: float, warmup: int) -> float:
     """Every would-be hit is judged until ``warmup`` pairs at or above the threshold have
     been (a new deployment's first hits are the least known), then the sampled share."""
     return 1.0 if bound.judged < warmup else share
+
+
+def to_judge(
+    score: float, bound: AuditBound, prior: float, key: str, s: SemanticCacheConfig
+) -> bool:
+    """Whether a would-be hit scoring ``score`` goes to the judge: within the explore margin
+    under the served threshold (or the prior, if lower), and sampled (all in the warm-up)."""
+    floor = min(bound.threshold, prior) - s.semantic_explore_margin
+    share = audit_share(bound, s.semantic_audit_share, s.semantic_audit_warmup)
+    return score >= floor and sampled(key, share)
 
 
 @dataclass(frozen=True)

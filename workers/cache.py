@@ -12,7 +12,7 @@ from celery import Celery
 
 from policies.budgets import economy_reason
 from policies.caching import exact_key
-from policies.hit_audit import audit_share, sampled
+from policies.hit_audit import to_judge
 from policies.semantic_cache import question_of, scope_of, skip_reason
 from queues.messages import CacheAudit, Envelope, Outcome, PriorAnswer, SemanticHit, StepStatus
 from queues.records import CachedAnswer
@@ -108,10 +108,7 @@ def semantic_hit(env: Envelope, key: str, layer: SemanticLayer, rt: Runtime) -> 
         return False
     bound = rt.hit_bound.current(layer.scorer, layer.verifier.threshold)
     served = found.score >= bound.threshold
-    s = rt.settings
-    floor = min(bound.threshold, layer.verifier.threshold) - s.semantic_explore_margin
-    share = audit_share(bound, s.semantic_audit_share, s.semantic_audit_warmup)
-    if found.score >= floor and sampled(env.step.step_id, share):
+    if to_judge(found.score, bound, layer.verifier.threshold, env.step.step_id, rt.settings):
         send_audit(env, found, layer.scorer, served, rt)
     if not served:
         return False

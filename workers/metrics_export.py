@@ -26,6 +26,7 @@ from queues.settings import Settings
 from queues.topology import BATCH, INGRESS
 from workers.metrics import use_multiprocess
 from workers.ports import BatchJobs
+from workers.stores.audits import RedisAudits
 from workers.stores.batch_jobs import RedisBatchJobs
 
 log = structlog.get_logger("tierfleet.metrics")
@@ -182,10 +183,7 @@ class FleetCollector(Collector):
             "The 95% upper bound on the wrong-hit rate of the judged pairs behind it",
             labels=["scorer"],
         )
-        raw: Any = self.store.hgetall(keys.CACHE_BOUND)
-        for scorer, text in sorted(raw.items()):
-            name = scorer.decode() if isinstance(scorer, bytes) else str(scorer)
-            state = json.loads(text)
+        for name, state in sorted(RedisAudits(self.store).published().items()):
             value = state["threshold"]
             threshold.add_metric(
                 [name, state["source"]], float("inf") if value is None else float(value)

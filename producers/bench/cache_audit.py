@@ -29,9 +29,8 @@ from policies.cache_verifier import choose_threshold as offline_threshold
 from policies.hit_audit import (
     AuditBound,
     Judged,
-    audit_share,
     choose_threshold,
-    sampled,
+    to_judge,
     wrong_hit_estimate,
 )
 from producers.bench.agent_pairs import agent_pairs
@@ -70,9 +69,7 @@ def replay(
             wrong_served.append(label == 0)
             if i >= len(scores) // 2:
                 late.append(label == 0)
-        floor = min(bound.threshold, prior) - s.semantic_explore_margin
-        share = audit_share(bound, s.semantic_audit_share, s.semantic_audit_warmup)
-        if score >= floor and sampled(f"{name}:{i}", share):
+        if to_judge(score, bound, prior, f"{name}:{i}", s):
             judged.append(Judged(score, label == 0))
             calls += 1
     overall, second = wrong_hit_estimate(wrong_served), wrong_hit_estimate(late)
